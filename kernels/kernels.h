@@ -1,0 +1,39 @@
+/* Compute kernels with one dispatch point.
+ *
+ * bllm_kernels_init() picks the best implementation the CPU supports
+ * (overridable with BLLM_KERNELS=scalar|avx2|... so tests can force each
+ * path); every fast path must match the scalar reference in kernels/scalar.c.
+ *
+ * Matrix convention: W is rows x cols, row-major, in its storage type; x is
+ * n_tok x cols (f32, row stride cols); y is n_tok x rows (f32, row stride
+ * rows). y = x W^T, i.e. y[t][r] = sum_c W[r][c] x[t][c]. The kernels compute
+ * the rows r0..r1-1 only, so callers split work across threads by rows. */
+#ifndef BLLM_KERNELS_H
+#define BLLM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/types.h"
+
+typedef void (*bllm_matmul_fn)(float *y, const float *x, const void *w, int n_tok,
+                               int cols, int rows, int r0, int r1);
+
+typedef struct {
+    const char *name;
+    bllm_matmul_fn matmul[BLLM_TYPE_COUNT]; /* NULL: type not supported here */
+    float (*dot_f32)(const float *a, const float *b, int n);
+    /* y += a * x */
+    void (*axpy_f32)(float *y, float a, const float *x, int n);
+} bllm_kernel_set;
+
+/* Pick the kernel set; name NULL = best available (or $BLLM_KERNELS).
+ * Returns NULL if the named set is unknown or not supported by this CPU. */
+const bllm_kernel_set *bllm_kernels_select(const char *name);
+/* The active set, initialized on first use. */
+const bllm_kernel_set *bllm_kernels(void);
+
+const bllm_kernel_set *bllm_kernels_scalar(void);
+const bllm_kernel_set *bllm_kernels_avx2(void); /* NULL if not compiled in */
+
+#endif
