@@ -1,6 +1,6 @@
 /* Compute kernels with one dispatch point.
  *
- * bllm_kernels_init() picks the best implementation the CPU supports
+ * bllm_kernels() picks, on first use, the best implementation the CPU supports
  * (overridable with BLLM_KERNELS=scalar|avx2|... so tests can force each
  * path); every fast path must match the scalar reference in kernels/scalar.c.
  *
@@ -30,7 +30,9 @@ typedef struct {
 /* Pick the kernel set; name NULL = best available (or $BLLM_KERNELS).
  * Returns NULL if the named set is unknown or not supported by this CPU. */
 const bllm_kernel_set *bllm_kernels_select(const char *name);
-/* The active set, initialized on first use. */
+/* The active set, initialized on first use. If $BLLM_KERNELS names a set
+ * that is unknown or unsupported here, the reason goes to stderr and the
+ * scalar set is used (kernels/dispatch.c). */
 const bllm_kernel_set *bllm_kernels(void);
 
 const bllm_kernel_set *bllm_kernels_scalar(void);

@@ -1,0 +1,309 @@
+/* AVX2 + FMA + F16C kernels. This file alone is compiled with
+ * -mavx2 -mfma -mf16c (kernels/meson.build) so the rest of the library stays
+ * baseline x86-64; dispatch.c only hands these out after checking the CPU.
+ *
+ * Matmul shape: every output is a dot product of a weight row with a token
+ * row, both contiguous along the columns. One register tile computes
+ * T tokens x R rows at once: each weight vector loaded (and converted from
+ * f16/bf16) is reused for T tokens, each x vector for R rows.
+ * - GEMV (one token) is bound by DRAM bandwidth. Its 4-row tile takes rows
+ *   q apart (q = a quarter of the range), so the weights are read as four
+ *   long sequential streams. Four adjacent rows instead would be four short
+ *   interleaved streams that restart every tile when rows are short (576
+ *   columns), which the hardware prefetcher follows badly: 12 vs 31 GB/s for
+ *   a 49152x576 f16 matrix on the development machine. Two column vectors
+ *   per row hide the FMA latency.
+ * - GEMM (prompt batches) uses 4 tokens x 3 rows (12 accumulators + 3
+ *   weights + 1 x = all 16 ymm registers) and walks the columns in blocks of
+ *   at most GEMM_KC, so a row tile's weights stay in L1 while every token
+ *   tile passes over them and the x block stays in L2; the next row tile's
+ *   weights are prefetched meanwhile. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Most columns per GEMM block: 3 f32 weight rows (12 KiB) fit L1 beside a
+ * 4-token x tile (16 KiB); 64 tokens of x (256 KiB) fit L2. Blocks are made
+ * equal (multiples of 8, so only the last has a ragged tail): a small
+ * leftover block would cost a full pass of y updates for little work. */
+#define GEMM_KC 1024
+
+const bllm_kernel_set *bllm_kernels_avx2_impl(void);
+
+/* Eight weights from element c of a row, widened to f32. */
+INLINE __m256 load_w8(bllm_type ty, const void *row, size_t c)
+{
+    if (ty == BLLM_TYPE_F32)
+        return _mm256_loadu_ps((const float *)row + c);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + c));
+    if (ty == BLLM_TYPE_F16)
+        return _mm256_cvtph_ps(h);
+    /* bf16 is the top half of an f32: widen to 32 bits and shift into place */
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* Lanes 0..n-1 set, for masked loads of a ragged tail (n < 8). Masked-off
+ * lanes are never touched, so reading past the end of a buffer cannot fault. */
+INLINE __m256i tail_mask(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The n < 8 weights from element c, zero-padded to a vector. */
+INLINE __m256 load_w_tail(bllm_type ty, const void *row, size_t c, int n)
+{
+    if (ty == BLLM_TYPE_F32)
+        return _mm256_maskload_ps((const float *)row + c, tail_mask(n));
+    uint16_t buf[8] = {0};
+    memcpy(buf, (const uint16_t *)row + c, (size_t)n * sizeof buf[0]);
+    return load_w8(ty, buf, 0);
+}
+
+INLINE float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Horizontal sums of four vectors, as one vector {sum a, sum b, sum c, sum d}. */
+INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 ab = _mm256_hadd_ps(a, b);
+    __m256 cd = _mm256_hadd_ps(c, d);
+    __m256 abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/* y[t*ldy + r*ystride] (+)= sum_{c0 <= c < c1} w_r[c] x_t[c] for t < T,
+ * r < R, where w_r starts at w + r*wstride bytes and x_t at x + t*ldx.
+ * T, R, U (column vectors per row, i.e. independent FMA chains) are
+ * constants at every call, so after inlining the loops unroll fully and the
+ * accumulators live in registers. */
+INLINE void tile(bllm_type ty, const int T, const int R, const int U, float *y, size_t ldy,
+                 size_t ystride, const float *x, size_t ldx, const char *w, size_t wstride,
+                 int c0, int c1, int accumulate)
+{
+    __m256 acc[4][4][2];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int u = 0; u < U; u++)
+                acc[t][r][u] = _mm256_setzero_ps();
+
+    int c = c0;
+    for (; c + 8 * U <= c1; c += 8 * U) {
+#pragma GCC unroll 2
+        for (int u = 0; u < U; u++) {
+            __m256 wv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                wv[r] = load_w8(ty, w + r * wstride, (size_t)c + 8 * u);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256 xv = _mm256_loadu_ps(x + t * ldx + c + 8 * u);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[t][r][u] = _mm256_fmadd_ps(wv[r], xv, acc[t][r][u]);
+            }
+        }
+    }
+    if (U > 1) {
+        for (; c + 8 <= c1; c += 8) {
+            __m256 wv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                wv[r] = load_w8(ty, w + r * wstride, (size_t)c);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256 xv = _mm256_loadu_ps(x + t * ldx + c);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[t][r][0] = _mm256_fmadd_ps(wv[r], xv, acc[t][r][0]);
+            }
+        }
+    }
+    if (c < c1) {
+        int n = c1 - c;
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            wv[r] = load_w_tail(ty, w + r * wstride, (size_t)c, n);
+        __m256i m = tail_mask(n);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m256 xv = _mm256_maskload_ps(x + t * ldx + c, m);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[t][r][0] = _mm256_fmadd_ps(wv[r], xv, acc[t][r][0]);
+        }
+    }
+
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        float *yt = y + t * ldy;
+        if (U > 1) {
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[t][r][0] = _mm256_add_ps(acc[t][r][0], acc[t][r][1]);
+        }
+        if (R == 4 && ystride == 1) {
+            __m128 s = hsum4(acc[t][0][0], acc[t][1][0], acc[t][2][0], acc[t][3][0]);
+            if (accumulate)
+                s = _mm_add_ps(s, _mm_loadu_ps(yt));
+            _mm_storeu_ps(yt, s);
+        } else if (R == 4 && !accumulate) {
+            float s[4];
+            _mm_storeu_ps(s, hsum4(acc[t][0][0], acc[t][1][0], acc[t][2][0], acc[t][3][0]));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                yt[r * ystride] = s[r];
+        } else {
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                float s = hsum(acc[t][r][0]);
+                yt[r * ystride] = accumulate ? yt[r * ystride] + s : s;
+            }
+        }
+    }
+}
+
+INLINE void matmul(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols,
+                   int rows, int r0, int r1)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    if (cols <= 0) {
+        for (int t = 0; t < n_tok; t++)
+            for (int r = r0; r < r1; r++)
+                y[(size_t)t * rows + r] = 0.0f;
+        return;
+    }
+    const size_t ws = (size_t)cols * (ty == BLLM_TYPE_F32 ? 4 : 2);
+    const char *wb = w;
+    const size_t ldy = (size_t)rows, ldx = (size_t)cols;
+
+    if (n_tok == 1) {
+        /* rows r0+i, r0+q+i, r0+2q+i, r0+3q+i: four sequential streams */
+        int q = (r1 - r0) / 4;
+        for (int r = r0; r < r0 + q; r++)
+            tile(ty, 1, 4, 2, y + r, ldy, (size_t)q, x, ldx, wb + r * ws, q * ws, 0, cols, 0);
+        for (int r = r0 + 4 * q; r < r1; r++)
+            tile(ty, 1, 1, 2, y + r, ldy, 1, x, ldx, wb + r * ws, ws, 0, cols, 0);
+        return;
+    }
+
+    const size_t es = ty == BLLM_TYPE_F32 ? 4 : 2;
+    const int n_blocks = (cols + GEMM_KC - 1) / GEMM_KC;
+    const int kc = ((cols + n_blocks - 1) / n_blocks + 7) & ~7;
+    const int n_tt = n_tok / 4 > 0 ? n_tok / 4 : 1;
+    for (int c0 = 0; c0 < cols; c0 += kc) {
+        int c1 = cols - c0 > kc ? c0 + kc : cols;
+        int acc = c0 > 0;
+        /* bytes of one row's block, and the slice of the next row tile's
+         * block to prefetch before each token tile (whole cache lines) */
+        const size_t blk = (size_t)(c1 - c0) * es;
+        const size_t pf_chunk = ((blk + n_tt - 1) / n_tt + 63) & ~(size_t)63;
+        int r = r0;
+        for (; r + 3 <= r1; r += 3) {
+            const char *wr = wb + r * ws;
+            const char *pf = r + 6 <= r1 ? wr + 3 * ws + c0 * es : NULL;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4) {
+                if (pf) {
+                    size_t off = (size_t)(t / 4) * pf_chunk;
+                    for (size_t b = off; b < off + pf_chunk && b < blk; b += 64)
+                        for (int k = 0; k < 3; k++)
+                            _mm_prefetch(pf + k * ws + b, _MM_HINT_T0);
+                }
+                tile(ty, 4, 3, 1, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+            }
+            for (; t < n_tok; t++)
+                tile(ty, 1, 3, 1, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+        }
+        for (; r < r1; r++) {
+            const char *wr = wb + r * ws;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4)
+                tile(ty, 4, 1, 1, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+            for (; t < n_tok; t++)
+                tile(ty, 1, 1, 1, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+        }
+    }
+}
+
+static void matmul_f32(float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                       int r0, int r1)
+{
+    matmul(BLLM_TYPE_F32, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+static void matmul_f16(float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                       int r0, int r1)
+{
+    matmul(BLLM_TYPE_F16, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+static void matmul_bf16(float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                        int r0, int r1)
+{
+    matmul(BLLM_TYPE_BF16, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+static float dot_f32(const float *a, const float *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n)
+{
+    const __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 y0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
+        __m256 y1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8));
+        _mm256_storeu_ps(y + i, y0);
+        _mm256_storeu_ps(y + i + 8, y1);
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, v);
+    }
+}
+
+static const bllm_kernel_set avx2_set = {
+    .name = "avx2",
+    .matmul = {
+        [BLLM_TYPE_F32] = matmul_f32,
+        [BLLM_TYPE_F16] = matmul_f16,
+        [BLLM_TYPE_BF16] = matmul_bf16,
+    },
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+};
+
+/* Handed to dispatch.c, which checks the CPU before using it. */
+const bllm_kernel_set *bllm_kernels_avx2_impl(void) { return &avx2_set; }

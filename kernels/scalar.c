@@ -1,0 +1,81 @@
+/* The scalar reference kernels. Every sum runs in f32 over the columns in
+ * increasing order with a separate multiply and add, so the result is fully
+ * determined by IEEE arithmetic (C17 mode keeps GCC from contracting into
+ * FMA, and a plain reduction is never vectorized without -ffast-math). The
+ * fast kernels are tested against these. */
+#include "kernels/kernels.h"
+
+static void matmul_f32(float *y, const float *x, const void *w, int n_tok, int cols,
+                       int rows, int r0, int r1)
+{
+    const float *wf = w;
+    for (int r = r0; r < r1; r++) {
+        const float *wr = wf + (size_t)r * cols;
+        for (int t = 0; t < n_tok; t++) {
+            const float *xt = x + (size_t)t * cols;
+            float s = 0.0f;
+            for (int c = 0; c < cols; c++)
+                s += wr[c] * xt[c];
+            y[(size_t)t * rows + r] = s;
+        }
+    }
+}
+
+static void matmul_f16(float *y, const float *x, const void *w, int n_tok, int cols,
+                       int rows, int r0, int r1)
+{
+    const uint16_t *wh = w;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *wr = wh + (size_t)r * cols;
+        for (int t = 0; t < n_tok; t++) {
+            const float *xt = x + (size_t)t * cols;
+            float s = 0.0f;
+            for (int c = 0; c < cols; c++)
+                s += bllm_f16_to_f32(wr[c]) * xt[c];
+            y[(size_t)t * rows + r] = s;
+        }
+    }
+}
+
+static void matmul_bf16(float *y, const float *x, const void *w, int n_tok, int cols,
+                        int rows, int r0, int r1)
+{
+    const uint16_t *wh = w;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *wr = wh + (size_t)r * cols;
+        for (int t = 0; t < n_tok; t++) {
+            const float *xt = x + (size_t)t * cols;
+            float s = 0.0f;
+            for (int c = 0; c < cols; c++)
+                s += bllm_bf16_to_f32(wr[c]) * xt[c];
+            y[(size_t)t * rows + r] = s;
+        }
+    }
+}
+
+static float dot_f32(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static const bllm_kernel_set scalar_set = {
+    .name = "scalar",
+    .matmul = {
+        [BLLM_TYPE_F32] = matmul_f32,
+        [BLLM_TYPE_F16] = matmul_f16,
+        [BLLM_TYPE_BF16] = matmul_bf16,
+    },
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+};
+
+const bllm_kernel_set *bllm_kernels_scalar(void) { return &scalar_set; }
