@@ -1,0 +1,431 @@
+/* Llama forward pass. Read it top to bottom in bllm_llama_forward(): embed,
+ * then per layer RMSNorm -> Q/K/V -> RoPE -> cache -> attention -> output
+ * projection -> residual, RMSNorm -> SwiGLU FFN -> residual; final norm and
+ * the output head. Matrix products go through the kernel dispatch
+ * (kernels/kernels.h) split across threads by output rows, so every output
+ * element is computed by exactly one thread in a fixed order: results do not
+ * depend on the thread count. */
+#include "models/llama.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/error.h"
+#include "runtime/vecmath.h"
+
+/* ---------------------------------------------------------------- binding */
+
+static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int rows, int cols, bllm_matrix *m,
+                               uint64_t *n_params)
+{
+    const bllm_stb_tensor *t = bllm_stb_find_tensor(f, name);
+    if (!t)
+        return bllm_fail(BLLM_ERR_FORMAT, "model lacks tensor '%s'", name);
+    if (t->ndim != 2 || t->dims[0] != rows || t->dims[1] != cols)
+        return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' has shape [%lld%s%lld], the hyperparameters need [%d, %d]",
+                         name, (long long)t->dims[0], t->ndim == 2 ? ", " : " ...? ",
+                         t->ndim >= 2 ? (long long)t->dims[1] : 0LL, rows, cols);
+    if (!bllm_kernels()->matmul[t->type])
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s': no kernel for type %s", name, bllm_type_name(t->type));
+    m->data = t->data;
+    m->type = t->type;
+    m->rows = rows;
+    m->cols = cols;
+    *n_params += (uint64_t)rows * cols;
+    return BLLM_OK;
+}
+
+static bllm_status bind_vector(const bllm_stb_file *f, const char *name, int n, const float **v, uint64_t *n_params)
+{
+    const bllm_stb_tensor *t = bllm_stb_find_tensor(f, name);
+    if (!t)
+        return bllm_fail(BLLM_ERR_FORMAT, "model lacks tensor '%s'", name);
+    if (t->ndim != 1 || t->dims[0] != n)
+        return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' must be a vector of %d", name, n);
+    if (t->type != BLLM_TYPE_F32)
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "norm tensor '%s' must be f32, is %s", name, bllm_type_name(t->type));
+    /* Data offsets are 64-byte aligned, so a float pointer is safe. */
+    const float *p = t->data;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' holds a non-finite value at %d", name, i);
+    *v = p;
+    *n_params += (uint64_t)n;
+    return BLLM_OK;
+}
+
+bllm_status bllm_llama_bind(const bllm_stb_file *f, const bllm_llama_hparams *hp, bllm_llama_weights *w)
+{
+    memset(w, 0, sizeof *w);
+    w->hp = *hp;
+    int dim = (int)hp->dim, hd = (int)hp->head_dim, hidden = (int)hp->hidden_dim;
+    int q_dim = (int)hp->n_heads * hd, kv_dim = (int)hp->n_kv_heads * hd;
+    w->layers = calloc(hp->n_layers, sizeof *w->layers);
+    if (!w->layers)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    uint64_t np = 0;
+    bllm_status s = bind_matrix(f, "token_embd.weight", (int)hp->n_vocab, dim, &w->tok_embd, &np);
+    char name[96];
+    for (uint32_t l = 0; !s && l < hp->n_layers; l++) {
+        bllm_llama_layer *L = &w->layers[l];
+#define NAME(x) (snprintf(name, sizeof name, "blk.%u." x ".weight", l), name)
+        if (!s) s = bind_vector(f, NAME("attn_norm"), dim, &L->attn_norm, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_q"), q_dim, dim, &L->wq, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_k"), kv_dim, dim, &L->wk, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_v"), kv_dim, dim, &L->wv, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_output"), dim, q_dim, &L->wo, &np);
+        if (!s) s = bind_vector(f, NAME("ffn_norm"), dim, &L->ffn_norm, &np);
+        if (!s) s = bind_matrix(f, NAME("ffn_gate"), hidden, dim, &L->w_gate, &np);
+        if (!s) s = bind_matrix(f, NAME("ffn_up"), hidden, dim, &L->w_up, &np);
+        if (!s) s = bind_matrix(f, NAME("ffn_down"), dim, hidden, &L->w_down, &np);
+#undef NAME
+    }
+    if (!s)
+        s = bind_vector(f, "output_norm.weight", dim, &w->output_norm, &np);
+    if (!s) {
+        w->tied = bllm_stb_find_tensor(f, "output.weight") == NULL;
+        if (w->tied)
+            w->output = w->tok_embd;
+        else
+            s = bind_matrix(f, "output.weight", (int)hp->n_vocab, dim, &w->output, &np);
+    }
+    w->n_params = np;
+    if (s)
+        bllm_llama_unbind(w);
+    return s;
+}
+
+void bllm_llama_unbind(bllm_llama_weights *w)
+{
+    free(w->layers);
+    w->layers = NULL;
+}
+
+/* ------------------------------------------------------------------ state */
+
+struct bllm_llama_state {
+    int n_ctx, max_batch;
+    float *key_cache, *value_cache; /* [layer][pos][kv_dim] */
+    float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2; /* [max_batch][...] */
+    float *rope_cos, *rope_sin;     /* [max_batch][head_dim/2] */
+    float *inv_freq;                /* [head_dim/2] */
+    float *scores;                  /* [n_threads][n_ctx], grown on demand */
+    int scores_threads;
+};
+
+static void compute_inv_freq(const bllm_llama_hparams *hp, float *inv_freq)
+{
+    int half = (int)hp->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* float32 arithmetic as HF computes it, so positions rotate alike */
+        float f = 1.0f / powf(hp->rope_theta, (float)(2 * i) / (float)hp->head_dim);
+        if (hp->rope_scaling == BLLM_ROPE_SCALING_LINEAR) {
+            f /= hp->rope_factor;
+        } else if (hp->rope_scaling == BLLM_ROPE_SCALING_LLAMA3) {
+            /* Llama-3.1: long wavelengths slowed by factor, short kept,
+             * smooth blend in between. */
+            float low_wavelen = (float)hp->rope_orig_max_seq / hp->rope_low_freq_factor;
+            float high_wavelen = (float)hp->rope_orig_max_seq / hp->rope_high_freq_factor;
+            float wavelen = 2.0f * (float)M_PI / f;
+            if (wavelen > low_wavelen) {
+                f /= hp->rope_factor;
+            } else if (wavelen >= high_wavelen) {
+                float smooth = ((float)hp->rope_orig_max_seq / wavelen - hp->rope_low_freq_factor) /
+                               (hp->rope_high_freq_factor - hp->rope_low_freq_factor);
+                f = (1.0f - smooth) * f / hp->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+bllm_status bllm_llama_state_new(const bllm_llama_weights *w, int n_ctx, int max_batch, bllm_llama_state **out)
+{
+    *out = NULL;
+    const bllm_llama_hparams *hp = &w->hp;
+    if (n_ctx < 1 || max_batch < 1)
+        return bllm_fail(BLLM_ERR_ARG, "context %d and batch %d must be positive", n_ctx, max_batch);
+    bllm_llama_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    s->n_ctx = n_ctx;
+    s->max_batch = max_batch;
+    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, q_dim = (size_t)hp->n_heads * hp->head_dim;
+    size_t cache = (size_t)hp->n_layers * n_ctx * kv_dim;
+    size_t B = (size_t)max_batch;
+    s->key_cache = calloc(cache, sizeof(float));
+    s->value_cache = calloc(cache, sizeof(float));
+    s->x = malloc(B * hp->dim * sizeof(float));
+    s->xb = malloc(B * (hp->dim > q_dim ? hp->dim : q_dim) * sizeof(float));
+    s->q = malloc(B * q_dim * sizeof(float));
+    s->k = malloc(B * kv_dim * sizeof(float));
+    s->v = malloc(B * kv_dim * sizeof(float));
+    s->att_out = malloc(B * q_dim * sizeof(float));
+    s->hb = malloc(B * hp->hidden_dim * sizeof(float));
+    s->hb2 = malloc(B * hp->hidden_dim * sizeof(float));
+    s->rope_cos = malloc(B * hp->head_dim / 2 * sizeof(float));
+    s->rope_sin = malloc(B * hp->head_dim / 2 * sizeof(float));
+    s->inv_freq = malloc(hp->head_dim / 2 * sizeof(float));
+    if (!s->key_cache || !s->value_cache || !s->x || !s->xb || !s->q || !s->k || !s->v || !s->att_out ||
+        !s->hb || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->inv_freq) {
+        bllm_llama_state_free(s);
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MiB)", n_ctx,
+                         2.0 * cache * sizeof(float) / 1048576.0);
+    }
+    compute_inv_freq(hp, s->inv_freq);
+    *out = s;
+    return BLLM_OK;
+}
+
+void bllm_llama_state_free(bllm_llama_state *s)
+{
+    if (!s)
+        return;
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att_out);
+    free(s->hb);
+    free(s->hb2);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->inv_freq);
+    free(s->scores);
+    free(s);
+}
+
+/* ------------------------------------------------------- parallel pieces */
+
+typedef struct {
+    int count;
+    struct {
+        float *y;
+        const bllm_matrix *w;
+    } m[3];
+    const float *x;
+    int n_tok;
+} matmul_job;
+
+static void matmul_worker(void *arg, int ith, int nth)
+{
+    const matmul_job *job = arg;
+    const bllm_kernel_set *ks = bllm_kernels();
+    for (int i = 0; i < job->count; i++) {
+        const bllm_matrix *w = job->m[i].w;
+        int r0, r1;
+        bllm_pool_range(w->rows, 16, ith, nth, &r0, &r1);
+        if (r0 < r1)
+            ks->matmul[w->type](job->m[i].y, job->x, w->data, job->n_tok, w->cols, w->rows, r0, r1);
+    }
+}
+
+/* y[t] = W x[t] for each of up to three matrices sharing the input x. */
+static void matmul(bllm_pool *pool, const float *x, int n_tok, float *y0, const bllm_matrix *w0, float *y1,
+                   const bllm_matrix *w1, float *y2, const bllm_matrix *w2)
+{
+    matmul_job job = {.x = x, .n_tok = n_tok};
+    job.m[job.count].y = y0, job.m[job.count++].w = w0;
+    if (w1)
+        job.m[job.count].y = y1, job.m[job.count++].w = w1;
+    if (w2)
+        job.m[job.count].y = y2, job.m[job.count++].w = w2;
+    bllm_pool_run(pool, matmul_worker, &job);
+}
+
+typedef struct {
+    const bllm_llama_hparams *hp;
+    bllm_llama_state *s;
+    int layer, n_tok, pos;
+} attention_job;
+
+/* Causal attention for every (token, head) pair; the pairs are split across
+ * threads, each with its own score buffer. */
+static void attention_worker(void *arg, int ith, int nth)
+{
+    const attention_job *job = arg;
+    const bllm_llama_hparams *hp = job->hp;
+    bllm_llama_state *s = job->s;
+    const bllm_kernel_set *ks = bllm_kernels();
+    int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
+    int kv_dim = (int)hp->n_kv_heads * hd, group = n_heads / (int)hp->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = s->key_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    const float *vc = s->value_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    float *scores = s->scores + (size_t)ith * s->n_ctx;
+    int p0, p1;
+    bllm_pool_range(job->n_tok * n_heads, 1, ith, nth, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int t = p / n_heads, h = p % n_heads;
+        int n_keys = job->pos + t + 1;
+        const float *q = s->q + (size_t)t * n_heads * hd + (size_t)h * hd;
+        int kvh = h / group;
+        float maxv = -INFINITY;
+        for (int j = 0; j < n_keys; j++) {
+            float d = ks->dot_f32(q, kc + (size_t)j * kv_dim + (size_t)kvh * hd, hd) * scale;
+            scores[j] = d;
+            if (d > maxv)
+                maxv = d;
+        }
+        float sum = bllm_vec_exp_sub_sum(scores, n_keys, maxv);
+        float inv = 1.0f / sum;
+        float *out = s->att_out + (size_t)t * n_heads * hd + (size_t)h * hd;
+        memset(out, 0, hd * sizeof(float));
+        for (int j = 0; j < n_keys; j++)
+            ks->axpy_f32(out, scores[j] * inv, vc + (size_t)j * kv_dim + (size_t)kvh * hd, hd);
+    }
+}
+
+/* ------------------------------------------------------------ small ops */
+
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = weight[i] * (x[i] * r);
+}
+
+/* Rotate adjacent pairs (v[2i], v[2i+1]) of every head by the angle of its
+ * position. */
+static void rope(float *v, int n_heads, int hd, const float *cos_t, const float *sin_t)
+{
+    for (int h = 0; h < n_heads; h++) {
+        float *p = v + (size_t)h * hd;
+        for (int i = 0; i < hd / 2; i++) {
+            float a = p[2 * i], b = p[2 * i + 1];
+            p[2 * i] = a * cos_t[i] - b * sin_t[i];
+            p[2 * i + 1] = a * sin_t[i] + b * cos_t[i];
+        }
+    }
+}
+
+static void embed_row(const bllm_matrix *m, int32_t token, float *out)
+{
+    size_t cols = (size_t)m->cols;
+    switch (m->type) {
+    case BLLM_TYPE_F32:
+        memcpy(out, (const float *)m->data + (size_t)token * cols, cols * sizeof(float));
+        break;
+    case BLLM_TYPE_F16: {
+        const uint16_t *r = (const uint16_t *)m->data + (size_t)token * cols;
+        for (size_t i = 0; i < cols; i++)
+            out[i] = bllm_f16_to_f32(r[i]);
+        break;
+    }
+    case BLLM_TYPE_BF16: {
+        const uint16_t *r = (const uint16_t *)m->data + (size_t)token * cols;
+        for (size_t i = 0; i < cols; i++)
+            out[i] = bllm_bf16_to_f32(r[i]);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---------------------------------------------------------- the forward */
+
+static bllm_status forward_batch(const bllm_llama_weights *w, bllm_llama_state *s, bllm_pool *pool,
+                                 const int32_t *tokens, int T, int pos, float *logits, bool all_logits)
+{
+    const bllm_llama_hparams *hp = &w->hp;
+    const int dim = (int)hp->dim, hd = (int)hp->head_dim, hidden = (int)hp->hidden_dim;
+    const int n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
+    const int q_dim = n_heads * hd, kv_dim = n_kv * hd, half = hd / 2;
+
+    /* Token embeddings. */
+    for (int t = 0; t < T; t++)
+        embed_row(&w->tok_embd, tokens[t], s->x + (size_t)t * dim);
+
+    /* RoPE angles for this batch's positions, shared by all layers. */
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float angle = (float)(pos + t) * s->inv_freq[i];
+            s->rope_cos[t * half + i] = cosf(angle);
+            s->rope_sin[t * half + i] = sinf(angle);
+        }
+
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        const bllm_llama_layer *L = &w->layers[l];
+
+        /* Attention block. */
+        for (int t = 0; t < T; t++)
+            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
+        matmul(pool, s->xb, T, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
+        float *kc = s->key_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
+        float *vc = s->value_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
+        for (int t = 0; t < T; t++) {
+            rope(s->q + (size_t)t * q_dim, n_heads, hd, s->rope_cos + t * half, s->rope_sin + t * half);
+            rope(s->k + (size_t)t * kv_dim, n_kv, hd, s->rope_cos + t * half, s->rope_sin + t * half);
+        }
+        memcpy(kc, s->k, (size_t)T * kv_dim * sizeof(float));
+        memcpy(vc, s->v, (size_t)T * kv_dim * sizeof(float));
+        attention_job aj = {hp, s, (int)l, T, pos};
+        bllm_pool_run(pool, attention_worker, &aj);
+        matmul(pool, s->att_out, T, s->xb, &L->wo, NULL, NULL, NULL, NULL);
+        for (size_t i = 0; i < (size_t)T * dim; i++)
+            s->x[i] += s->xb[i];
+
+        /* Feed-forward block (SwiGLU). */
+        for (int t = 0; t < T; t++)
+            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
+        matmul(pool, s->xb, T, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL);
+        bllm_vec_swiglu(s->hb, s->hb2, (size_t)T * hidden);
+        matmul(pool, s->hb, T, s->xb, &L->w_down, NULL, NULL, NULL, NULL);
+        for (size_t i = 0; i < (size_t)T * dim; i++)
+            s->x[i] += s->xb[i];
+    }
+
+    if (!logits)
+        return BLLM_OK;
+    /* Final norm and output head, for every row or just the last. */
+    int first = all_logits ? 0 : T - 1;
+    for (int t = first; t < T; t++)
+        rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, w->output_norm, dim, hp->norm_eps);
+    matmul(pool, s->xb + (size_t)first * dim, T - first, logits, &w->output, NULL, NULL, NULL, NULL);
+    return BLLM_OK;
+}
+
+bllm_status bllm_llama_forward(const bllm_llama_weights *w, bllm_llama_state *s, bllm_pool *pool,
+                               const int32_t *tokens, int n, int pos, float *logits, bool all_logits)
+{
+    if (n < 1)
+        return bllm_fail(BLLM_ERR_ARG, "no tokens to evaluate");
+    if (pos < 0 || n > s->n_ctx - pos)
+        return bllm_fail(BLLM_ERR_CONTEXT, "%d tokens at position %d do not fit the %d-token context", n, pos,
+                         s->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= w->hp.n_vocab)
+            return bllm_fail(BLLM_ERR_ARG, "token id %d out of range (vocabulary %u)", tokens[i], w->hp.n_vocab);
+    int nth = bllm_pool_size(pool);
+    if (s->scores_threads < nth) {
+        float *sc = realloc(s->scores, (size_t)nth * s->n_ctx * sizeof(float));
+        if (!sc)
+            return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+        s->scores = sc;
+        s->scores_threads = nth;
+    }
+    size_t n_vocab = w->hp.n_vocab;
+    for (int done = 0; done < n;) {
+        int T = n - done < s->max_batch ? n - done : s->max_batch;
+        bool last = done + T == n;
+        float *out = NULL;
+        if (logits && all_logits)
+            out = logits + (size_t)done * n_vocab;
+        else if (logits && last)
+            out = logits;
+        bllm_status st = forward_batch(w, s, pool, tokens + done, T, pos + done, out, all_logits);
+        if (st)
+            return st;
+        done += T;
+    }
+    return BLLM_OK;
+}

@@ -1,0 +1,194 @@
+/* The public model and context API: glue between the .stb file, the
+ * tokenizer, the Llama forward pass and the thread pool. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bllm.h"
+#include "kernels/kernels.h"
+#include "models/llama.h"
+#include "runtime/error.h"
+#include "runtime/stb.h"
+#include "runtime/threadpool.h"
+#include "tokenizer/tokenizer.h"
+
+/* Tokens per internal forward step: big enough for GEMM efficiency, small
+ * enough that scratch buffers stay a few MB. */
+#define BLLM_MAX_BATCH 64
+
+struct bllm_model {
+    bllm_stb_file *file;
+    bllm_llama_weights weights;
+    bllm_tokenizer *tokenizer;
+    bllm_model_info info;
+    char *arch, *chat_template;
+};
+
+struct bllm_context {
+    bllm_model *model;
+    bllm_llama_state *state;
+    bllm_pool *pool;
+    int n_ctx, pos;
+};
+
+static char *meta_strdup(const bllm_stb_file *f, const char *key)
+{
+    const char *s;
+    size_t len;
+    if (bllm_stb_get_str(f, key, &s, &len))
+        return NULL;
+    return strndup(s, len);
+}
+
+bllm_status bllm_model_load(const char *path, const bllm_load_params *params, bllm_model **out)
+{
+    *out = NULL;
+    if (!path)
+        return bllm_fail(BLLM_ERR_ARG, "no model path given");
+    if (!bllm_kernels())
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "no usable kernel set (check BLLM_KERNELS)");
+    bllm_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    bllm_status s = bllm_stb_open(path, params && params->verify_checksums, &m->file);
+    if (!s) {
+        m->arch = meta_strdup(m->file, "general.architecture");
+        if (!m->arch)
+            s = bllm_fail(BLLM_ERR_FORMAT, "%s: metadata lacks general.architecture", path);
+        else if (strcmp(m->arch, "llama"))
+            s = bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama only)", path, m->arch);
+    }
+    bllm_llama_hparams hp;
+    if (!s)
+        s = bllm_llama_hparams_from_stb(m->file, &hp);
+    if (!s)
+        s = bllm_llama_bind(m->file, &hp, &m->weights);
+    if (!s) {
+        bllm_tokenizer_spec spec;
+        s = bllm_tokenizer_spec_from_stb(m->file, &spec);
+        if (!s) {
+            if (spec.n_vocab != hp.n_vocab)
+                s = bllm_fail(BLLM_ERR_FORMAT, "%s: tokenizer has %u tokens, the model %u", path, spec.n_vocab,
+                              hp.n_vocab);
+            else
+                s = bllm_tokenizer_new(&spec, &m->tokenizer);
+            bllm_tokenizer_spec_release(&spec);
+        }
+    }
+    if (s) {
+        bllm_model_free(m);
+        return s;
+    }
+    m->chat_template = meta_strdup(m->file, "tokenizer.chat_template");
+    bllm_model_info *info = &m->info;
+    info->architecture = m->arch;
+    info->name = m->weights.hp.name;
+    info->n_vocab = (int)hp.n_vocab;
+    info->dim = (int)hp.dim;
+    info->hidden_dim = (int)hp.hidden_dim;
+    info->n_layers = (int)hp.n_layers;
+    info->n_heads = (int)hp.n_heads;
+    info->n_kv_heads = (int)hp.n_kv_heads;
+    info->head_dim = (int)hp.head_dim;
+    info->max_seq_len = (int)hp.max_seq_len;
+    info->rope_theta = hp.rope_theta;
+    info->norm_eps = hp.norm_eps;
+    info->tied_embeddings = m->weights.tied;
+    info->n_params = m->weights.n_params;
+    info->file_bytes = bllm_stb_file_bytes(m->file);
+    *out = m;
+    return BLLM_OK;
+}
+
+void bllm_model_free(bllm_model *m)
+{
+    if (!m)
+        return;
+    bllm_tokenizer_free(m->tokenizer);
+    bllm_llama_unbind(&m->weights);
+    bllm_stb_close(m->file);
+    free(m->arch);
+    free(m->chat_template);
+    free(m);
+}
+
+const bllm_model_info *bllm_model_get_info(const bllm_model *m) { return &m->info; }
+const char *bllm_model_chat_template(const bllm_model *m) { return m->chat_template; }
+
+static const bllm_tokenizer_spec *spec_of(const bllm_model *m) { return bllm_tokenizer_get_spec(m->tokenizer); }
+int32_t bllm_token_bos(const bllm_model *m) { return spec_of(m)->bos_id; }
+int32_t bllm_token_eos(const bllm_model *m) { return spec_of(m)->eos_id; }
+bool bllm_model_adds_bos(const bllm_model *m) { return spec_of(m)->add_bos && spec_of(m)->bos_id >= 0; }
+
+bool bllm_token_is_eog(const bllm_model *m, int32_t token)
+{
+    const bllm_tokenizer_spec *sp = spec_of(m);
+    return token >= 0 && (token == sp->eos_id || token == sp->eot_id);
+}
+
+bllm_status bllm_tokenize(const bllm_model *m, const char *text, size_t len, bool add_bos, bool parse_special,
+                          int32_t *tokens, size_t cap, size_t *n_tokens)
+{
+    return bllm_tokenizer_encode(m->tokenizer, text, len, add_bos, parse_special, tokens, cap, n_tokens);
+}
+
+int bllm_token_to_text(const bllm_model *m, int32_t prev, int32_t token, char *buf, size_t cap)
+{
+    return bllm_tokenizer_decode_token(m->tokenizer, prev, token, buf, cap);
+}
+
+bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, bllm_context **out)
+{
+    *out = NULL;
+    int n_ctx = params ? params->n_ctx : 0;
+    int n_threads = params ? params->n_threads : 0;
+    if (n_ctx < 0 || n_threads < 0)
+        return bllm_fail(BLLM_ERR_ARG, "context size and thread count must not be negative");
+    if (n_ctx == 0)
+        n_ctx = m->info.max_seq_len;
+    if (n_ctx > m->info.max_seq_len)
+        return bllm_fail(BLLM_ERR_ARG, "context %d exceeds the model's trained length %d", n_ctx,
+                         m->info.max_seq_len);
+    if (n_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int)n : 1;
+    }
+    bllm_context *c = calloc(1, sizeof *c);
+    if (!c)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    c->model = m;
+    c->n_ctx = n_ctx;
+    bllm_status s = bllm_pool_new(n_threads, &c->pool);
+    if (!s)
+        s = bllm_llama_state_new(&m->weights, n_ctx, BLLM_MAX_BATCH, &c->state);
+    if (s) {
+        bllm_context_free(c);
+        return s;
+    }
+    *out = c;
+    return BLLM_OK;
+}
+
+void bllm_context_free(bllm_context *c)
+{
+    if (!c)
+        return;
+    bllm_llama_state_free(c->state);
+    if (c->pool)
+        bllm_pool_free(c->pool);
+    free(c);
+}
+
+int bllm_context_n_ctx(const bllm_context *c) { return c->n_ctx; }
+int bllm_context_pos(const bllm_context *c) { return c->pos; }
+void bllm_context_reset(bllm_context *c) { c->pos = 0; }
+
+bllm_status bllm_eval(bllm_context *c, const int32_t *tokens, int n, float *logits, bool all_logits)
+{
+    if (!tokens || n < 1)
+        return bllm_fail(BLLM_ERR_ARG, "bllm_eval needs at least one token");
+    bllm_status s = bllm_llama_forward(&c->model->weights, c->state, c->pool, tokens, n, c->pos, logits, all_logits);
+    if (!s)
+        c->pos += n;
+    return s;
+}
