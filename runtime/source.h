@@ -37,7 +37,9 @@ bllm_source_kind bllm_source_get_kind(const bllm_source *s);
 const bllm_llama_hparams *bllm_source_hparams(const bllm_source *s);
 const bllm_tokenizer_spec *bllm_source_tokenizer(const bllm_source *s);
 const char *bllm_source_chat_template(const bllm_source *s); /* NULL if none */
-/* Hex SHA-256 of the source file(s) (for provenance metadata). */
+/* Hex SHA-256 of the source file(s) (for provenance metadata; the rule for
+ * several files is in docs/convert.md). Computed on first use; NULL on a
+ * read error (see bllm_last_error()). */
 const char *bllm_source_sha256(const bllm_source *s);
 
 int bllm_source_n_tensors(const bllm_source *s);

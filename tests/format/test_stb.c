@@ -108,7 +108,7 @@ static void test_round_trip(const char *path, const float *a, const uint16_t *b,
     bllm_stb_array arr;
     CHECK(!bllm_stb_get_array(f, "test.strs", &arr) && arr.count == 3 && arr.elem_type == BLLM_META_STR, "str arr");
     bllm_stb_array_str(&arr, 2, &str, &len);
-    CHECK(len == 6 && !memcmp(str, "g\xc4\x9f" "amma", 6), "str arr element");
+    CHECK(len == 7 && !memcmp(str, "g\xc4\x9f" "amma", 7), "str arr element");
     bllm_stb_array_str(&arr, 1, &str, &len);
     CHECK(len == 0, "empty string element");
     CHECK(!bllm_stb_get_array(f, "test.f32s", &arr) && arr.count == 2 && bllm_stb_array_f32(&arr, 1) == -2.0f, "f32 arr");
