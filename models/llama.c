@@ -23,10 +23,11 @@ static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int row
     const bllm_stb_tensor *t = bllm_stb_find_tensor(f, name);
     if (!t)
         return bllm_fail(BLLM_ERR_FORMAT, "model lacks tensor '%s'", name);
-    if (t->ndim != 2 || t->dims[0] != rows || t->dims[1] != cols)
-        return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' has shape [%lld%s%lld], the hyperparameters need [%d, %d]",
-                         name, (long long)t->dims[0], t->ndim == 2 ? ", " : " ...? ",
-                         t->ndim >= 2 ? (long long)t->dims[1] : 0LL, rows, cols);
+    if (t->ndim != 2)
+        return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' has %d dimensions, a matrix needs 2", name, t->ndim);
+    if (t->dims[0] != rows || t->dims[1] != cols)
+        return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld], the hyperparameters need [%d, %d]",
+                         name, (long long)t->dims[0], (long long)t->dims[1], rows, cols);
     if (!bllm_kernels()->matmul[t->type])
         return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s': no kernel for type %s", name, bllm_type_name(t->type));
     m->data = t->data;

@@ -28,7 +28,7 @@ install_apt() {
 }
 
 # Versions pinned so reference results do not drift under the tests.
-PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 sentencepiece==0.2.3 gguf==0.19.0 safetensors==0.8.0)
+PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 sentencepiece==0.2.3 gguf==0.19.0 safetensors==0.8.0 xxhash==4.1.0)
 
 install_venv() {
     if [ -x "$BLLM_VENV/bin/python" ] && "$BLLM_VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null

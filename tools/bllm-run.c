@@ -465,7 +465,8 @@ int main(int argc, char **argv)
             rc = generate(&s, o.n_predict);
         fputc('\n', stdout);
     }
-    fprintf(stderr, "bllm-run: load %.0f ms | prompt %d tok, %.2f tok/s | generation %d tok, %.2f tok/s | "
+    if (rc == 0)
+        fprintf(stderr, "bllm-run: load %.0f ms | prompt %d tok, %.2f tok/s | generation %d tok, %.2f tok/s | "
                     "%d threads, kernels %s\n",
             load_ms, s.prompt_tokens, s.prompt_ms > 0 ? s.prompt_tokens * 1e3 / s.prompt_ms : 0.0, s.gen_tokens,
             s.gen_ms > 0 ? s.gen_tokens * 1e3 / s.gen_ms : 0.0, o.n_threads ? o.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
