@@ -465,6 +465,7 @@ int main(int argc, char **argv)
             rc = generate(&s, o.n_predict);
         fputc('\n', stdout);
     }
+    fflush(stdout);
     if (rc == 0)
         fprintf(stderr, "bllm-run: load %.0f ms | prompt %d tok, %.2f tok/s | generation %d tok, %.2f tok/s | "
                     "%d threads, kernels %s\n",
