@@ -1,6 +1,7 @@
 #include "runtime/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,33 +17,48 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* Spin iterations before a worker goes to sleep: long enough to cover the
- * gap between consecutive matmuls of one token, short enough not to burn a
- * core while the user types. */
-#define SPIN_LIMIT 200000
+/* Waiting is spin, then yield, then sleep. Spinning covers the microsecond
+ * gaps between consecutive matmuls of one token; yielding keeps a waiter from
+ * burning the time slice of a thread it waits for when the machine is
+ * oversubscribed; sleeping stops an idle worker from burning a core while the
+ * user types. */
+#define SPIN_LIMIT 4000
+#define YIELD_LIMIT 2000
+
+typedef struct {
+    bllm_pool_fn fn;
+    void *arg;
+    int n_chunks;
+    atomic_int next; /* next chunk to claim */
+    atomic_int done; /* chunks finished */
+} pool_job;
 
 struct bllm_pool {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint generation; /* bumped for each job */
-    atomic_int pending;     /* workers still running the current job */
+    atomic_uint generation;      /* bumped for each job */
+    _Atomic(pool_job *) job;     /* NULL between jobs */
+    atomic_int active;           /* workers that may be holding `job` */
     atomic_bool quit;
-    bllm_pool_fn fn;
-    void *arg;
 };
 
-typedef struct {
-    bllm_pool *pool;
-    int ith;
-} worker_arg;
+/* Claim and run chunks until none are left. */
+static void run_chunks(pool_job *j)
+{
+    for (;;) {
+        int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= j->n_chunks)
+            return;
+        j->fn(j->arg, i, j->n_chunks);
+        atomic_fetch_add_explicit(&j->done, 1, memory_order_release);
+    }
+}
 
 static void *worker_main(void *p)
 {
-    worker_arg wa = *(worker_arg *)p;
-    free(p);
-    bllm_pool *pool = wa.pool;
+    bllm_pool *pool = p;
     unsigned seen = 0;
     for (;;) {
         unsigned g;
@@ -50,19 +66,28 @@ static void *worker_main(void *p)
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_LIMIT) {
                 cpu_relax();
-                continue;
+            } else if (spins < SPIN_LIMIT + YIELD_LIMIT) {
+                sched_yield();
+            } else {
+                pthread_mutex_lock(&pool->mu);
+                while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->quit))
+                    pthread_cond_wait(&pool->wake, &pool->mu);
+                pthread_mutex_unlock(&pool->mu);
+                spins = 0;
             }
-            pthread_mutex_lock(&pool->mu);
-            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->quit))
-                pthread_cond_wait(&pool->wake, &pool->mu);
-            pthread_mutex_unlock(&pool->mu);
-            spins = 0;
         }
         seen = g;
         if (atomic_load(&pool->quit))
             return NULL;
-        pool->fn(pool->arg, wa.ith, pool->n);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+        /* Announce before looking at the job so the caller, which clears
+         * the pointer and then waits for active == 0, never frees a job we
+         * are about to use. A job already finished reads as NULL or has no
+         * chunks left. */
+        atomic_fetch_add(&pool->active, 1);
+        pool_job *j = atomic_load(&pool->job);
+        if (j)
+            run_chunks(j);
+        atomic_fetch_sub(&pool->active, 1);
     }
 }
 
@@ -83,9 +108,7 @@ bllm_status bllm_pool_new(int n_threads, bllm_pool **out)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
     }
     for (int i = 1; i < n_threads; i++) {
-        worker_arg *wa = malloc(sizeof *wa);
-        if (!wa || pthread_create(&pool->threads[i], NULL, worker_main, wa ? (wa->pool = pool, wa->ith = i, wa) : NULL)) {
-            free(wa);
+        if (pthread_create(&pool->threads[i], NULL, worker_main, pool)) {
             pool->n = i; /* join what was started */
             bllm_pool_free(pool);
             return bllm_fail(BLLM_ERR_NOMEM, "cannot start worker thread %d", i);
@@ -114,22 +137,41 @@ void bllm_pool_free(bllm_pool *pool)
 
 int bllm_pool_size(const bllm_pool *pool) { return pool->n; }
 
+static void wait_until_zero(atomic_int *v)
+{
+    for (int spins = 0; atomic_load_explicit(v, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_LIMIT)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
 void bllm_pool_run(bllm_pool *pool, bllm_pool_fn fn, void *arg)
 {
     if (pool->n == 1) {
         fn(arg, 0, 1);
         return;
     }
-    pool->fn = fn;
-    pool->arg = arg;
-    atomic_store_explicit(&pool->pending, pool->n - 1, memory_order_relaxed);
+    pool_job j = {.fn = fn, .arg = arg, .n_chunks = pool->n};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
+    atomic_store(&pool->job, &j);
     pthread_mutex_lock(&pool->mu);
     atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
-    fn(arg, 0, pool->n);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0)
-        cpu_relax();
+    run_chunks(&j);
+    for (int spins = 0; atomic_load_explicit(&j.done, memory_order_acquire) < j.n_chunks; spins++) {
+        if (spins < SPIN_LIMIT)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+    /* Retire the job: late workers now see NULL; wait out any that read the
+     * pointer before it was cleared (they find no chunks left). */
+    atomic_store(&pool->job, NULL);
+    wait_until_zero(&pool->active);
 }
 
 void bllm_pool_range(int n, int align, int ith, int nth, int *begin, int *end)

@@ -1,8 +1,12 @@
 /* A small persistent thread pool. bllm_pool_run(pool, fn, arg) calls
- * fn(arg, i, n) once for every i in 0..n-1 (n = pool size), the caller
- * running i = 0, and returns when all are done. Workers spin briefly before
- * sleeping because a forward pass dispatches hundreds of short jobs per
- * token and a condition-variable wake-up per job would dominate. */
+ * fn(arg, i, n) exactly once for every i in 0..n-1 (n = pool size) and
+ * returns when all are done. Chunks are claimed dynamically: whichever thread
+ * is free runs the next one, the caller included, so a worker the OS has
+ * descheduled (a busy or oversubscribed machine) delays nothing. Callers may
+ * keep per-chunk scratch indexed by i, since one chunk never runs twice at
+ * once. Workers spin briefly before sleeping because a forward pass
+ * dispatches hundreds of short jobs per token and a condition-variable
+ * wake-up per job would dominate. */
 #ifndef BLLM_THREADPOOL_H
 #define BLLM_THREADPOOL_H
 
