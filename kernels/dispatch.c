@@ -1,13 +1,14 @@
 /* Choosing the kernel set.
  *
  * The best set the CPU supports is used unless BLLM_KERNELS names one
- * (scalar|avx2), so tests and benchmarks can force each path. Policy when the
- * variable names a set that is unknown or that this CPU cannot run:
- * bllm_kernels_select() returns NULL (with the reason in bllm_last_error()),
- * and bllm_kernels() prints the reason on stderr once and runs the scalar
- * reference: the override exists to pin a code path, so when it cannot be
- * honoured we fall back to the one path whose results are always defined
- * rather than guess, and say so loudly. */
+ * (scalar|avx2|avx2-lut|avx2-float|avx512|neon|neon-lut|neon-float), so
+ * tests and benchmarks can force each path. Policy when the variable names
+ * a set that is unknown or that this CPU cannot run: bllm_kernels_select()
+ * returns NULL (with the reason in bllm_last_error()), and bllm_kernels()
+ * prints the reason on stderr once and runs the scalar reference: the
+ * override exists to pin a code path, so when it cannot be honoured we fall
+ * back to the one path whose results are always defined rather than guess,
+ * and say so loudly. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,158 @@ static int cpu_has_avx2(void)
 }
 #endif
 
+/* ---- x86: packed binary types ----------------------------------------
+ * kernels/meson.build builds binary_avx2.c and binary_avx512.c exactly for
+ * x86 (kernels/binary_simd.h, docs/binary-kernels.md). The avx2 sets are
+ * avx2.c's dense kernels plus the binary kernels of one path: "avx2" the
+ * path measured fastest for each type and n_tok, "avx2-lut" and
+ * "avx2-float" forced. "avx512" is "avx2" with AVX-512 lookup kernels; it
+ * is offered only when CPUID and the OS grant every feature they use. */
+#if BLLM_HAVE_AVX2
+#include "kernels/binary_simd.h"
+
+/* bextr, pdep and popcnt in the N:M decoders. */
+static int cpu_has_bmi2(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_POPCNT))
+        return 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_BMI) && (b & bit_BMI2);
+}
+
+/* AVX-512 F, BW, VL, VBMI, with the OS saving opmask and ZMM state (XCR0
+ * bits 5-7) besides YMM, plus what the avx2 build needs. */
+static int cpu_has_avx512(void)
+{
+    unsigned a, b, c, d;
+    if (!cpu_has_avx2() || !cpu_has_bmi2() || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    if (!(b & bit_AVX512F) || !(b & bit_AVX512BW) || !(b & bit_AVX512VL) || !(c & bit_AVX512VBMI))
+        return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6) == 0xe6;
+}
+
+static bllm_kernel_set x86_avx2, x86_avx2_lut, x86_avx2_float, x86_avx512;
+static pthread_once_t x86_once = PTHREAD_ONCE_INIT;
+
+static void binary_scalar_fill(bllm_matmul_fn *mm)
+{
+    const bllm_kernel_set *s = bllm_kernels_scalar();
+    for (int t = BLLM_TYPE_B1; t <= BLLM_TYPE_PB8; t++)
+        mm[t] = s->matmul[t];
+}
+
+static void x86_init(void)
+{
+    const int bmi2 = cpu_has_bmi2();
+    x86_avx2 = x86_avx2_lut = x86_avx2_float = x86_avx512 = *bllm_kernels_avx2_impl();
+    x86_avx2_lut.name = "avx2-lut";
+    x86_avx2_float.name = "avx2-float";
+    x86_avx512.name = "avx512";
+    if (bmi2) {
+        bllm_binary_avx2_fill(x86_avx2.matmul, BLLM_BINARY_AUTO);
+        bllm_binary_avx2_fill(x86_avx2_lut.matmul, BLLM_BINARY_LUT);
+        bllm_binary_avx2_fill(x86_avx2_float.matmul, BLLM_BINARY_FLOAT);
+    } else { /* an AVX2 CPU without BMI1/BMI2/POPCNT (none known): binary types stay scalar */
+        binary_scalar_fill(x86_avx2.matmul);
+        binary_scalar_fill(x86_avx2_lut.matmul);
+        binary_scalar_fill(x86_avx2_float.matmul);
+    }
+    x86_avx512 = x86_avx2;
+    x86_avx512.name = "avx512";
+    if (cpu_has_avx512())
+        bllm_binary_avx512_fill(x86_avx512.matmul, BLLM_BINARY_AUTO);
+}
+
+static const bllm_kernel_set *x86_set(const bllm_kernel_set *s)
+{
+    pthread_once(&x86_once, x86_init);
+    return s;
+}
+
+/* The x86 sets by name, as select_aarch64 below. */
+static const bllm_kernel_set *select_x86(const char *name, int *known)
+{
+    const int avx512 = strcmp(name, "avx512") == 0;
+    const int lut = strcmp(name, "avx2-lut") == 0, flt = strcmp(name, "avx2-float") == 0;
+    *known = avx512 || lut || flt;
+    if (!*known)
+        return NULL;
+    if (!cpu_has_avx2()) {
+        bllm_fail(BLLM_ERR_UNSUPPORTED,
+                  "kernel set '%s' needs AVX2, FMA and F16C with OS support; this CPU lacks them", name);
+        return NULL;
+    }
+    if (avx512 && !cpu_has_avx512()) {
+        bllm_fail(BLLM_ERR_UNSUPPORTED,
+                  "kernel set 'avx512' needs AVX-512 F, BW, VL and VBMI (plus BMI1, BMI2, POPCNT) with OS "
+                  "support of the ZMM state; this CPU lacks them");
+        return NULL;
+    }
+    return x86_set(avx512 ? &x86_avx512 : lut ? &x86_avx2_lut : &x86_avx2_float);
+}
+#endif
+/* ---- end x86: packed binary types ---- */
+
+/* ---- aarch64 ---------------------------------------------------------
+ * kernels/meson.build builds neon.c and binary_neon.c exactly for this
+ * target. Advanced SIMD (with FMA and f16 conversions) is part of the
+ * AArch64 base architecture and the kernels use no optional extension
+ * (dotprod, i8mm), so the neon sets need no run-time feature check: every
+ * aarch64 CPU runs them. */
+#if defined(__aarch64__)
+#define BLLM_HAVE_NEON 1
+const bllm_kernel_set *bllm_kernels_neon_impl(void);
+const bllm_kernel_set *bllm_kernels_neon_lut_impl(void);
+const bllm_kernel_set *bllm_kernels_neon_float_impl(void);
+#else
+#define BLLM_HAVE_NEON 0
+#endif
+
+const bllm_kernel_set *bllm_kernels_neon(void)
+{
+#if BLLM_HAVE_NEON
+    return bllm_kernels_neon_impl();
+#else
+    return NULL;
+#endif
+}
+
+const bllm_kernel_set *bllm_kernels_neon_float(void)
+{
+#if BLLM_HAVE_NEON
+    return bllm_kernels_neon_float_impl();
+#else
+    return NULL;
+#endif
+}
+
+/* The aarch64 sets by name ("neon-lut" and "neon-float" force one path
+ * for the packed types, like avx2-lut and avx2-float); NULL (with the
+ * reason) if name is one of them but this build cannot run it, and
+ * *known = 0 if name is not one. */
+static const bllm_kernel_set *select_aarch64(const char *name, int *known)
+{
+    const int neon = strcmp(name, "neon") == 0, lut = strcmp(name, "neon-lut") == 0,
+              flt = strcmp(name, "neon-float") == 0;
+    *known = neon || lut || flt;
+    if (!*known)
+        return NULL;
+#if BLLM_HAVE_NEON
+    return neon ? bllm_kernels_neon() : lut ? bllm_kernels_neon_lut_impl() : bllm_kernels_neon_float();
+#else
+    bllm_fail(BLLM_ERR_UNSUPPORTED, "kernel set '%s' is only built for aarch64", name);
+    return NULL;
+#endif
+}
+/* ---- end aarch64 ---- */
+
 const bllm_kernel_set *bllm_kernels_avx2(void)
 {
 #if BLLM_HAVE_AVX2
-    return bllm_kernels_avx2_impl();
+    return x86_set(&x86_avx2); /* avx2.c's set plus the binary kernels */
 #else
     return NULL;
 #endif
@@ -62,8 +211,13 @@ const bllm_kernel_set *bllm_kernels_avx2(void)
 static const bllm_kernel_set *best_available(void)
 {
 #if BLLM_HAVE_AVX2
+    if (cpu_has_avx512())
+        return x86_set(&x86_avx512);
     if (cpu_has_avx2())
         return bllm_kernels_avx2();
+#endif
+#if BLLM_HAVE_NEON
+    return bllm_kernels_neon();
 #endif
     return bllm_kernels_scalar();
 }
@@ -88,7 +242,24 @@ const bllm_kernel_set *bllm_kernels_select(const char *name)
 #endif
         return NULL;
     }
-    bllm_fail(BLLM_ERR_ARG, "unknown kernel set '%s' (known: scalar, avx2)", name);
+    int known;
+#if BLLM_HAVE_AVX2
+    const bllm_kernel_set *x86 = select_x86(name, &known);
+    if (known)
+        return x86;
+#else
+    if (!strcmp(name, "avx2-lut") || !strcmp(name, "avx2-float") || !strcmp(name, "avx512")) {
+        bllm_fail(BLLM_ERR_UNSUPPORTED, "kernel set '%s' is not built for this architecture", name);
+        return NULL;
+    }
+#endif
+    const bllm_kernel_set *arm = select_aarch64(name, &known);
+    if (known)
+        return arm;
+    bllm_fail(BLLM_ERR_ARG,
+              "unknown kernel set '%s' (known: scalar, avx2, avx2-lut, avx2-float, avx512, neon, "
+              "neon-lut, neon-float)",
+              name);
     return NULL;
 }
 

@@ -37,5 +37,10 @@ const bllm_kernel_set *bllm_kernels(void);
 
 const bllm_kernel_set *bllm_kernels_scalar(void);
 const bllm_kernel_set *bllm_kernels_avx2(void); /* NULL if not compiled in */
+/* aarch64 only, NULL elsewhere. neon: packed binary types by int8 table
+ * lookups (also named "neon-lut"); neon-float: the same set with the float
+ * path for those types. */
+const bllm_kernel_set *bllm_kernels_neon(void);
+const bllm_kernel_set *bllm_kernels_neon_float(void);
 
 #endif

@@ -4,6 +4,7 @@
  * FMA, and a plain reduction is never vectorized without -ffast-math). The
  * fast kernels are tested against these. */
 #include "kernels/kernels.h"
+#include "kernels/binary_scalar.h"
 
 static void matmul_f32(float *y, const float *x, const void *w, int n_tok, int cols,
                        int rows, int r0, int r1)
@@ -73,6 +74,17 @@ static const bllm_kernel_set scalar_set = {
         [BLLM_TYPE_F32] = matmul_f32,
         [BLLM_TYPE_F16] = matmul_f16,
         [BLLM_TYPE_BF16] = matmul_bf16,
+        /* packed binary types: kernels/binary_scalar.c */
+        [BLLM_TYPE_B1] = bllm_matmul_b1_scalar,
+        [BLLM_TYPE_B1G] = bllm_matmul_b1g_scalar,
+        [BLLM_TYPE_B1MG] = bllm_matmul_b1mg_scalar,
+        [BLLM_TYPE_RB2G] = bllm_matmul_rb2g_scalar,
+        [BLLM_TYPE_NM24] = bllm_matmul_nm24_scalar,
+        [BLLM_TYPE_NM48] = bllm_matmul_nm48_scalar,
+        [BLLM_TYPE_NM58] = bllm_matmul_nm58_scalar,
+        [BLLM_TYPE_NM68] = bllm_matmul_nm68_scalar,
+        [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_scalar,
+        [BLLM_TYPE_PB8] = bllm_matmul_pb8_scalar,
     },
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,

@@ -17,9 +17,12 @@
 
 /* ---------------------------------------------------------------- binding */
 
-static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int rows, int cols, bllm_matrix *m,
-                               uint64_t *n_params)
+/* Packed types are accepted for the blocks' linear layers only: embeddings
+ * are read row by row (embed_row) and the output head stays float. */
+static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int rows, int cols, bool allow_packed,
+                               bllm_matrix *m, uint64_t *n_params)
 {
+    memset(m, 0, sizeof *m);
     const bllm_stb_tensor *t = bllm_stb_find_tensor(f, name);
     if (!t)
         return bllm_fail(BLLM_ERR_FORMAT, "model lacks tensor '%s'", name);
@@ -28,8 +31,39 @@ static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int row
     if (t->dims[0] != rows || t->dims[1] != cols)
         return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld], the hyperparameters need [%d, %d]",
                          name, (long long)t->dims[0], (long long)t->dims[1], rows, cols);
-    if (!bllm_kernels()->matmul[t->type])
+    bool packed = bllm_type_is_packed(t->type);
+    if (packed && !allow_packed)
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s' is %s; embeddings and the output head must be f32, "
+                         "f16 or bf16", name, bllm_type_name(t->type));
+    if (!packed && t->type != BLLM_TYPE_F32 && t->type != BLLM_TYPE_F16 && t->type != BLLM_TYPE_BF16)
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s' has type %s, which is not a weight matrix type", name,
+                         bllm_type_name(t->type));
+    /* A kernel set may leave a packed type to the scalar reference. */
+    m->matmul = bllm_kernels()->matmul[t->type];
+    if (!m->matmul)
+        m->matmul = bllm_kernels_scalar()->matmul[t->type];
+    if (!m->matmul)
         return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s': no kernel for type %s", name, bllm_type_name(t->type));
+
+    /* pb8's salient part lives in "<name>.salient"; any other type must not
+     * have one (it would be silently ignored). */
+    char cname[160];
+    snprintf(cname, sizeof cname, "%s.salient", name);
+    const bllm_stb_tensor *c = bllm_stb_find_tensor(f, cname);
+    if (t->type == BLLM_TYPE_PB8) {
+        if (!c)
+            return bllm_fail(BLLM_ERR_FORMAT, "pb8 tensor '%s' lacks its companion '%s'", name, cname);
+        if (c->type != BLLM_TYPE_U8 || c->ndim != 1)
+            return bllm_fail(BLLM_ERR_FORMAT, "companion '%s' must be a 1-D u8 tensor, is %d-D %s", cname,
+                             c->ndim, bllm_type_name(c->type));
+        bllm_status s = bllm_pb8_salient_parse(c->data, c->nbytes, rows, cols, cname, &m->salient);
+        if (s)
+            return s;
+        m->has_salient = true;
+    } else if (c) {
+        return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' is %s but has a salient companion '%s' (pb8 only)", name,
+                         bllm_type_name(t->type), cname);
+    }
     m->data = t->data;
     m->type = t->type;
     m->rows = rows;
@@ -67,20 +101,20 @@ bllm_status bllm_llama_bind(const bllm_stb_file *f, const bllm_llama_hparams *hp
     if (!w->layers)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
     uint64_t np = 0;
-    bllm_status s = bind_matrix(f, "token_embd.weight", (int)hp->n_vocab, dim, &w->tok_embd, &np);
+    bllm_status s = bind_matrix(f, "token_embd.weight", (int)hp->n_vocab, dim, false, &w->tok_embd, &np);
     char name[96];
     for (uint32_t l = 0; !s && l < hp->n_layers; l++) {
         bllm_llama_layer *L = &w->layers[l];
 #define NAME(x) (snprintf(name, sizeof name, "blk.%u." x ".weight", l), name)
         if (!s) s = bind_vector(f, NAME("attn_norm"), dim, &L->attn_norm, &np);
-        if (!s) s = bind_matrix(f, NAME("attn_q"), q_dim, dim, &L->wq, &np);
-        if (!s) s = bind_matrix(f, NAME("attn_k"), kv_dim, dim, &L->wk, &np);
-        if (!s) s = bind_matrix(f, NAME("attn_v"), kv_dim, dim, &L->wv, &np);
-        if (!s) s = bind_matrix(f, NAME("attn_output"), dim, q_dim, &L->wo, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_q"), q_dim, dim, true, &L->wq, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_k"), kv_dim, dim, true, &L->wk, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_v"), kv_dim, dim, true, &L->wv, &np);
+        if (!s) s = bind_matrix(f, NAME("attn_output"), dim, q_dim, true, &L->wo, &np);
         if (!s) s = bind_vector(f, NAME("ffn_norm"), dim, &L->ffn_norm, &np);
-        if (!s) s = bind_matrix(f, NAME("ffn_gate"), hidden, dim, &L->w_gate, &np);
-        if (!s) s = bind_matrix(f, NAME("ffn_up"), hidden, dim, &L->w_up, &np);
-        if (!s) s = bind_matrix(f, NAME("ffn_down"), dim, hidden, &L->w_down, &np);
+        if (!s) s = bind_matrix(f, NAME("ffn_gate"), hidden, dim, true, &L->w_gate, &np);
+        if (!s) s = bind_matrix(f, NAME("ffn_up"), hidden, dim, true, &L->w_up, &np);
+        if (!s) s = bind_matrix(f, NAME("ffn_down"), dim, hidden, true, &L->w_down, &np);
 #undef NAME
     }
     if (!s)
@@ -90,7 +124,7 @@ bllm_status bllm_llama_bind(const bllm_stb_file *f, const bllm_llama_hparams *hp
         if (w->tied)
             w->output = w->tok_embd;
         else
-            s = bind_matrix(f, "output.weight", (int)hp->n_vocab, dim, &w->output, &np);
+            s = bind_matrix(f, "output.weight", (int)hp->n_vocab, dim, false, &w->output, &np);
     }
     w->n_params = np;
     if (s)
@@ -216,13 +250,16 @@ typedef struct {
 static void matmul_worker(void *arg, int ith, int nth)
 {
     const matmul_job *job = arg;
-    const bllm_kernel_set *ks = bllm_kernels();
     for (int i = 0; i < job->count; i++) {
         const bllm_matrix *w = job->m[i].w;
         int r0, r1;
-        bllm_pool_range(w->rows, 16, ith, nth, &r0, &r1);
-        if (r0 < r1)
-            ks->matmul[w->type](job->m[i].y, job->x, w->data, job->n_tok, w->cols, w->rows, r0, r1);
+        /* Packed kernels work on whole 32-row tiles. */
+        bllm_pool_range(w->rows, bllm_type_is_packed(w->type) ? BLLM_TILE_ROWS : 16, ith, nth, &r0, &r1);
+        if (r0 >= r1)
+            continue;
+        w->matmul(job->m[i].y, job->x, w->data, job->n_tok, w->cols, w->rows, r0, r1);
+        if (w->has_salient)
+            bllm_salient_matvec(job->m[i].y, job->x, w->data, &w->salient, job->n_tok, w->cols, w->rows, r0, r1);
     }
 }
 

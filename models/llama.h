@@ -5,6 +5,7 @@
 
 #include "kernels/kernels.h"
 #include "models/llama_hparams.h"
+#include "runtime/binary.h"
 #include "runtime/stb.h"
 #include "runtime/threadpool.h"
 
@@ -12,6 +13,10 @@ typedef struct {
     const void *data; /* in the mapping, in its storage type */
     bllm_type type;
     int rows, cols;   /* y = W x: rows outputs, cols inputs */
+    bllm_matmul_fn matmul; /* the active set's kernel for type, or the
+                              scalar reference where the set lacks one */
+    bool has_salient;      /* pb8: companion "X.salient", validated */
+    bllm_pb8_salient salient;
 } bllm_matrix;
 
 typedef struct {
@@ -30,7 +35,9 @@ typedef struct {
     uint64_t n_params;
 } bllm_llama_weights;
 
-/* Bind every tensor, checking names, types and shapes against hp. */
+/* Bind every tensor, checking names, types and shapes against hp. The
+ * blk.* matrices may be packed binary types (pb8 with its companion, which
+ * is validated in full here); token_embd and output must be float. */
 bllm_status bllm_llama_bind(const bllm_stb_file *f, const bllm_llama_hparams *hp, bllm_llama_weights *w);
 void bllm_llama_unbind(bllm_llama_weights *w);
 

@@ -204,8 +204,12 @@ static bllm_status parse_directory(bllm_stb_file *f)
         uint64_t cols = (uint64_t)t->dims[ndim - 1];
         uint64_t want = bllm_type_tensor_bytes(t->type, rows, cols);
         if (!want)
-            return bllm_fail(BLLM_ERR_FORMAT, "%s: tensor '%s': %llu columns do not fit type %s",
-                             f->path, name, (unsigned long long)cols, bllm_type_name(t->type));
+            return bllm_fail(BLLM_ERR_FORMAT, "%s: tensor '%s': %llu rows x %llu columns do not fit type %s%s",
+                             f->path, name, (unsigned long long)rows, (unsigned long long)cols,
+                             bllm_type_name(t->type),
+                             bllm_type_is_packed(t->type)
+                                 ? " (packed binary types need rows % 32 == 0 and columns % 64 == 0)"
+                                 : "");
         if (t->nbytes != want)
             return bllm_fail(BLLM_ERR_FORMAT, "%s: tensor '%s' claims %llu bytes but its %s shape needs %llu",
                              f->path, name, (unsigned long long)t->nbytes, bllm_type_name(t->type),

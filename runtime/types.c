@@ -2,10 +2,69 @@
 
 #include <string.h>
 
+/* ---- element types: any shape, a fixed number of bytes per weight ---- */
+
+static bool any_shape(uint64_t rows, uint64_t cols) { return rows > 0 && cols > 0; }
+
+static uint64_t elem_bytes_n(uint64_t rows, uint64_t cols, uint64_t size)
+{
+    uint64_t n, b;
+    if (__builtin_mul_overflow(rows, cols, &n) || __builtin_mul_overflow(n, size, &b))
+        return 0;
+    return b;
+}
+static uint64_t bytes_f32(uint64_t rows, uint64_t cols) { return elem_bytes_n(rows, cols, 4); }
+static uint64_t bytes_16(uint64_t rows, uint64_t cols) { return elem_bytes_n(rows, cols, 2); }
+static uint64_t bytes_u8(uint64_t rows, uint64_t cols) { return elem_bytes_n(rows, cols, 1); }
+
+/* ---- packed binary types: whole 32x64 tiles (docs/format.md) ---- */
+
+static bool tiled(uint64_t rows, uint64_t cols)
+{
+    return rows > 0 && cols > 0 && rows % BLLM_TILE_ROWS == 0 && cols % BLLM_TILE_COLS == 0;
+}
+/* pb8's companion stores salient columns as u16. */
+static bool tiled_u16_cols(uint64_t rows, uint64_t cols) { return tiled(rows, cols) && cols <= 65536; }
+
+/* tiles * per_tile + per_row * rows + per_col * cols, or 0 on overflow. */
+static uint64_t tile_bytes(uint64_t rows, uint64_t cols, uint64_t per_tile, uint64_t per_row, uint64_t per_col)
+{
+    uint64_t tiles, a, b, c, s;
+    if (__builtin_mul_overflow(rows / BLLM_TILE_ROWS, cols / BLLM_TILE_COLS, &tiles) ||
+        __builtin_mul_overflow(tiles, per_tile, &a) || __builtin_mul_overflow(rows, per_row, &b) ||
+        __builtin_mul_overflow(cols, per_col, &c) || __builtin_add_overflow(a, b, &s) ||
+        __builtin_add_overflow(s, c, &s))
+        return 0;
+    return s;
+}
+
+/* Per tile: sign bits are 256 bytes; an fp16 per tile row is 64 bytes.
+ * N:M tiles: 32 rows x (code bytes + kept-sign bytes) + alpha and mu. */
+static uint64_t bytes_b1(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256, 2, 0); }
+static uint64_t bytes_b1g(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256 + 64, 0, 0); }
+static uint64_t bytes_b1mg(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256 + 128, 0, 0); }
+static uint64_t bytes_rb2g(uint64_t r, uint64_t c) { return tile_bytes(r, c, 512 + 192, 0, 0); }
+static uint64_t bytes_nm24(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (6 + 4) + 128, 0, 0); }
+static uint64_t bytes_nm48(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (7 + 4) + 128, 0, 0); }
+static uint64_t bytes_nm58(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (6 + 5) + 128, 0, 0); }
+static uint64_t bytes_nm68(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (5 + 6) + 128, 0, 0); }
+static uint64_t bytes_onebit(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256, 2, 2); }
+
 static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {
-    [BLLM_TYPE_F32] = {"f32", 1, 4},
-    [BLLM_TYPE_F16] = {"f16", 1, 2},
-    [BLLM_TYPE_BF16] = {"bf16", 1, 2},
+    [BLLM_TYPE_F32] = {"f32", 4, false, any_shape, bytes_f32},
+    [BLLM_TYPE_F16] = {"f16", 2, false, any_shape, bytes_16},
+    [BLLM_TYPE_BF16] = {"bf16", 2, false, any_shape, bytes_16},
+    [BLLM_TYPE_B1] = {"b1", 0, true, tiled, bytes_b1},
+    [BLLM_TYPE_B1G] = {"b1g", 0, true, tiled, bytes_b1g},
+    [BLLM_TYPE_B1MG] = {"b1mg", 0, true, tiled, bytes_b1mg},
+    [BLLM_TYPE_RB2G] = {"rb2g", 0, true, tiled, bytes_rb2g},
+    [BLLM_TYPE_NM24] = {"nm24", 0, true, tiled, bytes_nm24},
+    [BLLM_TYPE_NM48] = {"nm48", 0, true, tiled, bytes_nm48},
+    [BLLM_TYPE_NM58] = {"nm58", 0, true, tiled, bytes_nm58},
+    [BLLM_TYPE_NM68] = {"nm68", 0, true, tiled, bytes_nm68},
+    [BLLM_TYPE_ONEBIT] = {"onebit", 0, true, tiled, bytes_onebit},
+    [BLLM_TYPE_PB8] = {"pb8", 0, true, tiled_u16_cols, bytes_b1g},
+    [BLLM_TYPE_U8] = {"u8", 1, false, any_shape, bytes_u8},
 };
 
 bool bllm_type_valid(uint32_t type) { return type < BLLM_TYPE_COUNT; }
@@ -20,23 +79,44 @@ const char *bllm_type_name(bllm_type type)
     return bllm_type_valid((uint32_t)type) ? traits[type].name : "invalid";
 }
 
+bool bllm_type_from_name(const char *name, bllm_type *out)
+{
+    for (int t = 0; name && t < BLLM_TYPE_COUNT; t++)
+        if (!strcmp(traits[t].name, name)) {
+            *out = (bllm_type)t;
+            return true;
+        }
+    return false;
+}
+
+bool bllm_type_is_packed(bllm_type type) { return bllm_type_valid((uint32_t)type) && traits[type].packed; }
+
+bool bllm_type_shape_ok(bllm_type type, uint64_t rows, uint64_t ncols)
+{
+    const bllm_type_traits *t = bllm_type_get(type);
+    return t && t->shape_ok(rows, ncols);
+}
+
 uint64_t bllm_type_row_bytes(bllm_type type, uint64_t ncols)
 {
     const bllm_type_traits *t = bllm_type_get(type);
-    if (!t || ncols == 0 || ncols % t->block_elems)
+    if (!t || t->packed || ncols == 0)
         return 0;
-    uint64_t blocks = ncols / t->block_elems;
-    if (blocks > UINT64_MAX / t->block_bytes)
-        return 0;
-    return blocks * t->block_bytes;
+    return t->tensor_bytes(1, ncols);
 }
 
 uint64_t bllm_type_tensor_bytes(bllm_type type, uint64_t rows, uint64_t ncols)
 {
-    uint64_t row = bllm_type_row_bytes(type, ncols);
-    if (!row || rows == 0 || rows > UINT64_MAX / row)
+    const bllm_type_traits *t = bllm_type_get(type);
+    if (!t || !t->shape_ok(rows, ncols))
         return 0;
-    return rows * row;
+    return t->tensor_bytes(rows, ncols);
+}
+
+double bllm_type_bits_per_weight(bllm_type type, uint64_t rows, uint64_t ncols)
+{
+    uint64_t b = bllm_type_tensor_bytes(type, rows, ncols);
+    return b ? 8.0 * (double)b / ((double)rows * (double)ncols) : 0.0;
 }
 
 static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }

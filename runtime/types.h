@@ -1,7 +1,9 @@
 /* Tensor element types of the .stb format. Each type describes its own
- * layout: a row of `ncols` weights occupies bllm_type_row_bytes() bytes, and
- * its true cost in bits per weight follows from that. Packed binary types
- * append here with new ids; ids are never reused. */
+ * layout through two functions, shape_ok(rows, cols) and
+ * tensor_bytes(rows, cols), so per-row and per-column trailers (b1, onebit)
+ * are expressible and every stored byte is counted: bits per weight are
+ * exact (8 * bytes / weights). Byte layouts are in docs/format.md.
+ * New types append with new ids; ids are never reused. */
 #ifndef BLLM_TYPES_H
 #define BLLM_TYPES_H
 
@@ -13,24 +15,56 @@ typedef enum {
     BLLM_TYPE_F32 = 0,
     BLLM_TYPE_F16 = 1,
     BLLM_TYPE_BF16 = 2,
+    /* Packed binary weights: 32x64 sign tiles (docs/format.md). */
+    BLLM_TYPE_B1 = 3,     /* alpha[r] * s */
+    BLLM_TYPE_B1G = 4,    /* alpha[r][c/64] * s */
+    BLLM_TYPE_B1MG = 5,   /* mu + alpha * s, per row per 64 columns */
+    BLLM_TYPE_RB2G = 6,   /* mu + alpha1 * s1 + alpha2 * s2 */
+    BLLM_TYPE_NM24 = 7,   /* N:M sparse: kept ? mu + alpha * s : 0 */
+    BLLM_TYPE_NM48 = 8,
+    BLLM_TYPE_NM58 = 9,
+    BLLM_TYPE_NM68 = 10,
+    BLLM_TYPE_ONEBIT = 11, /* g[r] * s * h[c] */
+    BLLM_TYPE_PB8 = 12,   /* b1g bytes; salient int8 part in "X.salient" */
+    BLLM_TYPE_U8 = 13,    /* raw bytes (companion data, 1-D) */
     BLLM_TYPE_COUNT
 } bllm_type;
 
+/* Packed types tile 32 rows x 64 columns; group scales cover 64 columns. */
+#define BLLM_TILE_ROWS 32
+#define BLLM_TILE_COLS 64
+#define BLLM_GROUP 64
+
 typedef struct {
     const char *name;
-    uint32_t block_elems;  /* weights per block along a row */
-    uint32_t block_bytes;  /* bytes per block */
+    /* Bytes per weight for element types (f32, f16, bf16, u8); 0 for the
+     * packed types, whose weights share bytes. */
+    uint32_t elem_bytes;
+    bool packed;
+    bool (*shape_ok)(uint64_t rows, uint64_t cols);
+    /* Bytes of a rows x cols tensor; the shape must be ok; 0 on overflow. */
+    uint64_t (*tensor_bytes)(uint64_t rows, uint64_t cols);
 } bllm_type_traits;
 
 bool bllm_type_valid(uint32_t type);
 const bllm_type_traits *bllm_type_get(bllm_type type);
 const char *bllm_type_name(bllm_type type);
-/* Bytes of one row of ncols weights; 0 if ncols is not a multiple of the
- * type's block size. */
+/* Look a type up by its name ("f32", "b1g", "nm24", ...). */
+bool bllm_type_from_name(const char *name, bllm_type *out);
+/* The packed binary weight types (b1 .. pb8). */
+bool bllm_type_is_packed(bllm_type type);
+bool bllm_type_shape_ok(bllm_type type, uint64_t rows, uint64_t ncols);
+/* Bytes of one row of ncols weights, for element types only (f32, f16,
+ * bf16, u8): 0 for packed types, whose rows do not own whole bytes. */
 uint64_t bllm_type_row_bytes(bllm_type type, uint64_t ncols);
-/* Bytes of a whole tensor (rows x ncols); 0 if invalid; saturates to 0 on
- * overflow. */
+/* Bytes of a whole tensor (rows x ncols); 0 if the shape does not fit the
+ * type or the size overflows. The single source of truth for the .stb
+ * reader and writer. For a tensor of more than 2 dims, rows is the product
+ * of all dims but the last. */
 uint64_t bllm_type_tensor_bytes(bllm_type type, uint64_t rows, uint64_t ncols);
+/* 8 * tensor_bytes / (rows * ncols); 0 if the shape does not fit. For pb8
+ * this is the b1g part only: the companion "X.salient" adds its own bytes. */
+double bllm_type_bits_per_weight(bllm_type type, uint64_t rows, uint64_t ncols);
 
 /* Half-precision conversions (scalar, exact round-to-nearest-even). */
 float bllm_f16_to_f32(uint16_t h);

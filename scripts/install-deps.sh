@@ -12,7 +12,8 @@ DEFAULT_GGUF=$BLLM_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf
 log() { printf '[bllm] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(build-essential pkg-config meson ninja-build unzip python3 python3-venv
-              libsentencepiece-dev libsleef-dev libpcre2-dev libxxhash-dev libcjson-dev libssl-dev)
+              libsentencepiece-dev libsleef-dev libpcre2-dev libxxhash-dev libcjson-dev libssl-dev
+              gcc-aarch64-linux-gnu qemu-user)
 
 install_apt() {
     local missing=()

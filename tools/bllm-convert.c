@@ -194,7 +194,7 @@ int main(int argc, char **argv) {
         if (numel > max_numel)
             max_numel = numel;
         types[i] = t->ndim == 1 ? BLLM_TYPE_F32 : type;
-        total += (double)numel * bllm_type_get(types[i])->block_bytes;
+        total += (double)numel * bllm_type_get(types[i])->elem_bytes;
         if (bllm_stb_add_tensor(w, t->name, types[i], t->ndim, t->dims) < 0) {
             free(types);
             rc = fail(t->name, BLLM_ERR_ARG);

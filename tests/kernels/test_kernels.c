@@ -305,11 +305,13 @@ static void test_dispatch(void)
                bllm_last_error());
         failures++;
     }
-    /* without an override the best set is chosen: avx2 wherever it runs */
+    /* without an override the best set is chosen: avx512 where it runs
+     * (it is avx2 plus AVX-512 binary kernels), else avx2 */
     const bllm_kernel_set *avx2 = bllm_kernels_select("avx2");
+    const bllm_kernel_set *avx512 = bllm_kernels_select("avx512");
     unsetenv("BLLM_KERNELS");
     const bllm_kernel_set *best = bllm_kernels_select(NULL);
-    if (best != (avx2 ? avx2 : bllm_kernels_scalar())) {
+    if (best != (avx512 ? avx512 : avx2 ? avx2 : bllm_kernels_scalar())) {
         printf("FAIL: default selection is %s\n", best ? best->name : "NULL");
         failures++;
     }

@@ -1,0 +1,682 @@
+/* NEON matmuls of the packed binary types: a float path and a table-lookup
+ * (T-MAC style) integer path. Byte layouts are those of runtime/binary.c
+ * (docs/format.md); weight values those of runtime/binary.h.
+ *
+ * Both paths work on 32x64 tiles and see every tile as nibble planes: 16
+ * column quads of 16 bytes, byte j holding row j (low nibble) and row j+16
+ * (high nibble), bit k = column 4q+k. The dense types' sign tiles already are
+ * such planes. N:M tiles store per-row pattern codes instead, so they are
+ * decoded first into a sign plane (bit set = kept and +1) and a mask plane
+ * (bit set = kept), through per-type tables (code -> mask, code and kept
+ * signs -> signs at their columns).
+ *
+ * ---- the lookup path (bllm_matmul_*_neon): where x is quantized --------
+ * Per token, per 64-column group g, u = x (onebit: u[c] = h[c] * x[c], one
+ * f32 product, so the per-column scale joins the activations) is quantized:
+ *   amax = max |u[c]|,  d = amax / 127,  inv = amax > 0 ? 127 / amax : 0,
+ *   q[c] = round-half-even(u[c] * inv) in [-127, 127],  Sq = sum q[c]
+ * (f32 operations, each rounded once; the formula of kernels/binary_simd.h,
+ * shared with the x86 kernels; a group holding inf or NaN gets d = inf or
+ * NaN, so the outputs it touches come out NaN). b1mg and rb2g also take the
+ * f32 sum of the group, xs = (s0 + s1) + (s2 + s3) with s_l = u[l] + u[4+l]
+ * + ... + u[60+l] in that order, for their mu term, which then carries no
+ * quantization error (as on x86). For each quad of 4 columns one table
+ * P[s] = sum of q[4i+k] over the bits k set in s (16 int16 entries, |P| <=
+ * 508) is split into a low-byte and a high-byte table, so that vqtbl1q_u8
+ * looks up 16 rows at once (low nibbles: rows 0..15, high: rows 16..31) and
+ * the two bytes re-interleave (vzip) into int16 sums. Over a group, with
+ * A = sum P[s] over the 16 quads (|A| <= 8128, so int16 never overflows):
+ *   dense  sum_c (+-1) q[c]        = 2 A - Sq
+ *   rb2g   the same per sign plane (A1, A2)
+ *   N:M    sum_kept (+-1) q[c]     = 2 sum P[m&s] - sum P[m] = 2 A - B,
+ *          sum_kept q[c]           = B = sum P[m]     (our s plane is m&s)
+ * These integer sums are exact. Per row, the groups then accumulate in f32,
+ * acc starting at 0, in group order, each step one f32 multiply and one
+ * fused multiply-add (fmaf):
+ *   b1, b1g, pb8   acc = fmaf(a * d, S, acc)      a = alpha (b1: per row)
+ *   onebit         acc = fmaf(g * d, S, acc)      g per row
+ *   b1mg           acc = fmaf(a * d, S, acc); acc = fmaf(mu, xs, acc)
+ *   rb2g           acc = fmaf(a1 * d, S1, acc); acc = fmaf(a2 * d, S2, acc);
+ *                  acc = fmaf(mu, xs, acc)
+ *   nm             acc = fmaf(a * d, 2A - B, acc); acc = fmaf(mu * d, B, acc)
+ * and y = acc. This is the definition tests/neon's int8 reference implements
+ * independently (from the unpacked decomposition, no tables), and the NEON
+ * result equals it bit for bit. The quantization error vs the float scalar
+ * reference is at most sum_c |w[r][c]| * d_g / 2 (onebit: |g[r]| d_g / 2;
+ * b1mg, rb2g: |w - mu| in place of |w|) plus f32 rounding; tests/neon
+ * prints what it measures.
+ *
+ * Work: per token and quad, the table costs ~15 instructions (amortized
+ * over all rows); per tile (32 rows x 64 columns, 2048 weights) and token,
+ * 16 x (1 load, 2 nibble splits, 2 table loads, 4 lookups, 4 zips, 4 adds),
+ * about 0.1 instruction per weight. Tokens are handled in pairs so the
+ * nibble splits serve two. Tables live in a per-thread scratch buffer (8
+ * bytes per column per token, TOKC tokens at a time); if it cannot be
+ * allocated the float path answers instead.
+ *
+ * ---- the float path (bllm_matmul_*_neon_float) -------------------------
+ * Each tile is decoded to its exact f32 weights (the operations of
+ * runtime/binary.h: mu + (+-a), then + (+-a2); g * h; 0 where pruned) with
+ * one bit-select per 4 weights, and multiplied with x by a 4-row x 2-token
+ * FMA register tile, partial sums kept as vectors across the groups. It
+ * differs from the scalar reference by summation order only.
+ *
+ * No optional extension (dotprod, i8mm) is used: the lookups and the float
+ * path need only base AArch64 Advanced SIMD. */
+#include <arm_neon.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/binary_neon.h"
+#include "runtime/binary.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define NONE UINT32_MAX
+/* Tokens per pass over the weights: the lookup tables of TOKC tokens (8 B
+ * per column each: 88 KiB per token at 11008 columns) stay in L2. */
+#define TOKC 8
+
+/* ------------------------------------------------------------- layouts */
+
+/* How a tile's bytes divide, as in runtime/binary.c. b1 and onebit keep
+ * their scales in trailers after the tiles. */
+typedef struct {
+    uint32_t tile_bytes;
+    uint32_t sign, sign2, alpha, alpha2, mu;
+    int n, m, code_bits, cb, sb; /* N:M only: code and kept-sign bytes per row */
+} tile_layout;
+
+INLINE tile_layout layout_of(bllm_type ty)
+{
+    tile_layout L = {0, NONE, NONE, NONE, NONE, NONE, 0, 0, 0, 0, 0};
+    switch (ty) {
+    case BLLM_TYPE_B1:
+    case BLLM_TYPE_ONEBIT: L.tile_bytes = 256, L.sign = 0; break;
+    case BLLM_TYPE_B1G:
+    case BLLM_TYPE_PB8: L.tile_bytes = 320, L.sign = 0, L.alpha = 256; break;
+    case BLLM_TYPE_B1MG: L.tile_bytes = 384, L.sign = 0, L.alpha = 256, L.mu = 320; break;
+    case BLLM_TYPE_RB2G:
+        L.tile_bytes = 704, L.sign = 0, L.sign2 = 256, L.alpha = 512, L.alpha2 = 576, L.mu = 640;
+        break;
+    case BLLM_TYPE_NM24: L.n = 2, L.m = 4, L.code_bits = 3; break;
+    case BLLM_TYPE_NM48: L.n = 4, L.m = 8, L.code_bits = 7; break;
+    case BLLM_TYPE_NM58: L.n = 5, L.m = 8, L.code_bits = 6; break;
+    case BLLM_TYPE_NM68: L.n = 6, L.m = 8, L.code_bits = 5; break;
+    default: break;
+    }
+    if (L.m) {
+        /* codes (32 rows x cb), kept signs (32 rows x sb), alpha[32], mu[32] */
+        L.cb = (BLLM_GROUP / L.m) * L.code_bits / 8;
+        L.sb = (BLLM_GROUP / L.m) * L.n / 8;
+        L.alpha = 32u * (uint32_t)(L.cb + L.sb);
+        L.mu = L.alpha + 64;
+        L.tile_bytes = L.mu + 64;
+    }
+    return L;
+}
+
+INLINE int is_nm(bllm_type ty) { return ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68; }
+
+/* ------------------------------------------------- N:M decoding tables */
+
+/* Per nm type: code -> kept mask (invalid codes: 0, all pruned, as in
+ * runtime/binary.c), and (code, kept-sign bits) -> sign bits at the kept
+ * columns (the k-th kept column, in column order, takes sign bit k). */
+static uint8_t nm_mask[4][128];
+static uint8_t nm_spread[4][2048];
+static pthread_once_t nm_once = PTHREAD_ONCE_INIT;
+
+static void nm_init(void)
+{
+    for (int t = 0; t < 4; t++) {
+        bllm_type ty = (bllm_type)(BLLM_TYPE_NM24 + t);
+        tile_layout L = layout_of(ty);
+        for (uint32_t code = 0; code < (1u << L.code_bits); code++) {
+            uint32_t m = bllm_nm_code_mask(ty, code);
+            nm_mask[t][code] = (uint8_t)m;
+            for (uint32_t sb = 0; sb < (1u << L.n); sb++) {
+                uint32_t s = 0;
+                for (int p = 0, k = 0; p < L.m; p++)
+                    if (m >> p & 1)
+                        s |= (sb >> k++ & 1) << p;
+                nm_spread[t][code << L.n | sb] = (uint8_t)s;
+            }
+        }
+    }
+}
+
+/* Decode one N:M tile into a sign plane sp (kept and +1) and a mask plane
+ * mp (kept). Rows are decoded into [group][row] bytes so that each group's
+ * 32 rows are two vectors, then packed into nibble planes. */
+INLINE void nm_planes(bllm_type ty, const uint8_t *tile, uint8_t sp[256], uint8_t mp[256])
+{
+    const tile_layout L = layout_of(ty);
+    const uint8_t *mtab = nm_mask[ty - BLLM_TYPE_NM24], *stab = nm_spread[ty - BLLM_TYPE_NM24];
+    const int ngm = BLLM_GROUP / L.m;
+    const uint64_t cmask = (1u << L.code_bits) - 1, smask = (1u << L.n) - 1;
+    uint8_t mT[16][32], sT[16][32];
+    for (int j = 0; j < 32; j++) {
+        uint64_t codes = 0, signs = 0;
+        memcpy(&codes, tile + (size_t)j * L.cb, (size_t)L.cb);
+        memcpy(&signs, tile + 32 * (size_t)L.cb + (size_t)j * L.sb, (size_t)L.sb);
+        for (int k = 0; k < ngm; k++) {
+            uint32_t code = (uint32_t)(codes & cmask), sb = (uint32_t)(signs & smask);
+            codes >>= L.code_bits;
+            signs >>= L.n;
+            mT[k][j] = mtab[code];
+            sT[k][j] = stab[code << L.n | sb];
+        }
+    }
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f), hi4 = vdupq_n_u8(0xf0);
+    if (L.m == 8) {
+        /* group k covers quads 2k (low nibble) and 2k+1 (high nibble) */
+        for (int k = 0; k < 8; k++) {
+            uint8x16_t m0 = vld1q_u8(mT[k]), m1 = vld1q_u8(mT[k] + 16);
+            uint8x16_t s0 = vld1q_u8(sT[k]), s1 = vld1q_u8(sT[k] + 16);
+            vst1q_u8(mp + 32 * k, vorrq_u8(vandq_u8(m0, lo4), vshlq_n_u8(m1, 4)));
+            vst1q_u8(mp + 32 * k + 16, vorrq_u8(vshrq_n_u8(m0, 4), vandq_u8(m1, hi4)));
+            vst1q_u8(sp + 32 * k, vorrq_u8(vandq_u8(s0, lo4), vshlq_n_u8(s1, 4)));
+            vst1q_u8(sp + 32 * k + 16, vorrq_u8(vshrq_n_u8(s0, 4), vandq_u8(s1, hi4)));
+        }
+    } else {
+        /* M = 4: group k is quad k */
+        for (int k = 0; k < 16; k++) {
+            vst1q_u8(mp + 16 * k, vorrq_u8(vld1q_u8(mT[k]), vshlq_n_u8(vld1q_u8(mT[k] + 16), 4)));
+            vst1q_u8(sp + 16 * k, vorrq_u8(vld1q_u8(sT[k]), vshlq_n_u8(vld1q_u8(sT[k] + 16), 4)));
+        }
+    }
+}
+
+/* ------------------------------------------------- per-tile row scales */
+
+/* 32 fp16 values to f32 (exact). */
+INLINE void load_h32(const uint8_t *p, float32x4_t out[8])
+{
+    for (int i = 0; i < 4; i++) {
+        float16x8_t f = vreinterpretq_f16_u8(vld1q_u8(p + 16 * i)); /* any alignment */
+        out[2 * i] = vcvt_f32_f16(vget_low_f16(f));
+        out[2 * i + 1] = vcvt_high_f32_f16(f);
+    }
+}
+
+/* The scales of tile (rt, g) for its 32 rows: a (alpha, b1's per-row alpha
+ * or onebit's g), a2 (rb2g) and mu where the type has them. */
+typedef struct {
+    float32x4_t a[8], a2[8], mu[8];
+} tile_scales;
+
+INLINE void load_scales(bllm_type ty, const tile_layout *L, const uint8_t *tile, const uint8_t *trailer,
+                        int rt, tile_scales *s)
+{
+    if (ty == BLLM_TYPE_B1 || ty == BLLM_TYPE_ONEBIT)
+        load_h32(trailer + 64 * (size_t)rt, s->a);
+    else
+        load_h32(tile + L->alpha, s->a);
+    if (L->alpha2 != NONE)
+        load_h32(tile + L->alpha2, s->a2);
+    if (L->mu != NONE)
+        load_h32(tile + L->mu, s->mu);
+}
+
+/* ------------------------------------------------------ scratch memory */
+
+typedef struct {
+    void *p;
+    size_t cap;
+} scratch_buf;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ok;
+
+static void scratch_free(void *v)
+{
+    scratch_buf *b = v;
+    free(b->p);
+    free(b);
+}
+
+static void scratch_init(void) { scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+/* A per-thread buffer of at least n bytes (64-byte aligned), kept for the
+ * next call and freed when the thread exits; NULL if memory is short. */
+static void *scratch(size_t n)
+{
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_ok)
+        return NULL;
+    scratch_buf *b = pthread_getspecific(scratch_key);
+    if (!b) {
+        if (!(b = calloc(1, sizeof *b)))
+            return NULL;
+        if (pthread_setspecific(scratch_key, b)) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap < n) {
+        size_t cap = (n + 63) & ~(size_t)63;
+        void *p = aligned_alloc(64, cap);
+        if (!p)
+            return NULL;
+        free(b->p);
+        b->p = p;
+        b->cap = cap;
+    }
+    return b->p;
+}
+
+/* ======================================================== float path */
+
+/* Lane masks of a nibble: lane k all ones iff bit k is set. */
+static const uint32_t nib_lanes[16][4] = {
+#define L4(n) {(n) & 1 ? ~0u : 0, (n) & 2 ? ~0u : 0, (n) & 4 ? ~0u : 0, (n) & 8 ? ~0u : 0}
+    L4(0), L4(1), L4(2), L4(3), L4(4), L4(5), L4(6), L4(7),
+    L4(8), L4(9), L4(10), L4(11), L4(12), L4(13), L4(14), L4(15),
+#undef L4
+};
+
+INLINE uint32x4_t nib_mask(const uint8_t *plane, int j, int q)
+{
+    unsigned nib = (plane[16 * q + (j & 15)] >> (4 * (j >> 4))) & 15;
+    return vld1q_u32(nib_lanes[nib]);
+}
+
+/* The exact f32 weights of one tile, wt[row][col]. p1: sign plane; p2:
+ * rb2g's second sign plane or the N:M mask plane; hf: onebit's h for the
+ * group's 64 columns. */
+INLINE void dequant_tile(bllm_type ty, const uint8_t *p1, const uint8_t *p2, const float *sc_a,
+                         const float *sc_a2, const float *sc_mu, const float *hf, float wt[32][64])
+{
+    for (int j = 0; j < 32; j++) {
+        float a = sc_a[j];
+        float32x4_t vp, vn, vp2 = vdupq_n_f32(0), vn2 = vp2;
+        if (ty == BLLM_TYPE_B1MG || ty == BLLM_TYPE_RB2G || is_nm(ty)) {
+            /* mu + (s ? a : -a), each value one f32 addition */
+            vp = vdupq_n_f32(sc_mu[j] + a);
+            vn = vdupq_n_f32(sc_mu[j] + -a);
+        } else {
+            vp = vdupq_n_f32(a);
+            vn = vdupq_n_f32(-a);
+        }
+        if (ty == BLLM_TYPE_RB2G) {
+            vp2 = vdupq_n_f32(sc_a2[j]);
+            vn2 = vdupq_n_f32(-sc_a2[j]);
+        }
+        for (int q = 0; q < 16; q++) {
+            uint32x4_t m1 = nib_mask(p1, j, q);
+            float32x4_t v;
+            if (ty == BLLM_TYPE_ONEBIT) {
+                float32x4_t gh = vmulq_f32(vdupq_n_f32(a), vld1q_f32(hf + 4 * q));
+                v = vbslq_f32(m1, gh, vnegq_f32(gh));
+            } else {
+                v = vbslq_f32(m1, vp, vn);
+            }
+            if (ty == BLLM_TYPE_RB2G)
+                v = vaddq_f32(v, vbslq_f32(nib_mask(p2, j, q), vp2, vn2));
+            if (is_nm(ty)) /* pruned: +0, as in the reference */
+                v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), nib_mask(p2, j, q)));
+            vst1q_f32(&wt[j][4 * q], v);
+        }
+    }
+}
+
+/* acc[t][j] += wt[j][0..63] * x_t[0..63] lane-wise, for rows j0..j0+3 and T
+ * tokens; the accumulators stay vectors across groups. */
+INLINE void ftile(const int T, const float wt[32][64], int j0, const float *const *xg,
+                  float32x4_t acc[][32])
+{
+    float32x4_t s[2][4];
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            s[t][r] = acc[t][j0 + r];
+#pragma GCC unroll 4
+    for (int c = 0; c < 64; c += 4) {
+        float32x4_t wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            wv[r] = vld1q_f32(&wt[j0 + r][c]);
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            float32x4_t xv = vld1q_f32(xg[t] + c);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                s[t][r] = vfmaq_f32(s[t][r], wv[r], xv);
+        }
+    }
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            acc[t][j0 + r] = s[t][r];
+}
+
+INLINE void store_rows(float *y, int rows, int rt, int r0, int r1, const float v[32])
+{
+    int base = rt * 32;
+    if (base >= r0 && base + 32 <= r1) {
+        memcpy(y + base, v, 32 * sizeof(float));
+        return;
+    }
+    for (int j = 0; j < 32; j++)
+        if (base + j >= r0 && base + j < r1)
+            y[base + j] = v[j];
+    (void)rows;
+}
+
+INLINE void matmul_f32path(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols,
+                           int rows, int r0, int r1)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    if (is_nm(ty))
+        pthread_once(&nm_once, nm_init);
+    const tile_layout L = layout_of(ty);
+    const int ngrp = cols / BLLM_GROUP;
+    const uint8_t *wb = w;
+    const uint8_t *trailer = wb + (size_t)(rows / 32) * ngrp * L.tile_bytes;
+    float wt[32][64] __attribute__((aligned(16)));
+    float sa[32], sa2[32], smu[32], hf[64], out[32];
+    float32x4_t acc[TOKC][32];
+    uint8_t sp[256], mp[256];
+    for (int rt = r0 / 32; rt * 32 < r1; rt++) {
+        for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
+            const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
+            for (int t = 0; t < nt; t++)
+                for (int j = 0; j < 32; j++)
+                    acc[t][j] = vdupq_n_f32(0.0f);
+            for (int g = 0; g < ngrp; g++) {
+                const uint8_t *tile = wb + ((size_t)rt * ngrp + g) * L.tile_bytes;
+                const uint8_t *p1 = tile + L.sign, *p2 = tile + L.sign2;
+                if (is_nm(ty)) {
+                    nm_planes(ty, tile, sp, mp);
+                    p1 = sp, p2 = mp;
+                }
+                tile_scales s;
+                load_scales(ty, &L, tile, trailer, rt, &s);
+                for (int i = 0; i < 8; i++) {
+                    vst1q_f32(sa + 4 * i, s.a[i]);
+                    if (L.alpha2 != NONE)
+                        vst1q_f32(sa2 + 4 * i, s.a2[i]);
+                    if (L.mu != NONE)
+                        vst1q_f32(smu + 4 * i, s.mu[i]);
+                }
+                if (ty == BLLM_TYPE_ONEBIT) {
+                    tile_scales hs; /* h of this group's 64 columns */
+                    load_h32(trailer + 2 * (size_t)rows + 128 * (size_t)g, hs.a);
+                    load_h32(trailer + 2 * (size_t)rows + 128 * (size_t)g + 64, hs.a2);
+                    for (int i = 0; i < 8; i++) {
+                        vst1q_f32(hf + 4 * i, hs.a[i]);
+                        vst1q_f32(hf + 32 + 4 * i, hs.a2[i]);
+                    }
+                }
+                dequant_tile(ty, p1, p2, sa, sa2, smu, hf, wt);
+                const float *xg[TOKC];
+                for (int t = 0; t < nt; t++)
+                    xg[t] = x + (size_t)(t0 + t) * cols + (size_t)g * BLLM_GROUP;
+                for (int j0 = 0; j0 < 32; j0 += 4) {
+                    int t = 0;
+                    for (; t + 2 <= nt; t += 2)
+                        ftile(2, wt, j0, xg + t, acc + t);
+                    if (t < nt)
+                        ftile(1, wt, j0, xg + t, acc + t);
+                }
+            }
+            for (int t = 0; t < nt; t++) {
+                for (int j = 0; j < 32; j++)
+                    out[j] = vaddvq_f32(acc[t][j]);
+                store_rows(y + (size_t)(t0 + t) * rows, rows, rt, r0, r1, out);
+            }
+        }
+    }
+}
+
+/* ======================================================= lookup path */
+
+/* Quantize one token (see the top of the file) and build its tables: per
+ * quad 32 bytes (low bytes of P[0..15], then high bytes); dq[g] = d,
+ * sq[g] = Sq, xs[g] = the f32 sum. h: onebit's fp16 h[cols], else NULL. */
+INLINE void prep_token(const float *xt, const uint8_t *h, int ngrp, uint8_t *tabs, float *dq, int32_t *sq,
+                       float *xs)
+{
+    static const int16_t bit0[8] = {0, -1, 0, -1, 0, -1, 0, -1};
+    static const int16_t bit1[8] = {0, 0, -1, -1, 0, 0, -1, -1};
+    static const int16_t bit2[8] = {0, 0, 0, 0, -1, -1, -1, -1};
+    const int16x8_t m0 = vld1q_s16(bit0), m1 = vld1q_s16(bit1), m2 = vld1q_s16(bit2);
+    for (int g = 0; g < ngrp; g++) {
+        float32x4_t u[16];
+        for (int i = 0; i < 16; i++) {
+            u[i] = vld1q_f32(xt + 64 * g + 4 * i);
+            if (h) {
+                float16x4_t hh = vreinterpret_f16_u8(vld1_u8(h + 128 * (size_t)g + 8 * i));
+                u[i] = vmulq_f32(vcvt_f32_f16(hh), u[i]);
+            }
+        }
+        float32x4_t mx = vabsq_f32(u[0]), sum = u[0];
+        for (int i = 1; i < 16; i++) {
+            mx = vmaxq_f32(mx, vabsq_f32(u[i]));
+            sum = vaddq_f32(sum, u[i]);
+        }
+        const float amax = vmaxvq_f32(mx);
+        const float32x4_t sp = vpaddq_f32(sum, sum); /* s0 + s1, s2 + s3 */
+        xs[g] = vgetq_lane_f32(sp, 0) + vgetq_lane_f32(sp, 1);
+        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        dq[g] = amax / 127.0f;
+        int8_t q[64];
+        int32x4_t total = vdupq_n_s32(0);
+        for (int i = 0; i < 16; i += 2) {
+            int32x4_t qa = vcvtnq_s32_f32(vmulq_n_f32(u[i], inv));
+            int32x4_t qb = vcvtnq_s32_f32(vmulq_n_f32(u[i + 1], inv));
+            int16x8_t q16 = vcombine_s16(vqmovn_s32(qa), vqmovn_s32(qb));
+            int8x8_t q8 = vqmovn_s16(q16);
+            vst1_s8(q + 4 * i, q8);
+            total = vaddq_s32(total, vaddl_s16(vget_low_s16(vmovl_s8(q8)), vget_high_s16(vmovl_s8(q8))));
+        }
+        sq[g] = vaddvq_s32(total);
+        uint8_t *tg = tabs + 512 * (size_t)g;
+        for (int i = 0; i < 16; i++) {
+            int16x8_t x0 = vdupq_n_s16(q[4 * i]), x1 = vdupq_n_s16(q[4 * i + 1]);
+            int16x8_t x2 = vdupq_n_s16(q[4 * i + 2]), x3 = vdupq_n_s16(q[4 * i + 3]);
+            int16x8_t lo = vaddq_s16(vaddq_s16(vandq_s16(x0, m0), vandq_s16(x1, m1)), vandq_s16(x2, m2));
+            int16x8_t hi = vaddq_s16(lo, x3); /* entries 8..15 have bit 3 set */
+            uint8x16_t blo = vreinterpretq_u8_s16(lo), bhi = vreinterpretq_u8_s16(hi);
+            vst1q_u8(tg + 32 * i, vuzp1q_u8(blo, bhi));
+            vst1q_u8(tg + 32 * i + 16, vuzp2q_u8(blo, bhi));
+        }
+    }
+}
+
+/* a[0..3] (rows 0-7, 8-15, 16-23, 24-31) += P[nibble] for one quad. */
+INLINE void lut4(int16x8_t a[4], uint8x16_t tl, uint8x16_t th, uint8x16_t il, uint8x16_t ih)
+{
+    uint8x16_t l0 = vqtbl1q_u8(tl, il), h0 = vqtbl1q_u8(th, il);
+    uint8x16_t l1 = vqtbl1q_u8(tl, ih), h1 = vqtbl1q_u8(th, ih);
+    a[0] = vaddq_s16(a[0], vreinterpretq_s16_u8(vzip1q_u8(l0, h0)));
+    a[1] = vaddq_s16(a[1], vreinterpretq_s16_u8(vzip2q_u8(l0, h0)));
+    a[2] = vaddq_s16(a[2], vreinterpretq_s16_u8(vzip1q_u8(l1, h1)));
+    a[3] = vaddq_s16(a[3], vreinterpretq_s16_u8(vzip2q_u8(l1, h1)));
+}
+
+/* For T tokens: A[t] = sum over the 16 quads of P_t[p1 nibble], and with
+ * two planes B[t] = sum of P_t[p2 nibble]. */
+INLINE void lut_sums(const int T, const int NP, const uint8_t *p1, const uint8_t *p2, const uint8_t *const *tabs,
+                     int16x8_t A[][4], int16x8_t B[][4])
+{
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            A[t][i] = vdupq_n_s16(0);
+            B[t][i] = vdupq_n_s16(0);
+        }
+    for (int q = 0; q < 16; q++) {
+        uint8x16_t w1 = vld1q_u8(p1 + 16 * q);
+        uint8x16_t i1l = vandq_u8(w1, lo4), i1h = vshrq_n_u8(w1, 4), i2l = i1l, i2h = i1h;
+        if (NP == 2) {
+            uint8x16_t w2 = vld1q_u8(p2 + 16 * q);
+            i2l = vandq_u8(w2, lo4);
+            i2h = vshrq_n_u8(w2, 4);
+        }
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            uint8x16_t tl = vld1q_u8(tabs[t] + 32 * q), th = vld1q_u8(tabs[t] + 32 * q + 16);
+            lut4(A[t], tl, th, i1l, i1h);
+            if (NP == 2)
+                lut4(B[t], tl, th, i2l, i2h);
+        }
+    }
+}
+
+/* acc[i] = fmaf(a[i] * d, (float)S[i], acc[i]) over the 32 rows. */
+INLINE void fma_rows(float32x4_t acc[8], const float32x4_t a[8], float d, const int16x8_t S[4])
+{
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        float32x4_t lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(S[i])));
+        float32x4_t hi = vcvtq_f32_s32(vmovl_high_s16(S[i]));
+        acc[2 * i] = vfmaq_f32(acc[2 * i], vmulq_n_f32(a[2 * i], d), lo);
+        acc[2 * i + 1] = vfmaq_f32(acc[2 * i + 1], vmulq_n_f32(a[2 * i + 1], d), hi);
+    }
+}
+
+/* acc[i] = fmaf(mu[i], xs, acc[i]): the mu term, whose sum is the same
+ * for all rows. */
+INLINE void fma_rows_const(float32x4_t acc[8], const float32x4_t mu[8], float xs)
+{
+    const float32x4_t xv = vdupq_n_f32(xs);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        acc[i] = vfmaq_f32(acc[i], mu[i], xv);
+}
+
+/* The group's contribution for T tokens, by type (formulas at the top). */
+INLINE void lut_group(bllm_type ty, const int T, const uint8_t *p1, const uint8_t *p2,
+                      const uint8_t *const *tabs, const float *d, const int32_t *sq, const float *xs,
+                      const tile_scales *s, float32x4_t acc[][8])
+{
+    const int NP = (ty == BLLM_TYPE_RB2G || is_nm(ty)) ? 2 : 1;
+    int16x8_t A[2][4], B[2][4];
+    lut_sums(T, NP, p1, p2, tabs, A, B);
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++) {
+        const int16x8_t sqv = vdupq_n_s16((int16_t)sq[t]);
+        int16x8_t S[4];
+        if (is_nm(ty)) {
+            /* S = 2A - B (signed kept sum), then mu times B (kept sum) */
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                S[i] = vsubq_s16(vaddq_s16(A[t][i], A[t][i]), B[t][i]);
+            fma_rows(acc[t], s->a, d[t], S);
+            fma_rows(acc[t], s->mu, d[t], B[t]);
+            continue;
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            S[i] = vsubq_s16(vaddq_s16(A[t][i], A[t][i]), sqv);
+        fma_rows(acc[t], s->a, d[t], S);
+        if (ty == BLLM_TYPE_RB2G) {
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                S[i] = vsubq_s16(vaddq_s16(B[t][i], B[t][i]), sqv);
+            fma_rows(acc[t], s->a2, d[t], S);
+        }
+        if (ty == BLLM_TYPE_B1MG || ty == BLLM_TYPE_RB2G)
+            fma_rows_const(acc[t], s->mu, xs[t]);
+    }
+}
+
+INLINE void matmul_lut(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                       int r0, int r1)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    const int ngrp = cols / BLLM_GROUP;
+    /* per token: tables (512 B per group), then d, Sq and xs per group */
+    const size_t tab_bytes = 512 * (size_t)ngrp, per_tok = tab_bytes + 12 * (size_t)ngrp;
+    uint8_t *buf = scratch(TOKC * per_tok);
+    if (!buf) {
+        matmul_f32path(ty, y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    if (is_nm(ty))
+        pthread_once(&nm_once, nm_init);
+    const tile_layout L = layout_of(ty);
+    const uint8_t *wb = w;
+    const uint8_t *trailer = wb + (size_t)(rows / 32) * ngrp * L.tile_bytes;
+    uint8_t *tabs = buf;
+    float *dq = (float *)(buf + TOKC * tab_bytes);
+    int32_t *sq = (int32_t *)(dq + TOKC * ngrp);
+    float *xsum = (float *)(sq + TOKC * ngrp);
+    uint8_t sp[256], mp[256];
+    float32x4_t acc[TOKC][8];
+    float out[32];
+
+    for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
+        const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
+        for (int t = 0; t < nt; t++)
+            prep_token(x + (size_t)(t0 + t) * cols, ty == BLLM_TYPE_ONEBIT ? trailer + 2 * (size_t)rows : NULL,
+                       ngrp, tabs + t * tab_bytes, dq + t * ngrp, sq + t * ngrp, xsum + t * ngrp);
+        for (int rt = r0 / 32; rt * 32 < r1; rt++) {
+            for (int t = 0; t < nt; t++)
+                for (int i = 0; i < 8; i++)
+                    acc[t][i] = vdupq_n_f32(0.0f);
+            for (int g = 0; g < ngrp; g++) {
+                const uint8_t *tile = wb + ((size_t)rt * ngrp + g) * L.tile_bytes;
+                const uint8_t *p1 = tile + L.sign, *p2 = tile + L.sign2;
+                if (is_nm(ty)) {
+                    nm_planes(ty, tile, sp, mp);
+                    p1 = sp, p2 = mp;
+                }
+                tile_scales s;
+                load_scales(ty, &L, tile, trailer, rt, &s);
+                const uint8_t *tp[TOKC];
+                float d[TOKC], xs[TOKC];
+                int32_t sg[TOKC];
+                for (int t = 0; t < nt; t++) {
+                    tp[t] = tabs + t * tab_bytes + 512 * (size_t)g;
+                    d[t] = dq[t * ngrp + g];
+                    sg[t] = sq[t * ngrp + g];
+                    xs[t] = xsum[t * ngrp + g];
+                }
+                int t = 0;
+                for (; t + 2 <= nt; t += 2)
+                    lut_group(ty, 2, p1, p2, tp + t, d + t, sg + t, xs + t, &s, acc + t);
+                if (t < nt)
+                    lut_group(ty, 1, p1, p2, tp + t, d + t, sg + t, xs + t, &s, acc + t);
+            }
+            for (int t = 0; t < nt; t++) {
+                for (int i = 0; i < 8; i++)
+                    vst1q_f32(out + 4 * i, acc[t][i]);
+                store_rows(y + (size_t)(t0 + t) * rows, rows, rt, r0, r1, out);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------- entry points */
+
+#define DEFINE(name, TYPE)                                                                                  \
+    void bllm_matmul_##name##_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows,  \
+                                   int r0, int r1)                                                          \
+    {                                                                                                       \
+        matmul_lut(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                               \
+    }                                                                                                       \
+    void bllm_matmul_##name##_neon_float(float *y, const float *x, const void *w, int n_tok, int cols,        \
+                                       int rows, int r0, int r1)                                            \
+    {                                                                                                       \
+        matmul_f32path(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                           \
+    }
+DEFINE(b1, BLLM_TYPE_B1)
+DEFINE(b1g, BLLM_TYPE_B1G)
+DEFINE(b1mg, BLLM_TYPE_B1MG)
+DEFINE(rb2g, BLLM_TYPE_RB2G)
+DEFINE(nm24, BLLM_TYPE_NM24)
+DEFINE(nm48, BLLM_TYPE_NM48)
+DEFINE(nm58, BLLM_TYPE_NM58)
+DEFINE(nm68, BLLM_TYPE_NM68)
+DEFINE(onebit, BLLM_TYPE_ONEBIT)
+DEFINE(pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */

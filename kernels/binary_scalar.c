@@ -1,0 +1,93 @@
+/* Scalar reference matmuls for the packed binary types. Each weight is the
+ * f32 value runtime/binary.h defines (decoded 64 columns at a time by
+ * bllm_binary_dequant_group), and each output is summed exactly like the f32
+ * reference in kernels/scalar.c: s = 0, then s += w[c] * x[c] for c in
+ * increasing order, a separate multiply and add. So the result is
+ * bit-identical to the f32 scalar matmul over the dequantized matrix (tests
+ * check this), and the SIMD kernels are measured against it. */
+#include "kernels/binary_scalar.h"
+
+#include "runtime/binary.h"
+
+/* Tokens whose partial sums are carried across column groups at once; the
+ * group is decoded once per chunk. */
+#define TOK_CHUNK 16
+
+static void matmul_packed(bllm_type type, float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                          int r0, int r1)
+{
+    float wg[BLLM_GROUP], acc[TOK_CHUNK];
+    int ngrp = cols / BLLM_GROUP;
+    for (int r = r0; r < r1; r++)
+        for (int t0 = 0; t0 < n_tok; t0 += TOK_CHUNK) {
+            int nt = n_tok - t0 < TOK_CHUNK ? n_tok - t0 : TOK_CHUNK;
+            for (int t = 0; t < nt; t++)
+                acc[t] = 0.0f;
+            for (int grp = 0; grp < ngrp; grp++) {
+                bllm_binary_dequant_group(type, w, rows, cols, r, grp, wg);
+                for (int t = 0; t < nt; t++) {
+                    const float *xt = x + (size_t)(t0 + t) * cols + (size_t)grp * BLLM_GROUP;
+                    float s = acc[t];
+                    for (int c = 0; c < BLLM_GROUP; c++)
+                        s += wg[c] * xt[c];
+                    acc[t] = s;
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                y[(size_t)(t0 + t) * rows + r] = acc[t];
+        }
+}
+
+#define DEFINE(name, TYPE)                                                                                \
+    void bllm_matmul_##name##_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
+                                     int r0, int r1)                                                      \
+    {                                                                                                     \
+        matmul_packed(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                          \
+    }
+DEFINE(b1, BLLM_TYPE_B1)
+DEFINE(b1g, BLLM_TYPE_B1G)
+DEFINE(b1mg, BLLM_TYPE_B1MG)
+DEFINE(rb2g, BLLM_TYPE_RB2G)
+DEFINE(nm24, BLLM_TYPE_NM24)
+DEFINE(nm48, BLLM_TYPE_NM48)
+DEFINE(nm58, BLLM_TYPE_NM58)
+DEFINE(nm68, BLLM_TYPE_NM68)
+DEFINE(onebit, BLLM_TYPE_ONEBIT)
+DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
+
+/* pb8's salient part: one correction per salient weight, since its int8
+ * value replaces the binary value stored at the same place. Sparse (about a
+ * tenth of the weights) and gather-bound, so one portable implementation
+ * serves every kernel set. */
+void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
+                         int rows, int r0, int r1)
+{
+    enum { E_CHUNK = 256 };
+    float d[E_CHUNK], acc[TOK_CHUNK];
+    for (int r = r0; r < r1; r++) {
+        uint32_t e0 = s->row_ptr[r], e1 = s->row_ptr[r + 1];
+        if (e0 == e1)
+            continue;
+        float scale = bllm_f16_to_f32(s->scale[r]);
+        for (int t0 = 0; t0 < n_tok; t0 += TOK_CHUNK) {
+            int nt = n_tok - t0 < TOK_CHUNK ? n_tok - t0 : TOK_CHUNK;
+            for (int t = 0; t < nt; t++)
+                acc[t] = 0.0f;
+            for (uint32_t ec = e0; ec < e1; ec += E_CHUNK) {
+                int ne = e1 - ec < E_CHUNK ? (int)(e1 - ec) : E_CHUNK;
+                for (int e = 0; e < ne; e++)
+                    d[e] = (float)s->val[ec + e] * scale -
+                           bllm_binary_weight(BLLM_TYPE_B1G, w, rows, cols, r, s->col[ec + e]);
+                for (int t = 0; t < nt; t++) {
+                    const float *xt = x + (size_t)(t0 + t) * cols;
+                    float a = acc[t];
+                    for (int e = 0; e < ne; e++)
+                        a += d[e] * xt[s->col[ec + e]];
+                    acc[t] = a;
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                y[(size_t)(t0 + t) * rows + r] += acc[t];
+        }
+    }
+}

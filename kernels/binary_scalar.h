@@ -1,0 +1,23 @@
+/* The scalar reference matmuls of the packed binary types, registered in the
+ * scalar kernel set (kernels/scalar.c). Same contract as every matmul in
+ * kernels/kernels.h; r0 and r1 may be any rows (the forward pass passes
+ * multiples of 32). */
+#ifndef BLLM_BINARY_SCALAR_H
+#define BLLM_BINARY_SCALAR_H
+
+#include "kernels/kernels.h"
+
+void bllm_matmul_b1_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_b1g_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_b1mg_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_rb2g_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_nm24_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_nm48_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_nm58_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_nm68_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_onebit_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                               int r1);
+/* pb8: the b1g part only (bllm_salient_matvec adds the salient part). */
+void bllm_matmul_pb8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+
+#endif

@@ -1,0 +1,62 @@
+/* The SIMD matmuls of the packed binary types (kernels/binary_avx2.c,
+ * kernels/binary_avx512.c): how dispatch.c gets them, and the activation
+ * quantization of their lookup-table path, written out here so the tests
+ * can rebuild it bit for bit.
+ *
+ * Two paths (docs/binary-kernels.md):
+ * - LUT: x is quantized to int8 per token per 64 columns (below), a
+ *   16-entry table of subset sums is built per 4 activations, and the 4-bit
+ *   sign nibbles of 32 rows index it at once with a byte shuffle. The
+ *   integer sums are exact; the only error is the quantization of x.
+ * - FLOAT: the same tables in f32, no quantization: exact up to the f32
+ *   summation order, for accuracy-critical use.
+ * Kernel sets (kernels/dispatch.c): "avx2" picks a path per type and n_tok
+ * by measurement, "avx2-lut" and "avx2-float" force one. */
+#ifndef BLLM_BINARY_SIMD_H
+#define BLLM_BINARY_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+typedef enum {
+    BLLM_BINARY_AUTO = 0, /* the measured choice per type and n_tok */
+    BLLM_BINARY_LUT = 1,
+    BLLM_BINARY_FLOAT = 2,
+} bllm_binary_path;
+
+/* Fill mm[BLLM_TYPE_B1 .. BLLM_TYPE_PB8] with the kernels of one path.
+ * Only call after checking the CPU (dispatch.c). */
+void bllm_binary_avx2_fill(bllm_matmul_fn *mm, bllm_binary_path path);
+void bllm_binary_avx512_fill(bllm_matmul_fn *mm, bllm_binary_path path);
+
+/* ---- the LUT path's activation quantization (per token, per 64 columns) ----
+ * amax = max |x_c| over the group; d = amax / 127; q_c = x_c * (127 / amax)
+ * rounded to nearest, ties to even; every operation one f32 rounding. A
+ * group of zeros gets d = 0, q = 0. A group holding inf or NaN gets d = NaN
+ * (and q = 0), so the outputs it touches are NaN rather than quietly
+ * finite. The kernels do exactly this in SIMD; the mu terms of b1mg and
+ * rb2g use the f32 sum of the group's x instead (exact, and cheap). */
+#define BLLM_BINARY_QMAX 127
+
+static inline float bllm_binary_quantize_group(const float *x, int8_t q[64])
+{
+    float amax = 0.0f, sum = 0.0f;
+    for (int c = 0; c < 64; c++) {
+        float a = fabsf(x[c]);
+        amax = a > amax ? a : amax;
+        sum += x[c];
+    }
+    if (!isfinite(sum) || !isfinite(amax)) {
+        for (int c = 0; c < 64; c++)
+            q[c] = 0;
+        return NAN;
+    }
+    float id = amax > 0.0f ? (float)BLLM_BINARY_QMAX / amax : 0.0f;
+    for (int c = 0; c < 64; c++)
+        q[c] = (int8_t)nearbyintf(x[c] * id);
+    return amax / (float)BLLM_BINARY_QMAX;
+}
+
+#endif

@@ -1,0 +1,1174 @@
+/* The x86 binary-weight kernels, shared by kernels/binary_avx2.c and
+ * kernels/binary_avx512.c: each includes this file once, compiled with its
+ * own -m flags, and gets static copies of everything here. Where the
+ * AVX-512 build differs it is marked BINARY_X86_512 (AVX-512 F/BW/VL/VBMI
+ * enabled by the compiler flags): the dense lookups take 64 bytes at a time
+ * and the N:M codes are decoded with vpmultishiftqb and vpermi2b. Everything
+ * else is the AVX2 code in both builds.
+ *
+ * Both paths share one idea. Every 4 columns (a quad) of every row hold a
+ * 4-bit sign nibble s, and a tile stores the nibbles of 32 rows for one quad
+ * in 16 bytes (docs/format.md). With P[b] = sum of x_k over the set bits k of
+ * b (the 16 subset sums of the quad's activations),
+ *     dense   sum_k (2 s_k - 1) x_k = 2 P[s] - P[15]
+ *     sparse  sum_kept (2 s_k - 1) x_k = 2 P[m & s] - P[m],  sum_kept x_k = P[m]
+ * so one 16-entry table per quad serves dense, residual (two sign planes)
+ * and N:M (a mask plane m next to the sign plane), and a byte shuffle
+ * (vpshufb) looks the table up for 16 rows at once.
+ *
+ * LUT path: x is quantized to int8 per token per 64 columns
+ * (kernels/binary_simd.h), and the tables hold U[b] = P[b] - (sum of the
+ * negative a_k), in 0..508, split as U = lo + 32 hi (lo 0..31, hi 0..15)
+ * into two byte tables. 8 lookups of lo (<= 248) and 16 of hi (<= 240) sum
+ * in plain bytes, so the inner loop is 11 operations per 32 bytes of signs
+ * (3 to split nibbles, 4 vpshufb, 4 byte adds) with no widening; once per
+ * 64-column group vpmaddubsw splits even and odd rows into 16-bit lanes,
+ * the sums become f32 and are scaled by d * alpha. Integer sums are exact.
+ * Measured alternatives (docs/binary-kernels.md): a 16-bit accumulation of
+ * a low byte table plus a carry table was ~15% slower; 7-bit activations
+ * (U fits one byte table) are ~20% faster in the lookup loop but double
+ * the quantization error.
+ *
+ * FLOAT path: the same subset sums in f32 (the tables' 4 byte planes are
+ * looked up separately and interleaved back into floats); no quantization,
+ * exact up to the order of the f32 additions; about half the LUT speed.
+ *
+ * N:M types store a pattern code per group of M columns and the kept signs
+ * packed per row. The codes of 4 rows at a time are split into one byte
+ * per 8 columns (vpshufb + vpmullo), mapped to kept-mask bytes by vpshufb
+ * tables, one BMI2 pdep per row scatters the packed kept signs into the
+ * kept positions, and the 32 rows' 64-bit mask and sign words are
+ * transposed to byte columns and looked up like dense planes (two lookups
+ * per quad: U[m & s] and U[m]). In GEMV the decode of the next tile is
+ * interleaved with the lookups of the current one.
+ *
+ * Work split: GEMV streams each row tile's tiles once, prefetching every
+ * line 8 tiles ahead; GEMM (n_tok > 1) does every token of a chunk on a
+ * tile group while it sits in L1 (N:M tiles are decoded once for all of
+ * them). Tables for a block of columns and tokens are built once per call
+ * into a per-thread scratch buffer; a thread that cannot get scratch memory
+ * runs the scalar reference instead, and so do row ranges that are not
+ * whole 32-row tiles. */
+#ifndef BLLM_BINARY_X86_H
+#define BLLM_BINARY_X86_H
+
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/binary_scalar.h"
+#include "kernels/binary_simd.h"
+#include "kernels/kernels.h"
+#include "runtime/binary.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VBMI__)
+#define BINARY_X86_512 1
+#else
+#define BINARY_X86_512 0
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+/* Keeps GCC from reassociating the accumulator chains into trees that
+ * spill (measured: 30% slower without). */
+#define PIN(v) __asm__("" : "+x"(v))
+
+/* ------------------------------------------------------------ layouts */
+
+enum { PATH_LUT = 1, PATH_FLT = 2 };
+
+/* Byte offsets inside one tile (runtime/binary.c, docs/format.md). */
+typedef struct {
+    int tile_bytes;
+    int sign2, alpha, alpha2, mu; /* -1: absent */
+    int n, m, code_bits, cb, sb, ksigns;
+} tile_layout;
+
+INLINE tile_layout layout_of(bllm_type ty)
+{
+    tile_layout L = {0, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0};
+    switch (ty) {
+    case BLLM_TYPE_B1:
+    case BLLM_TYPE_ONEBIT: L.tile_bytes = 256; break;
+    case BLLM_TYPE_B1G:
+    case BLLM_TYPE_PB8: L.tile_bytes = 320, L.alpha = 256; break;
+    case BLLM_TYPE_B1MG: L.tile_bytes = 384, L.alpha = 256, L.mu = 320; break;
+    case BLLM_TYPE_RB2G:
+        L.tile_bytes = 704, L.sign2 = 256, L.alpha = 512, L.alpha2 = 576, L.mu = 640;
+        break;
+    default: {
+        int n = ty == BLLM_TYPE_NM24 ? 2 : ty == BLLM_TYPE_NM48 ? 4 : ty == BLLM_TYPE_NM58 ? 5 : 6;
+        int m = ty == BLLM_TYPE_NM24 ? 4 : 8;
+        int b = ty == BLLM_TYPE_NM24 ? 3 : ty == BLLM_TYPE_NM48 ? 7 : ty == BLLM_TYPE_NM58 ? 6 : 5;
+        L.n = n, L.m = m, L.code_bits = b;
+        L.cb = 64 / m * b / 8, L.sb = 64 / m * n / 8;
+        L.ksigns = 32 * L.cb;
+        L.alpha = 32 * (L.cb + L.sb);
+        L.mu = L.alpha + 64;
+        L.tile_bytes = L.mu + 64;
+        break;
+    }
+    }
+    return L;
+}
+
+INLINE int is_nm(bllm_type ty) { return ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68; }
+
+/* --------------------------------------------------------- scratch memory */
+
+/* One growing buffer per thread, reused call after call (a pool's workers
+ * live as long as the pool); a thread-specific key frees it when the thread
+ * exits. */
+static _Thread_local void *scratch_buf;
+static _Thread_local size_t scratch_cap;
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, free) == 0; }
+
+static void *scratch(size_t bytes)
+{
+    if (bytes > scratch_cap) {
+        pthread_once(&scratch_once, scratch_key_init);
+        free(scratch_buf);
+        scratch_cap = 0;
+        scratch_buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (scratch_key_ok)
+            pthread_setspecific(scratch_key, scratch_buf);
+        if (!scratch_buf)
+            return NULL;
+        scratch_cap = bytes;
+    }
+    return scratch_buf;
+}
+
+/* ------------------------------------------------- activation preparation */
+
+/* Per token per 64-column group. */
+typedef struct {
+    float d;    /* LUT: quantization step; FLOAT: unused (1) */
+    float sum;  /* f32 sum of the group's x (b1mg, rb2g mu terms; FLOAT dense) */
+    float kabs; /* LUT: sum |q| */
+    float kneg; /* LUT: sum of the negative q */
+} gprep;
+
+/* Table layouts. "pair": 32 bytes per quad pair, quad 2p in the low lane,
+ * 2p+1 in the high lane, as the dense tiles store their nibbles. "dup": 32
+ * bytes per quad, the same 16 entries in both lanes, for N:M planes whose
+ * byte columns hold 16 rows per lane. LUT tables: the low byte table, then
+ * the high bit table. FLOAT tables: the 4 byte planes of the f32 entries. */
+#define LUT_PAIR_HI 256
+#define TAB_LUT_PAIR 512
+#define LUT_DUP_HI 512
+#define TAB_LUT_DUP 1024
+#define FLT_PAIR_PLANE 256
+#define TAB_FLT_PAIR 1024
+#define FLT_DUP_PLANE 512
+#define TAB_FLT_DUP 2048
+
+/* Interleaves in-lane: lane bytes k of 4 floats -> [b0 x4, b1 x4, b2 x4, b3 x4]. */
+static const uint8_t split_bytes_ctl[32] = {0, 4, 8,  12, 1, 5, 9,  13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                            0, 4, 8,  12, 1, 5, 9,  13, 2, 6, 10, 14, 3, 7, 11, 15};
+
+/* Control vectors for building LUT tables with shuffles: for term k (column
+ * k of the quad), entry b of lane l picks pos (a > 0 part) when bit k of b is
+ * set and neg (-a > 0 part) otherwise, from V = [pos c0..c7, neg c0..c7] of
+ * the quad pair; lane l is quad 2p + l (pair layout). Dup layout uses lane
+ * 0's controls in both lanes with V = [pos of the quad x2.., neg ..]. */
+static uint8_t lut_ctl_pair[4][32];
+static uint8_t lut_ctl_dup[4][32];
+/* f32 entries: sign pattern of term k for entries 0..7 / 8..15. */
+static pthread_once_t ctl_once = PTHREAD_ONCE_INIT;
+
+static void ctl_init(void)
+{
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 2; l++)
+            for (int b = 0; b < 16; b++) {
+                lut_ctl_pair[k][16 * l + b] = (uint8_t)(((b >> k) & 1 ? 0 : 8) + 4 * l + k);
+                lut_ctl_dup[k][16 * l + b] = (uint8_t)(((b >> k) & 1 ? 0 : 8) + k);
+            }
+}
+
+/* Quantize 64 values (already multiplied by h for onebit) and fill g. */
+INLINE void quantize64(const float *x, int8_t q[64], gprep *g)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v[8], mx = _mm256_setzero_ps(), s0 = _mm256_setzero_ps(), s1 = s0;
+    for (int i = 0; i < 8; i++) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        mx = _mm256_max_ps(mx, _mm256_and_ps(v[i], absmask));
+        if (i & 1)
+            s1 = _mm256_add_ps(s1, v[i]);
+        else
+            s0 = _mm256_add_ps(s0, v[i]);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    __m256 s = _mm256_add_ps(s0, s1);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    float sum = _mm_cvtss_f32(s4);
+    g->sum = sum;
+    /* sum - sum is NaN exactly when sum is inf or NaN (any inf or NaN in
+     * the group makes the sum so, unless it overflows first: also NaN) */
+    if (sum - sum != 0.0f || amax - amax != 0.0f) {
+        memset(q, 0, 64);
+        g->d = __builtin_nanf("");
+        g->kabs = g->kneg = 0.0f;
+        return;
+    }
+    float id = amax > 0.0f ? (float)BLLM_BINARY_QMAX / amax : 0.0f;
+    g->d = amax / (float)BLLM_BINARY_QMAX;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i qi[8];
+    for (int i = 0; i < 8; i++)
+        qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], idv)); /* MXCSR: nearest-even */
+    __m256i p01 = _mm256_packs_epi32(qi[0], qi[1]), p23 = _mm256_packs_epi32(qi[2], qi[3]);
+    __m256i p45 = _mm256_packs_epi32(qi[4], qi[5]), p67 = _mm256_packs_epi32(qi[6], qi[7]);
+    __m256i b0 = _mm256_packs_epi16(p01, p23), b1 = _mm256_packs_epi16(p45, p67);
+    /* the two packs interleave lanes: dword order 0 2 4 6 1 3 5 7 -> fix */
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    b0 = _mm256_permutevar8x32_epi32(b0, perm);
+    b1 = _mm256_permutevar8x32_epi32(b1, perm);
+    _mm256_storeu_si256((__m256i *)q, b0);
+    _mm256_storeu_si256((__m256i *)(q + 32), b1);
+    /* sum |q| and sum of negatives, via sad against zero */
+    const __m256i z = _mm256_setzero_si256();
+    __m256i a0 = _mm256_abs_epi8(b0), a1 = _mm256_abs_epi8(b1);
+    __m256i n0 = _mm256_sub_epi8(z, _mm256_min_epi8(b0, z)), n1 = _mm256_sub_epi8(z, _mm256_min_epi8(b1, z));
+    __m256i sa = _mm256_add_epi64(_mm256_sad_epu8(a0, z), _mm256_sad_epu8(a1, z));
+    __m256i sn = _mm256_add_epi64(_mm256_sad_epu8(n0, z), _mm256_sad_epu8(n1, z));
+    __m128i sa2 = _mm_add_epi64(_mm256_castsi256_si128(sa), _mm256_extracti128_si256(sa, 1));
+    __m128i sn2 = _mm_add_epi64(_mm256_castsi256_si128(sn), _mm256_extracti128_si256(sn, 1));
+    g->kabs = (float)(_mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2));
+    g->kneg = -(float)(_mm_cvtsi128_si32(sn2) + _mm_extract_epi32(sn2, 2));
+}
+
+/* U = t0 + t1 + t2 + t3 (each term 0..127, U 0..508) as U = lo + 32 hi,
+ * lo 0..31, hi 0..15: 8 lookups of lo and 16 of hi sum in a byte. */
+INLINE void split_u(__m256i t0, __m256i t1, __m256i t2, __m256i t3, __m256i *lo, __m256i *hi)
+{
+    __m256i s01 = _mm256_add_epi8(t0, t1), s23 = _mm256_add_epi8(t2, t3); /* <= 254 */
+    __m256i low = _mm256_add_epi8(s01, s23);                               /* U mod 256 */
+    /* carry out of the byte: s23 > 255 - s01 */
+    __m256i carry = _mm256_min_epu8(_mm256_subs_epu8(s23, _mm256_xor_si256(s01, _mm256_set1_epi8(-1))),
+                                    _mm256_set1_epi8(1));
+    *lo = _mm256_and_si256(low, _mm256_set1_epi8(31));
+    *hi = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(low, 5), _mm256_set1_epi8(7)),
+                          _mm256_slli_epi16(carry, 3));
+}
+
+/* LUT tables of one group from its 64 int8 values. */
+INLINE void build_lut(const int8_t q[64], uint8_t *tab, int dup)
+{
+    const __m128i z = _mm_setzero_si128();
+    for (int h = 0; h < 4; h++) { /* 16 columns = 2 quad pairs at a time */
+        __m128i a = _mm_loadu_si128((const __m128i *)(q + 16 * h));
+        __m128i pos = _mm_max_epi8(a, z), neg = _mm_max_epi8(_mm_sub_epi8(z, a), z);
+        for (int pp = 0; pp < 2; pp++) {
+            int p = 2 * h + pp;
+            __m128i v = pp ? _mm_unpackhi_epi64(pos, neg) : _mm_unpacklo_epi64(pos, neg);
+            if (!dup) {
+                __m256i V = _mm256_broadcastsi128_si256(v);
+                __m256i t0 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_pair[0]));
+                __m256i t1 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_pair[1]));
+                __m256i t2 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_pair[2]));
+                __m256i t3 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_pair[3]));
+                __m256i lo, hi;
+                split_u(t0, t1, t2, t3, &lo, &hi);
+                _mm256_storeu_si256((__m256i *)(tab + 32 * p), lo);
+                _mm256_storeu_si256((__m256i *)(tab + LUT_PAIR_HI + 32 * p), hi);
+            } else {
+                /* quads 2p and 2p+1, each in both lanes: V lanes hold the
+                 * quad's columns at 0..3 (pos) and 8..11 (neg) */
+                for (int l = 0; l < 2; l++) {
+                    __m128i vq = l ? _mm_srli_epi64(v, 32) : v; /* columns 4..7 -> 0..3 per half */
+                    __m256i V = _mm256_broadcastsi128_si256(vq);
+                    __m256i t0 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_dup[0]));
+                    __m256i t1 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_dup[1]));
+                    __m256i t2 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_dup[2]));
+                    __m256i t3 = _mm256_shuffle_epi8(V, _mm256_loadu_si256((const __m256i *)lut_ctl_dup[3]));
+                    __m256i lo, hi;
+                    split_u(t0, t1, t2, t3, &lo, &hi);
+                    int quad = 2 * p + l;
+                    _mm256_storeu_si256((__m256i *)(tab + 32 * quad), lo);
+                    _mm256_storeu_si256((__m256i *)(tab + LUT_DUP_HI + 32 * quad), hi);
+                }
+            }
+        }
+    }
+}
+
+/* The 16 subset sums of x[0..3] in f32, as two vectors (entries 0..7,
+ * 8..15): P[b] = ((b0 x0 + b1 x1) + b2 x2) + b3 x3 with absent terms 0. */
+INLINE void subset_sums(const float *x, __m256 *lo, __m256 *hi)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 x0 = _mm256_broadcast_ss(x), x1 = _mm256_broadcast_ss(x + 1);
+    __m256 x2 = _mm256_broadcast_ss(x + 2), x3 = _mm256_broadcast_ss(x + 3);
+    __m256 m0 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(idx, _mm256_set1_epi32(1)),
+                                                       _mm256_set1_epi32(1)));
+    __m256 m1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(idx, _mm256_set1_epi32(2)),
+                                                       _mm256_set1_epi32(2)));
+    __m256 m2 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(idx, _mm256_set1_epi32(4)),
+                                                       _mm256_set1_epi32(4)));
+    __m256 s = _mm256_add_ps(_mm256_and_ps(m0, x0), _mm256_and_ps(m1, x1));
+    s = _mm256_add_ps(s, _mm256_and_ps(m2, x2));
+    *lo = s;
+    *hi = _mm256_add_ps(s, x3);
+}
+
+/* Byte planes of 16 f32 entries (lo = 0..7, hi = 8..15) -> 4 x 16 bytes. */
+INLINE void float_planes(__m256 lo, __m256 hi, __m128i out[4])
+{
+    const __m256i ctl = _mm256_loadu_si256((const __m256i *)split_bytes_ctl);
+    /* each lane: [b0 of 4 entries, b1 .., b2 .., b3 ..] */
+    __m256i a = _mm256_shuffle_epi8(_mm256_castps_si256(lo), ctl); /* entries 0-3 | 4-7 */
+    __m256i b = _mm256_shuffle_epi8(_mm256_castps_si256(hi), ctl); /* entries 8-11 | 12-15 */
+    /* 4x4 dword transpose across (a.l0, a.l1, b.l0, b.l1) */
+    __m256i ab_lo = _mm256_permute2x128_si256(a, b, 0x20); /* e0-3 | e8-11 */
+    __m256i ab_hi = _mm256_permute2x128_si256(a, b, 0x31); /* e4-7 | e12-15 */
+    __m256i t0 = _mm256_unpacklo_epi32(ab_lo, ab_hi); /* [b0(0-3) b0(4-7) b1(0-3) b1(4-7)] | same for 8-15 */
+    __m256i t1 = _mm256_unpackhi_epi32(ab_lo, ab_hi); /* b2, b3 */
+    /* plane k: 16 bytes = entries 0..15 = [bk(0-3) bk(4-7)] from lane 0, [bk(8-11) bk(12-15)] lane 1 */
+    __m256i p01 = _mm256_permute4x64_epi64(t0, 0xd8); /* qwords 0 2 1 3: b0 l0, b0 l1, b1 l0, b1 l1 */
+    __m256i p23 = _mm256_permute4x64_epi64(t1, 0xd8);
+    out[0] = _mm256_castsi256_si128(p01);
+    out[1] = _mm256_extracti128_si256(p01, 1);
+    out[2] = _mm256_castsi256_si128(p23);
+    out[3] = _mm256_extracti128_si256(p23, 1);
+}
+
+/* FLOAT tables of one group (64 values of x, h already applied). */
+INLINE void build_flt(const float *x, uint8_t *tab, int dup)
+{
+    for (int quad = 0; quad < 16; quad++) {
+        __m256 lo, hi;
+        __m128i pl[4];
+        subset_sums(x + 4 * quad, &lo, &hi);
+        float_planes(lo, hi, pl);
+        for (int k = 0; k < 4; k++) {
+            if (!dup) {
+                _mm_storeu_si128((__m128i *)(tab + FLT_PAIR_PLANE * k + 32 * (quad >> 1) + 16 * (quad & 1)), pl[k]);
+            } else {
+                _mm_storeu_si128((__m128i *)(tab + FLT_DUP_PLANE * k + 32 * quad), pl[k]);
+                _mm_storeu_si128((__m128i *)(tab + FLT_DUP_PLANE * k + 32 * quad + 16), pl[k]);
+            }
+        }
+    }
+}
+
+INLINE float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Prepare tokens [0, nt) x groups [g0, g0 + ng) into gp[t * ng + g] and
+ * tables tab + (t * ng + g) * tab_bytes. h: onebit's column scales (fp16,
+ * whole matrix) or NULL. xbuf: 64 floats. */
+INLINE void prepare(int path, int dup, const float *x, int cols, int nt, int g0, int ng, const uint16_t *h,
+                    gprep *gp, uint8_t *tab, size_t tab_bytes)
+{
+    float xh[64] __attribute__((aligned(32)));
+    int8_t q[64] __attribute__((aligned(32)));
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < ng; g++) {
+            const float *xg = x + (size_t)t * cols + (size_t)(g0 + g) * 64;
+            if (h) {
+                const uint16_t *hg = h + (size_t)(g0 + g) * 64;
+                for (int i = 0; i < 8; i++)
+                    _mm256_store_ps(xh + 8 * i, _mm256_mul_ps(_mm256_loadu_ps(xg + 8 * i),
+                                                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(hg + 8 * i)))));
+                xg = xh;
+            }
+            gprep *G = gp + (size_t)t * ng + g;
+            uint8_t *T = tab + ((size_t)t * ng + g) * tab_bytes;
+            if (path == PATH_LUT) {
+                quantize64(xg, q, G);
+                build_lut(q, T, dup);
+            } else {
+                __m256 s = _mm256_setzero_ps();
+                for (int i = 0; i < 8; i++)
+                    s = _mm256_add_ps(s, _mm256_loadu_ps(xg + 8 * i));
+                G->sum = hsum(s);
+                G->d = 1.0f;
+                G->kabs = G->kneg = 0.0f;
+                build_flt(xg, T, dup);
+            }
+        }
+}
+
+/* ------------------------------------------------------------ LUT lookups */
+
+/* Integer sums of one 32-row tile group -> 4 f32 vectors, rows 0-7, 8-15,
+ * 16-23, 24-31. A, B: byte sums of lo entries (each <= 248), H: byte sums
+ * of hi entries (<= 240), all laid out [rows 0-15 | rows 16-31]; the sum
+ * is A + B + 32 H per row. vpmaddubsw by (1, 0) and (0, 1) splits even
+ * and odd rows into 16-bit lanes on the multiply pipes. */
+INLINE void lut_finish(__m256i A, __m256i B, __m256i H, __m256 u[4])
+{
+    const __m256i ev = _mm256_set1_epi16(0x0001), od = _mm256_set1_epi16(0x0100);
+    const __m256i ev32 = _mm256_set1_epi16(0x0020), od32 = _mm256_set1_epi16(0x2000);
+    __m256i E = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(A, ev), _mm256_maddubs_epi16(B, ev)),
+                                 _mm256_maddubs_epi16(H, ev32));
+    __m256i O = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(A, od), _mm256_maddubs_epi16(B, od)),
+                                 _mm256_maddubs_epi16(H, od32));
+    __m256i R0 = _mm256_unpacklo_epi16(E, O); /* rows 0-7 | 16-23 */
+    __m256i R1 = _mm256_unpackhi_epi16(E, O); /* rows 8-15 | 24-31 */
+    u[0] = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(R0)));
+    u[1] = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(R1)));
+    u[2] = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(R0, 1)));
+    u[3] = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(R1, 1)));
+}
+
+/* U sums of a dense sign tile (256 bytes) against pair tables: 11 vector
+ * operations per 32 bytes, all byte adds. */
+#if BINARY_X86_512
+/* 64 bytes (quads 4p..4p+3, one per 128-bit lane) per step; the pair
+ * tables read 64 bytes at a time are the matching per-lane tables. Each
+ * lane sums 4 quads (lo <= 124, hi <= 60), so adding the two 256-bit
+ * halves gives the AVX2 layout (even quads | odd quads) within byte range. */
+INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
+{
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512i Ll = _mm512_setzero_si512(), Lh = Ll, Hl = Ll, Hh = Ll;
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        __m512i v = _mm512_loadu_si512((const void *)(s + 64 * p));
+        __m512i il = _mm512_and_si512(v, m4), ih = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
+        __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
+        Ll = _mm512_add_epi8(Ll, _mm512_shuffle_epi8(tl, il));
+        Lh = _mm512_add_epi8(Lh, _mm512_shuffle_epi8(tl, ih));
+        Hl = _mm512_add_epi8(Hl, _mm512_shuffle_epi8(th, il));
+        Hh = _mm512_add_epi8(Hh, _mm512_shuffle_epi8(th, ih));
+    }
+    __m256i ll = _mm256_add_epi8(_mm512_castsi512_si256(Ll), _mm512_extracti64x4_epi64(Ll, 1));
+    __m256i lh = _mm256_add_epi8(_mm512_castsi512_si256(Lh), _mm512_extracti64x4_epi64(Lh, 1));
+    __m256i hl = _mm256_add_epi8(_mm512_castsi512_si256(Hl), _mm512_extracti64x4_epi64(Hl, 1));
+    __m256i hh = _mm256_add_epi8(_mm512_castsi512_si256(Hh), _mm512_extracti64x4_epi64(Hh, 1));
+    __m256i A = _mm256_permute2x128_si256(ll, lh, 0x20), B = _mm256_permute2x128_si256(ll, lh, 0x31);
+    __m256i H = _mm256_add_epi8(_mm256_permute2x128_si256(hl, hh, 0x20), _mm256_permute2x128_si256(hl, hh, 0x31));
+    lut_finish(A, B, H, u);
+}
+#else
+INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i Ll = _mm256_setzero_si256(), Lh = Ll, Hl = Ll, Hh = Ll;
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + 32 * p));
+        __m256i il = _mm256_and_si256(v, m4), ih = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        __m256i tl = _mm256_loadu_si256((const __m256i *)(tab + 32 * p));
+        __m256i th = _mm256_loadu_si256((const __m256i *)(tab + LUT_PAIR_HI + 32 * p));
+        Ll = _mm256_add_epi8(Ll, _mm256_shuffle_epi8(tl, il));
+        Lh = _mm256_add_epi8(Lh, _mm256_shuffle_epi8(tl, ih));
+        Hl = _mm256_add_epi8(Hl, _mm256_shuffle_epi8(th, il));
+        Hh = _mm256_add_epi8(Hh, _mm256_shuffle_epi8(th, ih));
+        PIN(Ll);
+        PIN(Lh);
+        PIN(Hl);
+        PIN(Hh);
+    }
+    /* lanes hold even and odd quads: rows 0-15 | rows 16-31 */
+    __m256i A = _mm256_permute2x128_si256(Ll, Lh, 0x20), B = _mm256_permute2x128_si256(Ll, Lh, 0x31);
+    __m256i H = _mm256_add_epi8(_mm256_permute2x128_si256(Hl, Hh, 0x20), _mm256_permute2x128_si256(Hl, Hh, 0x31));
+    lut_finish(A, B, H, u);
+}
+#endif
+
+/* U sums of a decoded N:M plane: X[p] = byte p of the 32 rows' 64-bit words
+ * (rows 0-15 | 16-31): low nibble quad 2p, high nibble quad 2p+1. */
+INLINE void lut_cols(const __m256i *X, const uint8_t *tab, __m256 u[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i A = _mm256_setzero_si256(), B = A, H = A;
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        __m256i v = _mm256_load_si256(X + p);
+        __m256i il = _mm256_and_si256(v, m4), ih = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        const uint8_t *t0 = tab + 64 * p, *t1 = t0 + 32;
+        A = _mm256_add_epi8(A, _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)t0), il));
+        B = _mm256_add_epi8(B, _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)t1), ih));
+        H = _mm256_add_epi8(H, _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t0 + LUT_DUP_HI)), il));
+        H = _mm256_add_epi8(H, _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t1 + LUT_DUP_HI)), ih));
+        PIN(A);
+        PIN(B);
+        PIN(H);
+    }
+    lut_finish(A, B, H, u);
+}
+
+/* ---------------------------------------------------------- FLOAT lookups */
+
+/* 4 byte-plane lookups -> 4 f32 vectors: rows 0-3, 4-7, 8-11, 12-15 of
+ * each lane (lane content depends on the index layout). */
+INLINE void flt_gather(const uint8_t *t, size_t plane, __m256i idx, __m256 f[4])
+{
+    __m256i b0 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)t), idx);
+    __m256i b1 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t + plane)), idx);
+    __m256i b2 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t + 2 * plane)), idx);
+    __m256i b3 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t + 3 * plane)), idx);
+    __m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
+    __m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
+    f[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
+    f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23));
+    f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23));
+    f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23));
+}
+
+/* f32 subset sums of a dense sign tile: A[r] = sum_q P_q[s_q(r)]. */
+INLINE void flt_dense(const uint8_t *s, const uint8_t *tab, __m256 a[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc[8];
+    for (int i = 0; i < 8; i++)
+        acc[i] = _mm256_setzero_ps();
+    for (int p = 0; p < 8; p++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + 32 * p));
+        __m256i il = _mm256_and_si256(v, m4), ih = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        __m256 f[4];
+        flt_gather(tab + 32 * p, FLT_PAIR_PLANE, il, f); /* rows 0-15, lanes: quad 2p | 2p+1 */
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm256_add_ps(acc[i], f[i]);
+        flt_gather(tab + 32 * p, FLT_PAIR_PLANE, ih, f); /* rows 16-31 */
+        for (int i = 0; i < 4; i++)
+            acc[4 + i] = _mm256_add_ps(acc[4 + i], f[i]);
+    }
+    /* rows 8k..8k+7 = lanes of acc[2k] (rows 8k..+3) and acc[2k+1] added */
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm256_add_ps(_mm256_permute2f128_ps(acc[2 * k], acc[2 * k + 1], 0x20),
+                             _mm256_permute2f128_ps(acc[2 * k], acc[2 * k + 1], 0x31));
+}
+
+/* f32 subset sums of a decoded N:M plane (dup tables). */
+INLINE void flt_cols(const __m256i *X, const uint8_t *tab, __m256 a[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc[4];
+    for (int i = 0; i < 4; i++)
+        acc[i] = _mm256_setzero_ps();
+    for (int p = 0; p < 8; p++) {
+        __m256i v = _mm256_load_si256(X + p);
+        __m256i il = _mm256_and_si256(v, m4), ih = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        __m256 f[4];
+        flt_gather(tab + 64 * p, FLT_DUP_PLANE, il, f); /* quad 2p; lanes rows 0-15 | 16-31 */
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm256_add_ps(acc[i], f[i]);
+        flt_gather(tab + 64 * p + 32, FLT_DUP_PLANE, ih, f); /* quad 2p+1 */
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm256_add_ps(acc[i], f[i]);
+    }
+    /* acc[i]: rows 4i..4i+3 | 16+4i..; natural order */
+    a[0] = _mm256_permute2f128_ps(acc[0], acc[1], 0x20);
+    a[1] = _mm256_permute2f128_ps(acc[2], acc[3], 0x20);
+    a[2] = _mm256_permute2f128_ps(acc[0], acc[1], 0x31);
+    a[3] = _mm256_permute2f128_ps(acc[2], acc[3], 0x31);
+}
+
+/* --------------------------------------------------------- N:M decoding */
+
+/* code -> kept mask, 16 columns (2 or 4 codes) per entry. */
+static uint16_t nm_mask16[4][1 << 14];
+static pthread_once_t nm_once = PTHREAD_ONCE_INIT;
+
+/* SIMD decoding: a row's codes read as 8 fields of F bits (F = the code
+ * width, or two 3-bit codes for nm24), one per 8 columns; field -> mask
+ * byte through nm_lut8 (invalid codes -> 0, as the reference decodes
+ * them). nm_ctl: vpshufb controls putting the two bytes that hold field k
+ * of the lane's first (0) or second (1) row into 16-bit lane k; nm_mul:
+ * the multiplier that shifts each field to the top of its lane. */
+static uint8_t nm_lut8[4][128];
+static uint8_t nm_ctl[4][2][32];
+static uint16_t nm_mul[4][16];
+/* AVX-512 decoding: byte j of qword q (slot 4a + q) <- byte nm_place of the
+ * two loaded row pairs; field j of a qword starts at bit nm_shift. */
+static uint8_t nm_place[4][32], nm_shift[4][32];
+
+INLINE int nm_field_bits(const tile_layout *L) { return L->m == 4 ? 2 * L->code_bits : L->code_bits; }
+
+static void nm_init(void)
+{
+    for (int t = 0; t < 4; t++) {
+        bllm_type ty = (bllm_type)(BLLM_TYPE_NM24 + t);
+        tile_layout L = layout_of(ty);
+        int per = 16 / L.m, bits = per * L.code_bits;
+        const uint32_t cmask = (1u << L.code_bits) - 1;
+        for (uint32_t i = 0; i < (1u << bits); i++) {
+            uint32_t m = 0;
+            for (int k = 0; k < per; k++)
+                m |= bllm_nm_code_mask(ty, (i >> (k * L.code_bits)) & cmask) << (k * L.m);
+            nm_mask16[t][i] = (uint16_t)m;
+        }
+        int F = nm_field_bits(&L);
+        for (uint32_t i = 0; i < (1u << F); i++)
+            nm_lut8[t][i] = L.m == 4 ? (uint8_t)(bllm_nm_code_mask(ty, i & cmask) | bllm_nm_code_mask(ty, i >> 3) << 4)
+                                     : (uint8_t)bllm_nm_code_mask(ty, i);
+        for (int k = 0; k < 8; k++) {
+            int bit = F * k, byte = bit >> 3, sh = bit & 7;
+            for (int r = 0; r < 2; r++)
+                for (int lane = 0; lane < 2; lane++) {
+                    nm_ctl[t][r][16 * lane + 2 * k] = (uint8_t)(r * L.cb + byte);
+                    nm_ctl[t][r][16 * lane + 2 * k + 1] = (uint8_t)(r * L.cb + byte + 1);
+                }
+            nm_mul[t][k] = nm_mul[t][k + 8] = (uint16_t)(1u << (16 - sh - F));
+        }
+        for (int q = 0; q < 4; q++)
+            for (int j = 0; j < 8; j++) {
+                nm_place[t][8 * q + j] = (uint8_t)((q >> 1) * 16 + (q & 1) * L.cb + j);
+                nm_shift[t][8 * q + j] = (uint8_t)(F * j);
+            }
+    }
+}
+
+/* Slot of row j in the transpose input, so the output comes out as rows
+ * 0-15 in the low lane, 16-31 in the high lane (see transpose32x8). */
+static const uint8_t nm_slot[32] = {0,  1,  4,  5,  8,  9,  12, 13, 16, 17, 20, 21, 24, 25, 28, 29,
+                                    2,  3,  6,  7,  10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+
+/* 32 64-bit words (in slot order) -> X[p] = byte p of each word, p = 0..7. */
+INLINE void transpose32x8(const uint64_t *w, __m256i X[8])
+{
+    const __m256i ctl = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15, 0, 8, 1, 9, 2,
+                                         10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    __m256i A[8], B[8], C[8];
+    for (int i = 0; i < 8; i++)
+        A[i] = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(w + 4 * i)), ctl);
+    for (int i = 0; i < 4; i++) {
+        B[2 * i] = _mm256_unpacklo_epi16(A[2 * i], A[2 * i + 1]);     /* bytes 0-3 */
+        B[2 * i + 1] = _mm256_unpackhi_epi16(A[2 * i], A[2 * i + 1]); /* bytes 4-7 */
+    }
+    /* slots 0-15: B[0..3]; slots 16-31: B[4..7] */
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 2; k++) {
+            C[4 * h + 2 * k] = _mm256_unpacklo_epi32(B[4 * h + k], B[4 * h + 2 + k]);
+            C[4 * h + 2 * k + 1] = _mm256_unpackhi_epi32(B[4 * h + k], B[4 * h + 2 + k]);
+        }
+    /* C[4h + 2k + j]: bytes 4k + 2j, 4k + 2j + 1 (qword 0, 1) */
+    for (int i = 0; i < 4; i++) {
+        X[2 * i] = _mm256_unpacklo_epi64(C[i], C[4 + i]);
+        X[2 * i + 1] = _mm256_unpackhi_epi64(C[i], C[4 + i]);
+    }
+}
+
+INLINE uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Kept mask of one row's 64 columns: 4 table lookups of 16 columns (the
+ * scalar decoder, for rows with invalid codes). */
+INLINE uint64_t nm_row_mask(const uint16_t *tab, uint64_t c, int bits)
+{
+    return (uint64_t)tab[_bextr_u64(c, 0, (unsigned)bits)] |
+           (uint64_t)tab[_bextr_u64(c, (unsigned)bits, (unsigned)bits)] << 16 |
+           (uint64_t)tab[_bextr_u64(c, 2u * (unsigned)bits, (unsigned)bits)] << 32 |
+           (uint64_t)tab[_bextr_u64(c, 3u * (unsigned)bits, (unsigned)bits)] << 48;
+}
+
+/* The slow path for a row holding an invalid code (decoded as mask 0, as
+ * the reference does): every group still owns its N sign bits. */
+static uint64_t nm_row_signs_slow(bllm_type ty, uint64_t m, uint64_t s)
+{
+    const tile_layout L = layout_of(ty);
+    uint64_t k = 0;
+    for (int g = 0; g < 64 / L.m; g++)
+        k |= _pdep_u64(s >> (g * L.n), (m >> (g * L.m)) & ((1u << L.m) - 1)) << (g * L.m);
+    return k;
+}
+
+/* Code byte -> mask byte for 32 code bytes (each < 2^F <= 128): one
+ * 16-entry vpshufb table per 16 codes (vpshufb reads the low 4 bits), the
+ * right one picked by comparisons. nm48's codes >= 80 (all invalid) are
+ * zeroed instead of looked up in 3 more tables. */
+INLINE __m256i nm_lut(int t, int F, __m256i c)
+{
+    const uint8_t *lut = nm_lut8[t];
+    const int n_tab = F == 7 ? 5 : (1 << F) / 16;
+    __m256i r = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lut)), c);
+    for (int h = 1; h < n_tab; h++) {
+        __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(lut + 16 * h)));
+        __m256i sel = _mm256_cmpgt_epi8(c, _mm256_set1_epi8((char)(16 * h - 1)));
+        r = _mm256_blendv_epi8(r, _mm256_shuffle_epi8(th, c), sel);
+    }
+    if (F == 7)
+        r = _mm256_andnot_si256(_mm256_cmpgt_epi8(c, _mm256_set1_epi8(79)), r);
+    return r;
+}
+
+/* Decode slot quads a0..a1-1 of one N:M tile (quad a = rows 2a, 2a+1,
+ * 16+2a, 17+2a, which the transpose wants at slots 4a..4a+3) into 64-bit
+ * kept masks mw and kept signs sw (bit c = column c of the tile). The
+ * codes go through SIMD (field extraction and mask tables, 4 rows at a
+ * time), the kept signs through one pdep per row. Reads up to 16 bytes from
+ * a row pair's codes and 8 from a row's signs, always inside the tile.
+ * Returns the number of kept weights: 32 * (64 / M) * N exactly when every
+ * code was valid. */
+INLINE int nm_decode_rows(bllm_type ty, const uint8_t *tile, int a0, int a1, uint64_t *mw, uint64_t *sw)
+{
+    const tile_layout L = layout_of(ty);
+    const int t = ty - BLLM_TYPE_NM24, F = nm_field_bits(&L);
+    const __m256i ctl0 = _mm256_loadu_si256((const __m256i *)nm_ctl[t][0]);
+    const __m256i ctl1 = _mm256_loadu_si256((const __m256i *)nm_ctl[t][1]);
+    const __m256i mul = _mm256_loadu_si256((const __m256i *)nm_mul[t]);
+#if BINARY_X86_512
+    const __m256i place = _mm256_loadu_si256((const __m256i *)nm_place[t]);
+    const __m256i shifts = _mm256_loadu_si256((const __m256i *)nm_shift[t]);
+    const __m256i fmask = _mm256_set1_epi8((char)((1 << F) - 1));
+    const __m512i lut_lo = _mm512_loadu_si512((const void *)nm_lut8[t]);
+    const __m512i lut_hi = _mm512_loadu_si512((const void *)(nm_lut8[t] + 64));
+#endif
+    int kept = 0;
+#pragma GCC unroll 4
+    for (int a = a0; a < a1; a++) {
+        const uint8_t *ra = tile + 2 * a * L.cb, *rb = tile + (16 + 2 * a) * L.cb;
+        __m256i src = _mm256_loadu2_m128i((const __m128i *)rb, (const __m128i *)ra);
+#if BINARY_X86_512
+        /* each row's code bytes into its own qword (rows 2a, 2a+1 | 16+2a,
+         * 17+2a = slots 4a..4a+3), field k of every qword into byte k, and
+         * the mask of each field from a 128-entry byte table */
+        __m256i rows = _mm256_permutexvar_epi8(place, src);
+        __m256i c = _mm256_and_si256(_mm256_multishift_epi64_epi8(shifts, rows), fmask);
+        __m256i m = _mm512_castsi512_si256(_mm512_permutex2var_epi8(lut_lo, _mm512_castsi256_si512(c), lut_hi));
+        (void)ctl0, (void)ctl1, (void)mul;
+#else
+        __m256i f0 = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(src, ctl0), mul), 16 - F);
+        __m256i f1 = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(src, ctl1), mul), 16 - F);
+        /* qwords: rows 2a, 2a+1 | 16+2a, 17+2a = slots 4a..4a+3 */
+        __m256i m = nm_lut(t, F, _mm256_packus_epi16(f0, f1));
+#endif
+        _mm256_store_si256((__m256i *)(mw + 4 * a), m);
+        /* from the register: a load right behind the wide store would stall */
+        __m128i mlo = _mm256_castsi256_si128(m), mhi = _mm256_extracti128_si256(m, 1);
+        uint64_t mq[4] = {(uint64_t)_mm_cvtsi128_si64(mlo), (uint64_t)_mm_extract_epi64(mlo, 1),
+                          (uint64_t)_mm_cvtsi128_si64(mhi), (uint64_t)_mm_extract_epi64(mhi, 1)};
+        static const int8_t row_of[4] = {0, 1, 16, 17};
+        for (int i = 0; i < 4; i++) {
+            kept += (int)__builtin_popcountll(mq[i]);
+            sw[4 * a + i] = _pdep_u64(ld64(tile + L.ksigns + (2 * a + row_of[i]) * L.sb), mq[i]);
+        }
+    }
+    return kept;
+}
+
+/* Redo, with the scalar decoder, the rows whose codes were not all valid. */
+static void nm_fix_rows(bllm_type ty, const uint8_t *tile, uint64_t *mw, uint64_t *sw)
+{
+    const tile_layout L = layout_of(ty);
+    const uint16_t *tab = nm_mask16[ty - BLLM_TYPE_NM24];
+    for (int j = 0; j < 32; j++) {
+        uint64_t m = nm_row_mask(tab, ld64(tile + j * L.cb), 16 / L.m * L.code_bits);
+        if (__builtin_popcountll(m) != 64 / L.m * L.n) {
+            mw[nm_slot[j]] = m;
+            sw[nm_slot[j]] = nm_row_signs_slow(ty, m, ld64(tile + L.ksigns + j * L.sb));
+        }
+    }
+}
+
+/* Decode one N:M tile into mask columns X and kept-sign columns Y. */
+INLINE void nm_decode(bllm_type ty, const uint8_t *tile, __m256i X[8], __m256i Y[8])
+{
+    uint64_t mw[32] __attribute__((aligned(32))), sw[32] __attribute__((aligned(32)));
+    const tile_layout L = layout_of(ty);
+    if (nm_decode_rows(ty, tile, 0, 8, mw, sw) != 32 * (64 / L.m) * L.n)
+        nm_fix_rows(ty, tile, mw, sw);
+    transpose32x8(mw, X);
+    transpose32x8(sw, Y);
+}
+
+/* ------------------------------------------------------- tile group math */
+
+INLINE void load_f16x32(const uint8_t *p, __m256 v[4])
+{
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * i)));
+}
+
+/* What one tile group needs, loaded once for all tokens. */
+typedef struct {
+    const uint8_t *s1, *s2; /* dense sign planes */
+    __m256i X[8], Y[8];     /* N:M planes */
+    __m256 a1[4], a2[4], mu[4];
+} tg_weights;
+
+INLINE void tg_load(bllm_type ty, const uint8_t *tile, tg_weights *W)
+{
+    const tile_layout L = layout_of(ty);
+    if (is_nm(ty)) {
+        nm_decode(ty, tile, W->X, W->Y);
+    } else {
+        W->s1 = tile;
+        W->s2 = L.sign2 >= 0 ? tile + L.sign2 : NULL;
+    }
+    if (L.alpha >= 0)
+        load_f16x32(tile + L.alpha, W->a1);
+    if (L.alpha2 >= 0)
+        load_f16x32(tile + L.alpha2, W->a2);
+    if (L.mu >= 0)
+        load_f16x32(tile + L.mu, W->mu);
+}
+
+/* acc[r] += this tile group's contribution for one token. */
+INLINE void tg_token(bllm_type ty, int path, const tg_weights *W, const gprep *G, const uint8_t *tab,
+                     __m256 acc[4])
+{
+    __m256 u[4], v[4];
+    const __m256 two = _mm256_set1_ps(2.0f);
+    if (path == PATH_LUT) {
+        const __m256 d = _mm256_set1_ps(G->d), kabs = _mm256_set1_ps(G->kabs);
+        switch (ty) {
+        case BLLM_TYPE_B1:
+        case BLLM_TYPE_ONEBIT: /* row scale applied at the end */
+            lut_dense(W->s1, tab, u);
+            for (int i = 0; i < 4; i++)
+                acc[i] = _mm256_fmadd_ps(d, _mm256_fmsub_ps(two, u[i], kabs), acc[i]);
+            break;
+        case BLLM_TYPE_B1G:
+        case BLLM_TYPE_PB8:
+            lut_dense(W->s1, tab, u);
+            for (int i = 0; i < 4; i++)
+                acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(W->a1[i], d), _mm256_fmsub_ps(two, u[i], kabs), acc[i]);
+            break;
+        case BLLM_TYPE_B1MG: {
+            const __m256 sum = _mm256_set1_ps(G->sum);
+            lut_dense(W->s1, tab, u);
+            for (int i = 0; i < 4; i++) {
+                acc[i] = _mm256_fmadd_ps(W->mu[i], sum, acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(W->a1[i], d), _mm256_fmsub_ps(two, u[i], kabs), acc[i]);
+            }
+            break;
+        }
+        case BLLM_TYPE_RB2G: {
+            const __m256 sum = _mm256_set1_ps(G->sum);
+            lut_dense(W->s1, tab, u);
+            lut_dense(W->s2, tab, v);
+            for (int i = 0; i < 4; i++) {
+                __m256 t = _mm256_mul_ps(W->a1[i], _mm256_fmsub_ps(two, u[i], kabs));
+                t = _mm256_fmadd_ps(W->a2[i], _mm256_fmsub_ps(two, v[i], kabs), t);
+                acc[i] = _mm256_fmadd_ps(W->mu[i], sum, acc[i]);
+                acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
+            }
+            break;
+        }
+        default: { /* N:M: u = sum U[m & s], v = sum U[m] */
+            const __m256 kneg = _mm256_set1_ps(G->kneg);
+            lut_cols(W->Y, tab, u);
+            lut_cols(W->X, tab, v);
+            for (int i = 0; i < 4; i++) {
+                __m256 b = _mm256_add_ps(v[i], kneg);                        /* sum_kept a */
+                __m256 sg = _mm256_add_ps(_mm256_fmsub_ps(two, u[i], v[i]), kneg); /* sum_kept (2s-1) a */
+                __m256 t = _mm256_fmadd_ps(W->mu[i], b, _mm256_mul_ps(W->a1[i], sg));
+                acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
+            }
+            break;
+        }
+        }
+    } else {
+        const __m256 sum = _mm256_set1_ps(G->sum);
+        switch (ty) {
+        case BLLM_TYPE_B1:
+        case BLLM_TYPE_ONEBIT:
+            flt_dense(W->s1, tab, u);
+            for (int i = 0; i < 4; i++)
+                acc[i] = _mm256_add_ps(acc[i], _mm256_fmsub_ps(two, u[i], sum));
+            break;
+        case BLLM_TYPE_B1G:
+        case BLLM_TYPE_PB8:
+            flt_dense(W->s1, tab, u);
+            for (int i = 0; i < 4; i++)
+                acc[i] = _mm256_fmadd_ps(W->a1[i], _mm256_fmsub_ps(two, u[i], sum), acc[i]);
+            break;
+        case BLLM_TYPE_B1MG:
+            flt_dense(W->s1, tab, u);
+            for (int i = 0; i < 4; i++) {
+                acc[i] = _mm256_fmadd_ps(W->mu[i], sum, acc[i]);
+                acc[i] = _mm256_fmadd_ps(W->a1[i], _mm256_fmsub_ps(two, u[i], sum), acc[i]);
+            }
+            break;
+        case BLLM_TYPE_RB2G:
+            flt_dense(W->s1, tab, u);
+            flt_dense(W->s2, tab, v);
+            for (int i = 0; i < 4; i++) {
+                acc[i] = _mm256_fmadd_ps(W->mu[i], sum, acc[i]);
+                acc[i] = _mm256_fmadd_ps(W->a1[i], _mm256_fmsub_ps(two, u[i], sum), acc[i]);
+                acc[i] = _mm256_fmadd_ps(W->a2[i], _mm256_fmsub_ps(two, v[i], sum), acc[i]);
+            }
+            break;
+        default: /* N:M */
+            flt_cols(W->Y, tab, u);
+            flt_cols(W->X, tab, v);
+            for (int i = 0; i < 4; i++) {
+                acc[i] = _mm256_fmadd_ps(W->mu[i], v[i], acc[i]);
+                acc[i] = _mm256_fmadd_ps(W->a1[i], _mm256_fmsub_ps(two, u[i], v[i]), acc[i]);
+            }
+            break;
+        }
+    }
+}
+
+/* GEMV prefetch distance in tiles: every line of the tile PFD ahead, since
+ * one sequential stream alone leaves the DRAM pipe half empty (cold b1g
+ * GEMV 8.6 -> 14.5 GB/s on the development machine). */
+#define PFD 40
+
+/* ------------------------------------------------- N:M GEMV, pipelined */
+
+/* One token, LUT path, N:M: the tiles of row tiles rt0..rt1-1, groups
+ * g0..g0+ng-1, as one stream. The scalar decode of the next tile (4 rows
+ * per quad pair) is interleaved with the vector lookups of this one so the
+ * two run side by side, and the transposes read words stored a whole tile
+ * earlier (no store-forwarding stall). Both planes share the table loads.
+ * acc_out[rt - rt0][32] receives each row tile's sums. */
+INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int rt1, int g0, int ng,
+                        const gprep *gp, const uint8_t *tab, float *acc_out)
+{
+    const tile_layout L = layout_of(ty);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    uint64_t words[2][2][32] __attribute__((aligned(32)));
+    const size_t row_stride = (size_t)ngrp * L.tile_bytes;
+    const int all_kept = 32 * (64 / L.m) * L.n;
+    const uint8_t *first = wb + (size_t)rt0 * row_stride + (size_t)g0 * L.tile_bytes;
+    if (nm_decode_rows(ty, first, 0, 8, words[0][0], words[0][1]) != all_kept)
+        nm_fix_rows(ty, first, words[0][0], words[0][1]);
+    int cur = 0;
+    for (int rt = rt0; rt < rt1; rt++) {
+        const uint8_t *tile = wb + (size_t)rt * row_stride + (size_t)g0 * L.tile_bytes;
+        __m256 acc[4];
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm256_setzero_ps();
+        for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
+            const uint8_t *next = g + 1 < ng ? tile + L.tile_bytes
+                                  : rt + 1 < rt1 ? wb + (size_t)(rt + 1) * row_stride + (size_t)g0 * L.tile_bytes
+                                                 : NULL;
+            for (int b = 0; b < L.tile_bytes; b += 64)
+                _mm_prefetch((const char *)tile + PFD * L.tile_bytes + b, _MM_HINT_T0);
+            __m256i X[8], Y[8];
+            transpose32x8(words[cur][0], X);
+            transpose32x8(words[cur][1], Y);
+            const uint8_t *T = tab + (size_t)g * TAB_LUT_DUP;
+            __m256i A1 = _mm256_setzero_si256(), B1 = A1, H1 = A1, A2 = A1, B2 = A1, H2 = A1;
+            int kept = 0;
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) {
+                const uint8_t *t0 = T + 64 * p, *t1 = t0 + 32;
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)t0), l1 = _mm256_loadu_si256((const __m256i *)t1);
+                __m256i h0 = _mm256_loadu_si256((const __m256i *)(t0 + LUT_DUP_HI));
+                __m256i h1 = _mm256_loadu_si256((const __m256i *)(t1 + LUT_DUP_HI));
+                __m256i y = Y[p], x = X[p];
+                __m256i yl = _mm256_and_si256(y, m4), yh = _mm256_and_si256(_mm256_srli_epi16(y, 4), m4);
+                __m256i xl = _mm256_and_si256(x, m4), xh = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+                A1 = _mm256_add_epi8(A1, _mm256_shuffle_epi8(l0, yl));
+                B1 = _mm256_add_epi8(B1, _mm256_shuffle_epi8(l1, yh));
+                H1 = _mm256_add_epi8(H1, _mm256_shuffle_epi8(h0, yl));
+                H1 = _mm256_add_epi8(H1, _mm256_shuffle_epi8(h1, yh));
+                A2 = _mm256_add_epi8(A2, _mm256_shuffle_epi8(l0, xl));
+                B2 = _mm256_add_epi8(B2, _mm256_shuffle_epi8(l1, xh));
+                H2 = _mm256_add_epi8(H2, _mm256_shuffle_epi8(h0, xl));
+                H2 = _mm256_add_epi8(H2, _mm256_shuffle_epi8(h1, xh));
+                if (next)
+                    kept += nm_decode_rows(ty, next, p, p + 1, words[cur ^ 1][0], words[cur ^ 1][1]);
+            }
+            if (next && kept != all_kept)
+                nm_fix_rows(ty, next, words[cur ^ 1][0], words[cur ^ 1][1]);
+            __m256 u[4], v[4], a1[4], mu[4];
+            lut_finish(A1, B1, H1, u); /* sum U[m & s] */
+            lut_finish(A2, B2, H2, v); /* sum U[m] */
+            load_f16x32(tile + L.alpha, a1);
+            load_f16x32(tile + L.mu, mu);
+            const gprep *G = gp + g;
+            const __m256 d = _mm256_set1_ps(G->d), kneg = _mm256_set1_ps(G->kneg), two = _mm256_set1_ps(2.0f);
+            for (int i = 0; i < 4; i++) {
+                __m256 b = _mm256_add_ps(v[i], kneg);                             /* sum_kept a */
+                __m256 sg = _mm256_add_ps(_mm256_fmsub_ps(two, u[i], v[i]), kneg); /* sum_kept (2s-1) a */
+                __m256 t = _mm256_fmadd_ps(mu[i], b, _mm256_mul_ps(a1[i], sg));
+                acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
+            }
+            cur ^= 1;
+        }
+        for (int i = 0; i < 4; i++)
+            _mm256_store_ps(acc_out + 32 * (rt - rt0) + 8 * i, acc[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- driver */
+
+/* Tokens per chunk and the scratch budget for the tables of one block of
+ * columns: small enough for L2 beside the weights streaming through. */
+#define TOK_CHUNK 8
+#define TAB_BUDGET (192 * 1024)
+
+INLINE size_t tab_bytes_of(bllm_type ty, int path)
+{
+    int dup = is_nm(ty);
+    if (path == PATH_LUT)
+        return dup ? TAB_LUT_DUP : TAB_LUT_PAIR;
+    return dup ? TAB_FLT_DUP : TAB_FLT_PAIR;
+}
+
+INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, const void *w, int n_tok, int cols,
+                          int rows, int r0, int r1, bllm_matmul_fn fallback)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    /* The forward pass splits rows by whole tiles; anything else (or a
+     * shape no packed type has) goes to the reference. */
+    if ((r0 | r1) % 32 || rows % 32 || cols % 64 || cols <= 0) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    pthread_once(&ctl_once, ctl_init);
+    if (is_nm(ty))
+        pthread_once(&nm_once, nm_init);
+    const tile_layout L = layout_of(ty);
+    const int ngrp = cols / 64;
+    const uint8_t *wb = w;
+    const uint8_t *trailer = wb + (size_t)(rows / 32) * ngrp * L.tile_bytes;
+    const uint16_t *h = ty == BLLM_TYPE_ONEBIT ? (const uint16_t *)(trailer + 2 * (size_t)rows) : NULL;
+    const uint16_t *rscale = ty == BLLM_TYPE_B1 || ty == BLLM_TYPE_ONEBIT ? (const uint16_t *)trailer : NULL;
+    const size_t tb = tab_bytes_of(ty, path);
+    const int tc_max = n_tok < TOK_CHUNK ? n_tok : TOK_CHUNK;
+    int cb = (int)(TAB_BUDGET / (tb * (size_t)tc_max));
+    if (cb < 1)
+        cb = 1;
+    if (cb > ngrp)
+        cb = ngrp;
+    /* equal blocks, so the last is not a sliver */
+    int nblk = (ngrp + cb - 1) / cb;
+    cb = (ngrp + nblk - 1) / nblk;
+
+    const int nm_pipe = is_nm(ty) && path == PATH_LUT; /* GEMV: nm_gemv_lut */
+    /* the last chunk of tokens may hold a single one, which takes the
+     * GEMV route: room for all its rows */
+    size_t acc_floats = (size_t)tc_max * 32;
+    if (nm_pipe && (size_t)(r1 - r0) > acc_floats)
+        acc_floats = (size_t)(r1 - r0);
+    size_t need = (size_t)tc_max * cb * (tb + sizeof(gprep)) + acc_floats * sizeof(float) + 64;
+    uint8_t *mem = scratch(need);
+    if (!mem) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    uint8_t *tab = mem;
+    gprep *gp = (gprep *)(mem + (size_t)tc_max * cb * tb);
+    float *accb = (float *)(((uintptr_t)(gp + (size_t)tc_max * cb) + 63) & ~(uintptr_t)63);
+
+    for (int t0 = 0; t0 < n_tok; t0 += tc_max) {
+        const int nt = n_tok - t0 < tc_max ? n_tok - t0 : tc_max;
+        const float *xt = x + (size_t)t0 * cols;
+        for (int g0 = 0; g0 < ngrp; g0 += cb) {
+            const int ng = ngrp - g0 < cb ? ngrp - g0 : cb;
+            prepare(path, is_nm(ty), xt, cols, nt, g0, ng, h, gp, tab, tb);
+            if (nm_pipe && nt == 1) {
+                nm_gemv_lut(ty, wb, ngrp, r0 / 32, r1 / 32, g0, ng, gp, tab, accb);
+                for (int r = r0; r < r1; r += 8) {
+                    __m256 v = _mm256_load_ps(accb + (r - r0));
+                    if (g0 > 0)
+                        v = _mm256_add_ps(v, _mm256_loadu_ps(y + (size_t)t0 * rows + r));
+                    _mm256_storeu_ps(y + (size_t)t0 * rows + r, v);
+                }
+                continue;
+            }
+            for (int rt = r0 / 32; rt < r1 / 32; rt++) {
+                const uint8_t *tile = wb + ((size_t)rt * ngrp + g0) * L.tile_bytes;
+                __m256 acc[4];
+                if (nt == 1) {
+                    for (int i = 0; i < 4; i++)
+                        acc[i] = _mm256_setzero_ps();
+                    for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
+                        tg_weights W;
+                        if (PFD > 0)
+                            for (int b = 0; b < L.tile_bytes; b += 64)
+                                _mm_prefetch((const char *)tile + PFD * L.tile_bytes + b, _MM_HINT_T0);
+                        tg_load(ty, tile, &W);
+                        tg_token(ty, path, &W, gp + g, tab + (size_t)g * tb, acc);
+                    }
+                    _mm256_store_ps(accb, acc[0]);
+                    _mm256_store_ps(accb + 8, acc[1]);
+                    _mm256_store_ps(accb + 16, acc[2]);
+                    _mm256_store_ps(accb + 24, acc[3]);
+                } else {
+                    for (int i = 0; i < nt * 32; i++)
+                        accb[i] = 0.0f;
+                    for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
+                        tg_weights W;
+                        tg_load(ty, tile, &W);
+                        for (int t = 0; t < nt; t++) {
+                            float *a = accb + 32 * t;
+                            for (int i = 0; i < 4; i++)
+                                acc[i] = _mm256_load_ps(a + 8 * i);
+                            tg_token(ty, path, &W, gp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb, acc);
+                            for (int i = 0; i < 4; i++)
+                                _mm256_store_ps(a + 8 * i, acc[i]);
+                        }
+                    }
+                }
+                /* per-row scales (b1, onebit) are linear, so each column
+                 * block applies them to its own part */
+                __m256 rs[4];
+                if (rscale)
+                    load_f16x32((const uint8_t *)(rscale + 32 * rt), rs);
+                for (int t = 0; t < nt; t++) {
+                    float *yr = y + (size_t)(t0 + t) * rows + 32 * rt;
+                    for (int i = 0; i < 4; i++) {
+                        __m256 v = _mm256_load_ps(accb + 32 * t + 8 * i);
+                        if (rscale)
+                            v = _mm256_mul_ps(v, rs[i]);
+                        if (g0 > 0)
+                            v = _mm256_add_ps(v, _mm256_loadu_ps(yr + 8 * i));
+                        _mm256_storeu_ps(yr + 8 * i, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ instances */
+
+/* The kernel functions of one build, and its fill function `fill`. */
+#define BINARY_X86_DEFINE(name, TYPE, PATH, path_name)                                                         \
+    static void mm_##name##_##path_name(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
+                                        int r0, int r1)                                                         \
+    {                                                                                                           \
+        matmul_binary(TYPE, PATH, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_scalar);             \
+    }
+#define BINARY_X86_DEFINE_BOTH(name, TYPE)                                                                     \
+    BINARY_X86_DEFINE(name, TYPE, PATH_LUT, lut) BINARY_X86_DEFINE(name, TYPE, PATH_FLT, flt)
+#define BINARY_X86_SET(mm, flt, name, TYPE) mm[TYPE] = (flt) ? mm_##name##_flt : mm_##name##_lut
+#define BINARY_X86_KERNELS(fill)                                                                              \
+    BINARY_X86_DEFINE_BOTH(b1, BLLM_TYPE_B1)                                                                   \
+    BINARY_X86_DEFINE_BOTH(b1g, BLLM_TYPE_B1G)                                                                 \
+    BINARY_X86_DEFINE_BOTH(b1mg, BLLM_TYPE_B1MG)                                                               \
+    BINARY_X86_DEFINE_BOTH(rb2g, BLLM_TYPE_RB2G)                                                               \
+    BINARY_X86_DEFINE_BOTH(nm24, BLLM_TYPE_NM24)                                                               \
+    BINARY_X86_DEFINE_BOTH(nm48, BLLM_TYPE_NM48)                                                               \
+    BINARY_X86_DEFINE_BOTH(nm58, BLLM_TYPE_NM58)                                                               \
+    BINARY_X86_DEFINE_BOTH(nm68, BLLM_TYPE_NM68)                                                               \
+    BINARY_X86_DEFINE_BOTH(onebit, BLLM_TYPE_ONEBIT)                                                           \
+    BINARY_X86_DEFINE_BOTH(pb8, BLLM_TYPE_PB8)                                                                 \
+    static void fill_paths(bllm_matmul_fn *mm, int flt)                                                        \
+    {                                                                                                           \
+        BINARY_X86_SET(mm, flt, b1, BLLM_TYPE_B1);                                                             \
+        BINARY_X86_SET(mm, flt, b1g, BLLM_TYPE_B1G);                                                           \
+        BINARY_X86_SET(mm, flt, b1mg, BLLM_TYPE_B1MG);                                                         \
+        BINARY_X86_SET(mm, flt, rb2g, BLLM_TYPE_RB2G);                                                         \
+        BINARY_X86_SET(mm, flt, nm24, BLLM_TYPE_NM24);                                                         \
+        BINARY_X86_SET(mm, flt, nm48, BLLM_TYPE_NM48);                                                         \
+        BINARY_X86_SET(mm, flt, nm58, BLLM_TYPE_NM58);                                                         \
+        BINARY_X86_SET(mm, flt, nm68, BLLM_TYPE_NM68);                                                         \
+        BINARY_X86_SET(mm, flt, onebit, BLLM_TYPE_ONEBIT);                                                     \
+        BINARY_X86_SET(mm, flt, pb8, BLLM_TYPE_PB8);                                                           \
+    }
+
+#endif

@@ -1,0 +1,350 @@
+/* AArch64 Advanced SIMD (NEON) kernels for the float weight types, and the
+ * two aarch64 kernel sets (their packed binary types: binary_neon.c).
+ *
+ * NEON, FMA (vfmaq_f32) and the f16 <-> f32 conversions (vcvt_f32_f16) are
+ * part of the AArch64 base architecture, so this file builds with the
+ * library's ordinary flags and the sets run on every aarch64 CPU; dispatch.c
+ * hands them out without a feature check.
+ *
+ * The structure mirrors kernels/avx2.c; every output is a dot product of a
+ * weight row with a token row, both contiguous along the columns, and one
+ * register tile computes T tokens x R rows at once so that each weight vector
+ * loaded (and widened from f16/bf16) is reused for T tokens, each x vector for
+ * R rows. Vectors are 4 f32 wide, but AArch64 has 32 of them:
+ * - GEMV (one token) is bound by memory bandwidth. Its 4-row tile takes rows
+ *   q apart (q = a quarter of the range) so the weights are read as four long
+ *   sequential streams, which hardware prefetchers follow far better than
+ *   four short interleaved ones (see avx2.c for the measurement). Four column
+ *   vectors per row (16 accumulators) hide the FMA latency (4 cycles, two
+ *   pipes on Cortex-A76/Neoverse-N1 class cores).
+ * - GEMM (prompt batches) uses 4 tokens x 4 rows (16 accumulators, 4 weights
+ *   and 1 x live: twice that would not leave room for the operands) and
+ *   walks the columns in blocks of at most GEMM_KC so a row tile's
+ *   weights stay in L1 while every token tile passes over them; the next row
+ *   tile's weights are prefetched meanwhile.
+ * NEON has no masked loads: a ragged tail (< 4 columns) is copied into a
+ * zero-padded stack buffer, so nothing past the end of a row is ever read. */
+#include <arm_neon.h>
+#include <string.h>
+
+#include "kernels/binary_neon.h"
+#include "kernels/kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Most columns per GEMM block: 4 f32 weight rows (16 KiB) fit a 64 KiB L1
+ * beside a 4-token x tile (16 KiB). Blocks are made equal (multiples of 4,
+ * so only the last has a ragged tail). */
+#define GEMM_KC 1024
+
+const bllm_kernel_set *bllm_kernels_neon_impl(void);
+const bllm_kernel_set *bllm_kernels_neon_lut_impl(void);
+const bllm_kernel_set *bllm_kernels_neon_float_impl(void);
+
+/* Four weights from element c of a row, widened to f32. bf16 is the top
+ * half of an f32: a widening shift by 16 puts it in place. */
+INLINE float32x4_t load_w4(bllm_type ty, const void *row, size_t c)
+{
+    if (ty == BLLM_TYPE_F32)
+        return vld1q_f32((const float *)row + c);
+    uint16x4_t h = vld1_u16((const uint16_t *)row + c);
+    if (ty == BLLM_TYPE_F16)
+        return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+
+/* The n < 4 weights from element c, zero-padded to a vector. */
+INLINE float32x4_t load_w_tail(bllm_type ty, const void *row, size_t c, int n)
+{
+    if (ty == BLLM_TYPE_F32) {
+        float buf[4] = {0};
+        memcpy(buf, (const float *)row + c, (size_t)n * sizeof buf[0]);
+        return vld1q_f32(buf);
+    }
+    uint16_t buf[4] = {0};
+    memcpy(buf, (const uint16_t *)row + c, (size_t)n * sizeof buf[0]);
+    return load_w4(ty, buf, 0);
+}
+
+INLINE float32x4_t load_f32_tail(const float *p, int n)
+{
+    float buf[4] = {0};
+    memcpy(buf, p, (size_t)n * sizeof buf[0]);
+    return vld1q_f32(buf);
+}
+
+/* Horizontal sums of four vectors, as one vector {sum a, sum b, sum c, sum d}. */
+INLINE float32x4_t hsum4(float32x4_t a, float32x4_t b, float32x4_t c, float32x4_t d)
+{
+    return vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d));
+}
+
+/* y[t*ldy + r*ystride] (+)= sum_{c0 <= c < c1} w_r[c] x_t[c] for t < T,
+ * r < R, where w_r starts at w + r*wstride bytes and x_t at x + t*ldx.
+ * T, R, U (column vectors per row, i.e. independent FMA chains) are constants
+ * at every call, so after inlining the loops unroll fully and the
+ * accumulators live in registers. */
+INLINE void tile(bllm_type ty, const int T, const int R, const int U, float *y, size_t ldy,
+                 size_t ystride, const float *x, size_t ldx, const char *w, size_t wstride,
+                 int c0, int c1, int accumulate)
+{
+    float32x4_t acc[4][4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++)
+                acc[t][r][u] = vdupq_n_f32(0.0f);
+
+    int c = c0;
+    for (; c + 4 * U <= c1; c += 4 * U) {
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            float32x4_t wv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                wv[r] = load_w4(ty, w + r * wstride, (size_t)c + 4 * u);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                float32x4_t xv = vld1q_f32(x + t * ldx + c + 4 * u);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[t][r][u] = vfmaq_f32(acc[t][r][u], wv[r], xv);
+            }
+        }
+    }
+    if (U > 1) {
+        for (; c + 4 <= c1; c += 4) {
+            float32x4_t wv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                wv[r] = load_w4(ty, w + r * wstride, (size_t)c);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                float32x4_t xv = vld1q_f32(x + t * ldx + c);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[t][r][0] = vfmaq_f32(acc[t][r][0], wv[r], xv);
+            }
+        }
+    }
+    if (c < c1) {
+        int n = c1 - c;
+        float32x4_t wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            wv[r] = load_w_tail(ty, w + r * wstride, (size_t)c, n);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            float32x4_t xv = load_f32_tail(x + t * ldx + c, n);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[t][r][0] = vfmaq_f32(acc[t][r][0], wv[r], xv);
+        }
+    }
+
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        float *yt = y + t * ldy;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+            for (int u = 1; u < U; u++)
+                acc[t][r][0] = vaddq_f32(acc[t][r][0], acc[t][r][u]);
+        }
+        if (R == 4 && ystride == 1) {
+            float32x4_t s = hsum4(acc[t][0][0], acc[t][1][0], acc[t][2][0], acc[t][3][0]);
+            if (accumulate)
+                s = vaddq_f32(s, vld1q_f32(yt));
+            vst1q_f32(yt, s);
+        } else if (R == 4 && !accumulate) {
+            float s[4];
+            vst1q_f32(s, hsum4(acc[t][0][0], acc[t][1][0], acc[t][2][0], acc[t][3][0]));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                yt[r * ystride] = s[r];
+        } else {
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                float s = vaddvq_f32(acc[t][r][0]);
+                yt[r * ystride] = accumulate ? yt[r * ystride] + s : s;
+            }
+        }
+    }
+}
+
+INLINE void matmul(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols,
+                   int rows, int r0, int r1)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    if (cols <= 0) {
+        for (int t = 0; t < n_tok; t++)
+            for (int r = r0; r < r1; r++)
+                y[(size_t)t * rows + r] = 0.0f;
+        return;
+    }
+    const size_t es = ty == BLLM_TYPE_F32 ? 4 : 2;
+    const size_t ws = (size_t)cols * es;
+    const char *wb = w;
+    const size_t ldy = (size_t)rows, ldx = (size_t)cols;
+
+    if (n_tok == 1) {
+        /* rows r0+i, r0+q+i, r0+2q+i, r0+3q+i: four sequential streams */
+        int q = (r1 - r0) / 4;
+        for (int r = r0; r < r0 + q; r++)
+            tile(ty, 1, 4, 4, y + r, ldy, (size_t)q, x, ldx, wb + r * ws, q * ws, 0, cols, 0);
+        for (int r = r0 + 4 * q; r < r1; r++)
+            tile(ty, 1, 1, 4, y + r, ldy, 1, x, ldx, wb + r * ws, ws, 0, cols, 0);
+        return;
+    }
+
+    const int n_blocks = (cols + GEMM_KC - 1) / GEMM_KC;
+    const int kc = ((cols + n_blocks - 1) / n_blocks + 3) & ~3;
+    const int n_tt = n_tok / 4 > 0 ? n_tok / 4 : 1;
+    for (int c0 = 0; c0 < cols; c0 += kc) {
+        int c1 = cols - c0 > kc ? c0 + kc : cols;
+        int acc = c0 > 0;
+        /* bytes of one row's block, and the slice of the next row tile's
+         * block to prefetch before each token tile (whole cache lines) */
+        const size_t blk = (size_t)(c1 - c0) * es;
+        const size_t pf_chunk = ((blk + n_tt - 1) / n_tt + 63) & ~(size_t)63;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const char *wr = wb + r * ws;
+            const char *pf = r + 8 <= r1 ? wr + 4 * ws + c0 * es : NULL;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4) {
+                if (pf) {
+                    size_t off = (size_t)(t / 4) * pf_chunk;
+                    for (size_t b = off; b < off + pf_chunk && b < blk; b += 64)
+                        for (int k = 0; k < 4; k++)
+                            __builtin_prefetch(pf + k * ws + b, 0, 3);
+                }
+                tile(ty, 4, 4, 1, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+            }
+            for (; t < n_tok; t++)
+                tile(ty, 1, 4, 2, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+        }
+        for (; r < r1; r++) {
+            const char *wr = wb + r * ws;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4)
+                tile(ty, 4, 1, 2, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+            for (; t < n_tok; t++)
+                tile(ty, 1, 1, 4, y + t * ldy + r, ldy, 1, x + t * ldx, ldx, wr, ws, c0, c1, acc);
+        }
+    }
+}
+
+static void matmul_f32(float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                       int r0, int r1)
+{
+    matmul(BLLM_TYPE_F32, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+static void matmul_f16(float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                       int r0, int r1)
+{
+    matmul(BLLM_TYPE_F16, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+static void matmul_bf16(float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                        int r0, int r1)
+{
+    matmul(BLLM_TYPE_BF16, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+static float dot_f32(const float *a, const float *b, int n)
+{
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 4 <= n; i += 4)
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    if (i < n)
+        s1 = vfmaq_f32(s1, load_f32_tail(a + i, n - i), load_f32_tail(b + i, n - i));
+    return vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n)
+{
+    const float32x4_t av = vdupq_n_f32(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float32x4_t y0 = vfmaq_f32(vld1q_f32(y + i), av, vld1q_f32(x + i));
+        float32x4_t y1 = vfmaq_f32(vld1q_f32(y + i + 4), av, vld1q_f32(x + i + 4));
+        vst1q_f32(y + i, y0);
+        vst1q_f32(y + i + 4, y1);
+    }
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), av, vld1q_f32(x + i)));
+    /* the tail rounds once too, so every element gets the same FMA result */
+    for (; i < n; i++)
+        y[i] = __builtin_fmaf(a, x[i], y[i]);
+}
+
+/* Sets that differ in the packed binary types only (binary_neon.c), named
+ * like the x86 ones: "neon-lut" the int8 table-lookup path, "neon-float"
+ * the float path (no quantization of x: accuracy studies, or measuring what
+ * the lookup path costs), and "neon", the default, which is the lookup path
+ * for every type and n_tok: unlike "avx2" it is not a per-type choice by
+ * measurement, as no aarch64 machine was at hand to measure on. */
+#define PACKED(suffix)                                \
+    [BLLM_TYPE_B1] = bllm_matmul_b1_##suffix,         \
+    [BLLM_TYPE_B1G] = bllm_matmul_b1g_##suffix,       \
+    [BLLM_TYPE_B1MG] = bllm_matmul_b1mg_##suffix,     \
+    [BLLM_TYPE_RB2G] = bllm_matmul_rb2g_##suffix,     \
+    [BLLM_TYPE_NM24] = bllm_matmul_nm24_##suffix,     \
+    [BLLM_TYPE_NM48] = bllm_matmul_nm48_##suffix,     \
+    [BLLM_TYPE_NM58] = bllm_matmul_nm58_##suffix,     \
+    [BLLM_TYPE_NM68] = bllm_matmul_nm68_##suffix,     \
+    [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_##suffix, \
+    [BLLM_TYPE_PB8] = bllm_matmul_pb8_##suffix
+
+static const bllm_kernel_set neon_set = {
+    .name = "neon",
+    .matmul = {
+        [BLLM_TYPE_F32] = matmul_f32,
+        [BLLM_TYPE_F16] = matmul_f16,
+        [BLLM_TYPE_BF16] = matmul_bf16,
+        PACKED(neon),
+    },
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+};
+
+static const bllm_kernel_set neon_lut_set = {
+    .name = "neon-lut",
+    .matmul = {
+        [BLLM_TYPE_F32] = matmul_f32,
+        [BLLM_TYPE_F16] = matmul_f16,
+        [BLLM_TYPE_BF16] = matmul_bf16,
+        PACKED(neon),
+    },
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+};
+
+static const bllm_kernel_set neon_float_set = {
+    .name = "neon-float",
+    .matmul = {
+        [BLLM_TYPE_F32] = matmul_f32,
+        [BLLM_TYPE_F16] = matmul_f16,
+        [BLLM_TYPE_BF16] = matmul_bf16,
+        PACKED(neon_float),
+    },
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+};
+
+/* Handed to dispatch.c. */
+const bllm_kernel_set *bllm_kernels_neon_impl(void) { return &neon_set; }
+const bllm_kernel_set *bllm_kernels_neon_lut_impl(void) { return &neon_lut_set; }
+const bllm_kernel_set *bllm_kernels_neon_float_impl(void) { return &neon_float_set; }

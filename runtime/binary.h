@@ -1,0 +1,166 @@
+/* Packed binary weights (types b1 .. pb8, runtime/types.h): the explicit
+ * decomposition a quantizer produces (signs, masks, scales), packing it into
+ * the byte layouts of docs/format.md, reading those bytes back
+ * (dequantization to f32, one 64-column group at a time for kernels), the
+ * pb8 salient companion, and round-to-nearest binarization from float
+ * weights. Internal to libbllm, its tools and tests; the SIMD kernels build
+ * on the same layout (kernels/binary_*.c).
+ *
+ * The value of every weight is defined here, in f32, by the decomposition:
+ *   b1      s ? a : -a                    a = alpha[r]
+ *   b1g     s ? a : -a                    a = alpha[r][c/64]
+ *   b1mg    mu + (s ? a : -a)             per row per 64 columns
+ *   rb2g    (mu + (s1 ? a1 : -a1)) + (s2 ? a2 : -a2)
+ *   nmNM    kept ? mu + (s ? a : -a) : 0
+ *   onebit  s ? gh : -gh                  gh = g[r] * h[c] (one f32 product)
+ *   pb8     salient ? (float)q * scale[r] : the b1g value
+ * with every scale an fp16 value and every operation one f32 rounding, so
+ * pack -> dequantize reproduces exactly what the quantizer meant. */
+#ifndef BLLM_BINARY_H
+#define BLLM_BINARY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bllm.h"
+#include "runtime/types.h"
+
+/* ------------------------------------------------------ decomposition */
+
+/* One matrix of a packed type, unpacked: one byte per weight for signs and
+ * masks (row-major rows x cols), f32 scales that must be exactly
+ * representable in fp16 (bllm_fp16_round). Arrays a type does not use are
+ * NULL. Group arrays are [rows][cols / 64]. */
+typedef struct {
+    bllm_type type;
+    int rows, cols;
+    uint8_t *sign;      /* all types: 1 = +1, 0 = -1 (nm: only kept positions
+                           are stored) */
+    uint8_t *sign2;     /* rb2g: the second (residual) sign plane */
+    uint8_t *mask;      /* nm types: 1 = kept; exactly N per aligned group of
+                           M columns */
+    float *alpha;       /* b1: [rows]; b1g, b1mg, rb2g, nm, pb8: groups */
+    float *alpha2;      /* rb2g: groups */
+    float *mu;          /* b1mg, rb2g, nm: groups */
+    float *g, *h;       /* onebit: [rows], [cols] */
+    uint8_t *salient;   /* pb8: 1 = salient (value q * sal_scale[r]) */
+    int8_t *q;          /* pb8: int8 value at salient positions */
+    float *sal_scale;   /* pb8: [rows] */
+} bllm_binary_decomp;
+
+/* Allocate (zeroed) the arrays type uses. Refuses a non-packed type or a
+ * shape the type does not accept (rows % 32, cols % 64). */
+bllm_status bllm_binary_decomp_init(bllm_binary_decomp *d, bllm_type type, int rows, int cols);
+void bllm_binary_decomp_free(bllm_binary_decomp *d);
+/* The f32 value weight (r, c) has under the decomposition (the formulas
+ * above, pb8 salient positions included). */
+float bllm_binary_decomp_value(const bllm_binary_decomp *d, int r, int c);
+/* The nearest fp16 value, as an f32 (what every stored scale must be). */
+float bllm_fp16_round(float x);
+
+/* Pack into the type's byte layout; nbytes must be
+ * bllm_type_tensor_bytes(type, rows, cols). Refuses (BLLM_ERR_ARG, with the
+ * position) a sign or mask byte other than 0/1, an N:M group without exactly
+ * N kept, a non-finite scale or one fp16 cannot hold exactly. For pb8 this
+ * writes the b1g part; the companion comes from bllm_pb8_salient_pack. */
+bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nbytes);
+
+/* ------------------------------------------------------- N:M patterns */
+
+/* N, M and the pattern-code width of an nm type; false for other types. */
+bool bllm_nm_params(bllm_type type, int *n, int *m, int *code_bits);
+/* Kept-position mask (bit p = column p of the group kept) of a pattern
+ * code: the code is the colexicographic rank of the kept set,
+ * sum_i C(p_i, i + 1) over kept positions p_0 < ... < p_{N-1}. Codes >=
+ * C(M, N) never appear in a valid file; they decode to 0 (all pruned). */
+uint32_t bllm_nm_code_mask(bllm_type type, uint32_t code);
+/* Inverse: the code of a mask with exactly N bits among the low M; -1 else. */
+int bllm_nm_mask_code(bllm_type type, uint32_t mask);
+
+/* ------------------------------------------------ pb8 salient companion */
+
+/* A validated view of "X.salient" (u8 tensor; layout in docs/format.md):
+ * CSR over rows, columns strictly increasing within a row. Points into the
+ * companion's bytes. */
+typedef struct {
+    int rows, cols;
+    uint32_t nnz;
+    const uint32_t *row_ptr; /* rows + 1 entries; row r is [row_ptr[r], row_ptr[r+1]) */
+    const uint16_t *scale;   /* fp16 [rows] */
+    const uint16_t *col;     /* [nnz] */
+    const int8_t *val;       /* [nnz] */
+} bllm_pb8_salient;
+
+#define BLLM_PB8_SALIENT_MAGIC "PB8S"
+#define BLLM_PB8_SALIENT_VERSION 1u
+#define BLLM_PB8_SALIENT_HEADER 24u
+/* Bytes of a companion with rows rows and nnz salient weights. */
+uint64_t bllm_pb8_salient_bytes(uint64_t rows, uint64_t nnz);
+/* Build the companion from a pb8 decomposition; *out is malloc'ed. */
+bllm_status bllm_pb8_salient_pack(const bllm_binary_decomp *d, void **out, uint64_t *nbytes);
+/* Validate everything a kernel will trust (magic, version, rows and cols
+ * equal to the matrix's, size, row_ptr monotone and ending at nnz, columns
+ * in range and strictly increasing per row, finite scales) and fill *out.
+ * data must be 4-byte aligned (tensor data in a .stb is 64-byte aligned).
+ * name is used in messages. */
+bllm_status bllm_pb8_salient_parse(const void *data, uint64_t nbytes, int rows, int cols, const char *name,
+                                   bllm_pb8_salient *out);
+
+/* ------------------------------------------------------ dequantization */
+
+/* The 64 values of row r, columns 64*grp .. 64*grp+63, of a packed tensor
+ * w (rows x cols, shape already validated). pb8 decodes as b1g: the salient
+ * part is separate (bllm_pb8_apply_salient, bllm_salient_matvec). */
+void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols, int r, int grp,
+                               float out[BLLM_GROUP]);
+/* One weight, as above. */
+float bllm_binary_weight(bllm_type type, const void *w, int rows, int cols, int r, int c);
+/* Rows r0..r1-1 (any rows) into out[(r1 - r0) * cols]; sal (pb8 only, may
+ * be NULL) replaces the salient positions. */
+void bllm_binary_dequant_rows(bllm_type type, const void *w, const bllm_pb8_salient *sal, int rows, int cols,
+                              int r0, int r1, float *out);
+/* Checked whole-tensor form: verifies the type, shape and nbytes first. */
+bllm_status bllm_binary_dequantize(bllm_type type, const void *w, uint64_t nbytes, const bllm_pb8_salient *sal,
+                                   int rows, int cols, float *out);
+/* Read packed bytes back into a decomposition (d is initialized here; free
+ * with bllm_binary_decomp_free). Signs at pruned N:M positions read as 0. */
+bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, const bllm_pb8_salient *sal,
+                               int rows, int cols, bllm_binary_decomp *d);
+
+/* -------------------------------------------------- kernel-layer entry */
+
+/* pb8's sparse part of y = x W^T, for rows r0..r1-1 (any split): adds
+ *   sum over salient (r, c), in increasing c, of (q * scale[r] - b(r, c)) * x[t][c]
+ * to y[t][r], where b is the b1g value stored at (r, c) in w (the salient
+ * value replaces it). Called by the forward pass after the pb8 matmul
+ * (kernels->matmul[BLLM_TYPE_PB8] computes the b1g part only). Implemented
+ * in kernels/binary_scalar.c. */
+void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
+                         int rows, int r0, int r1);
+
+/* ------------------------------------------- round-to-nearest binarization */
+
+typedef struct {
+    float salient_frac; /* pb8: fraction of each row kept as int8 (0.1) */
+    int onebit_iters;   /* onebit: power iterations for the rank-1 |W| (32) */
+} bllm_rtn_options;
+
+void bllm_rtn_options_default(bllm_rtn_options *o);
+/* Binarize w (rows x cols f32, row-major) into d (initialized here), by
+ * type: b1 alpha = mean|w| per row; b1g per row per 64 columns; b1mg mu =
+ * mean, alpha = mean|w - mu|; rb2g the same on the residual, twice; nmNM
+ * keeps the N largest |w| of every M (ties to the lower column), then b1mg
+ * over the kept weights of each 64 columns; onebit signs of w and g, h from
+ * the leading singular vectors of |W| (power iteration), balanced as
+ * sqrt(sigma) u, sqrt(sigma) v; pb8 the top salient_frac |w| of each row in
+ * int8 with scale max|w| / 127 per row, the rest b1g (alpha over the
+ * non-salient weights). Scales are computed in f32/f64, rounded to fp16,
+ * and the rounded values are used from then on (signs of residuals
+ * included). Sign of 0 is +1. */
+bllm_status bllm_binary_rtn(bllm_type type, const float *w, int rows, int cols, const bllm_rtn_options *o,
+                            bllm_binary_decomp *d);
+/* Salient weights RTN pb8 keeps in every row: lround(salient_frac * cols)
+ * (so a writer can size the companion before quantizing). */
+int bllm_rtn_pb8_per_row(int cols, float salient_frac);
+
+#endif

@@ -1,0 +1,522 @@
+/* Whole-model quantization (runtime/quantize.h). One tensor in memory at a
+ * time: read it as f32 from the input, binarize or convert it, stream it to
+ * the .stb writer. The pb8 companion's size is known before quantizing
+ * (RTN keeps a fixed count per row), so the directory is complete before the
+ * first byte of data is written, as the writer requires. */
+#include "runtime/quantize.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "models/llama_hparams.h"
+#include "runtime/error.h"
+#include "runtime/source.h"
+#include "runtime/stb.h"
+#include "tokenizer/tokenizer.h"
+
+#ifndef BLLM_VERSION
+#define BLLM_VERSION "0.1.0"
+#endif
+
+void bllm_quantize_params_default(bllm_quantize_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->type = BLLM_TYPE_B1G;
+    p->keep_type = BLLM_TYPE_F16;
+    bllm_rtn_options_default(&p->rtn);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(int i, int n, const char *name)
+{
+    int width = 24, filled = n ? width * i / n : width;
+    char bar[32];
+    for (int k = 0; k < width; k++)
+        bar[k] = k < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %4d/%-4d %-40.40s", bar, i, n, name);
+    fflush(stderr);
+}
+
+static bllm_status sha256_file(const char *path, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return bllm_fail(BLLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t cap = (size_t)1 << 20, n;
+    unsigned char *buf = malloc(cap), md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    bllm_status st = BLLM_OK;
+    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+        st = bllm_fail(BLLM_ERR_NOMEM, "cannot start SHA-256");
+    while (!st && (n = fread(buf, 1, cap, f)) > 0)
+        if (!EVP_DigestUpdate(ctx, buf, n))
+            st = bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
+    if (!st && ferror(f))
+        st = bllm_fail(BLLM_ERR_IO, "read error on '%s'", path);
+    if (!st && (!EVP_DigestFinal_ex(ctx, md, &len) || len != 32))
+        st = bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
+    for (unsigned i = 0; !st && i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    fclose(f);
+    return st;
+}
+
+/* ------------------------------------------------------------ the input */
+
+/* Either an importer source or a .stb file; tensors are listed without pb8
+ * companions, which are read together with their matrix. */
+typedef struct {
+    bllm_source *src;
+    bllm_stb_file *stb;
+    int n;
+    int *stb_index; /* stb: directory index of each listed tensor */
+    bllm_llama_hparams hp;
+    bllm_tokenizer_spec spec; /* stb only (released at close) */
+    bool have_spec;
+    char sha[65];
+    const char *format;
+} input;
+
+static bool is_stb(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    char magic[8] = {0};
+    size_t n = fread(magic, 1, 8, f);
+    fclose(f);
+    return n == 8 && !memcmp(magic, "BLLMSTB\0", 8);
+}
+
+static bool is_companion(const bllm_stb_tensor *t)
+{
+    size_t n = strlen(t->name);
+    return t->type == BLLM_TYPE_U8 && n > 8 && !strcmp(t->name + n - 8, ".salient");
+}
+
+static void input_close(input *in)
+{
+    if (in->have_spec)
+        bllm_tokenizer_spec_release(&in->spec);
+    free(in->stb_index);
+    bllm_stb_close(in->stb);
+    bllm_source_close(in->src);
+    memset(in, 0, sizeof *in);
+}
+
+static bllm_status input_open(const char *path, const char *tokenizer_path, input *in)
+{
+    memset(in, 0, sizeof *in);
+    bllm_status s;
+    if (is_stb(path)) {
+        in->format = "stb";
+        if ((s = bllm_stb_open(path, true, &in->stb)) || (s = bllm_llama_hparams_from_stb(in->stb, &in->hp)))
+            return s;
+        if ((s = bllm_tokenizer_spec_from_stb(in->stb, &in->spec)))
+            return s;
+        in->have_spec = true;
+        int nt = bllm_stb_n_tensors(in->stb);
+        in->stb_index = malloc((size_t)(nt ? nt : 1) * sizeof *in->stb_index);
+        if (!in->stb_index)
+            return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < nt; i++) {
+            const bllm_stb_tensor *t = bllm_stb_tensor_at(in->stb, i);
+            if (is_companion(t))
+                continue;
+            if (t->type == BLLM_TYPE_U8)
+                return bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: tensor '%s' holds raw bytes; only pb8 companions "
+                                 "('X.salient') are understood", path, t->name);
+            if (t->ndim > 2)
+                return bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: tensor '%s' has %d dimensions (1 or 2 expected)",
+                                 path, t->name, t->ndim);
+            in->stb_index[in->n++] = i;
+        }
+        return sha256_file(path, in->sha);
+    }
+    if ((s = bllm_source_open(path, BLLM_SOURCE_AUTO, tokenizer_path, &in->src)))
+        return s;
+    in->hp = *bllm_source_hparams(in->src);
+    in->n = bllm_source_n_tensors(in->src);
+    switch (bllm_source_get_kind(in->src)) {
+    case BLLM_SOURCE_GGUF: in->format = "gguf"; break;
+    case BLLM_SOURCE_HF: in->format = "hf"; break;
+    default: in->format = "llama2c"; break;
+    }
+    const char *sha = bllm_source_sha256(in->src);
+    if (!sha)
+        return BLLM_ERR_IO;
+    snprintf(in->sha, sizeof in->sha, "%s", sha);
+    return BLLM_OK;
+}
+
+static const bllm_tokenizer_spec *input_tokenizer(const input *in)
+{
+    return in->src ? bllm_source_tokenizer(in->src) : &in->spec;
+}
+
+static const char *input_chat_template(const input *in, char **owned)
+{
+    *owned = NULL;
+    if (in->src)
+        return bllm_source_chat_template(in->src);
+    const char *s;
+    size_t len;
+    if (bllm_stb_get_str(in->stb, "tokenizer.chat_template", &s, &len))
+        return NULL;
+    *owned = strndup(s, len);
+    return *owned;
+}
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t dims[4];
+} tinfo;
+
+static tinfo input_tensor(const input *in, int i)
+{
+    tinfo ti = {0};
+    if (in->src) {
+        const bllm_source_tensor *t = bllm_source_tensor_at(in->src, i);
+        ti.name = t->name;
+        ti.ndim = t->ndim;
+        memcpy(ti.dims, t->dims, sizeof ti.dims);
+    } else {
+        const bllm_stb_tensor *t = bllm_stb_tensor_at(in->stb, in->stb_index[i]);
+        ti.name = t->name;
+        ti.ndim = t->ndim;
+        memcpy(ti.dims, t->dims, (size_t)t->ndim * sizeof ti.dims[0]);
+    }
+    return ti;
+}
+
+static uint64_t numel(const tinfo *t)
+{
+    uint64_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= (uint64_t)t->dims[d];
+    return n;
+}
+
+static bllm_status read_stb_f32(const bllm_stb_file *f, const bllm_stb_tensor *t, float *out)
+{
+    uint64_t cols = (uint64_t)t->dims[t->ndim - 1], rows = t->ndim == 2 ? (uint64_t)t->dims[0] : 1;
+    uint64_t n = rows * cols;
+    if (t->type == BLLM_TYPE_F32) {
+        memcpy(out, t->data, n * sizeof(float));
+    } else if (t->type == BLLM_TYPE_F16 || t->type == BLLM_TYPE_BF16) {
+        const uint16_t *h = t->data;
+        for (uint64_t k = 0; k < n; k++)
+            out[k] = t->type == BLLM_TYPE_F16 ? bllm_f16_to_f32(h[k]) : bllm_bf16_to_f32(h[k]);
+    } else if (bllm_type_is_packed(t->type)) {
+        bllm_pb8_salient sal, *psal = NULL;
+        if (t->type == BLLM_TYPE_PB8) {
+            char cname[160];
+            snprintf(cname, sizeof cname, "%s.salient", t->name);
+            const bllm_stb_tensor *c = bllm_stb_find_tensor(f, cname);
+            if (!c || c->type != BLLM_TYPE_U8 || c->ndim != 1)
+                return bllm_fail(BLLM_ERR_FORMAT, "pb8 tensor '%s' lacks a valid companion '%s'", t->name, cname);
+            bllm_status s = bllm_pb8_salient_parse(c->data, c->nbytes, (int)rows, (int)cols, cname, &sal);
+            if (s)
+                return s;
+            psal = &sal;
+        }
+        return bllm_binary_dequantize(t->type, t->data, t->nbytes, psal, (int)rows, (int)cols, out);
+    } else {
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s' has type %s", t->name, bllm_type_name(t->type));
+    }
+    return BLLM_OK;
+}
+
+static bllm_status input_read(input *in, int i, float *out)
+{
+    if (in->src)
+        return bllm_source_read_f32(in->src, i, out);
+    return read_stb_f32(in->stb, bllm_stb_tensor_at(in->stb, in->stb_index[i]), out);
+}
+
+/* ------------------------------------------------------------ metadata */
+
+static bllm_status set_s(bllm_stb_writer *w, const char *key, const char *v)
+{
+    return bllm_stb_set_str(w, key, v, strlen(v));
+}
+
+/* Model metadata plus provenance; a .stb input's own provenance strings are
+ * kept under provenance.parent.* so the chain back to the checkpoint is not
+ * lost. */
+static bllm_status write_metadata(bllm_stb_writer *w, const input *in, const char *input_path, const char *options,
+                                  const char *created_by)
+{
+    char abs_in[PATH_MAX];
+    if (!realpath(input_path, abs_in))
+        snprintf(abs_in, sizeof abs_in, "%s", input_path);
+    const char *name = in->hp.name[0] ? in->hp.name : "unnamed";
+    char *owned_tmpl;
+    const char *tmpl = input_chat_template(in, &owned_tmpl);
+    bllm_status s;
+    if ((s = set_s(w, "general.architecture", "llama")) || (s = set_s(w, "general.name", name)) ||
+        (s = bllm_llama_hparams_to_stb(&in->hp, w)) || (s = bllm_tokenizer_spec_to_stb(input_tokenizer(in), w)) ||
+        (tmpl && (s = set_s(w, "tokenizer.chat_template", tmpl))) ||
+        (s = set_s(w, "provenance.source_path", abs_in)) || (s = set_s(w, "provenance.source_sha256", in->sha)) ||
+        (s = set_s(w, "provenance.source_format", in->format)) ||
+        (s = set_s(w, "provenance.options", options ? options : "")) ||
+        (s = set_s(w, "provenance.created_by", created_by ? created_by : "bllm " BLLM_VERSION))) {
+        free(owned_tmpl);
+        return s;
+    }
+    free(owned_tmpl);
+    for (int i = 0; in->stb && i < bllm_stb_n_meta(in->stb); i++) {
+        const char *key = bllm_stb_meta_key(in->stb, i);
+        if (strncmp(key, "provenance.", 11) || bllm_stb_meta_type(in->stb, i) != BLLM_META_STR)
+            continue;
+        char nk[512];
+        const char *v;
+        size_t len;
+        if (snprintf(nk, sizeof nk, "provenance.parent.%s", key + 11) >= (int)sizeof nk)
+            continue;
+        if ((s = bllm_stb_get_str(in->stb, key, &v, &len)) || (s = bllm_stb_set_str(w, nk, v, len)))
+            return s;
+    }
+    return BLLM_OK;
+}
+
+/* ------------------------------------------------------------- writing */
+
+typedef enum { PLAN_F32, PLAN_F16, PLAN_PACKED } plan_kind;
+
+typedef struct {
+    plan_kind kind;
+    int index;      /* writer index */
+    int companion;  /* pb8: writer index of X.salient, else -1 */
+    uint64_t companion_bytes;
+} plan;
+
+static bool is_block_matrix(const tinfo *t) { return t->ndim == 2 && !strncmp(t->name, "blk.", 4); }
+
+static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t *h)
+{
+    for (uint64_t k = 0; k < n; k++) {
+        h[k] = bllm_f32_to_f16(f[k]);
+        if ((h[k] & 0x7c00) == 0x7c00)
+            return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s' has the value %g, beyond the f16 range; keep it "
+                             "in f32 (--keep-type f32)", name, (double)f[k]);
+    }
+    return BLLM_OK;
+}
+
+static bllm_status run(input *in, const char *input_path, const char *output, const bllm_quantize_params *p,
+                       bool dequantize, bllm_quantize_report *rep)
+{
+    double t0 = now();
+    memset(rep, 0, sizeof *rep);
+    bllm_stb_writer *w = bllm_stb_writer_new();
+    plan *pl = calloc((size_t)(in->n ? in->n : 1), sizeof *pl);
+    float *f32 = NULL;
+    void *buf = NULL;
+    bllm_status s = BLLM_OK;
+    if (!w || !pl) {
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((s = write_metadata(w, in, input_path, p->options_text, p->created_by)))
+        goto done;
+    if (!dequantize) {
+        if ((s = set_s(w, "provenance.quantization.method", "rtn")) ||
+            (s = set_s(w, "provenance.quantization.type", bllm_type_name(p->type))) ||
+            (s = set_s(w, "provenance.quantization.keep_type", bllm_type_name(p->keep_type))))
+            goto done;
+        if (p->type == BLLM_TYPE_PB8) {
+            if ((s = bllm_stb_set_f32(w, "provenance.quantization.salient_frac", p->rtn.salient_frac)))
+                goto done;
+        }
+        if (p->type == BLLM_TYPE_ONEBIT &&
+            (s = bllm_stb_set_u32(w, "provenance.quantization.onebit_iters", (uint32_t)p->rtn.onebit_iters)))
+            goto done;
+    }
+
+    /* Directory: every tensor's final type and shape. */
+    uint64_t max_n = 1, max_bytes = 1;
+    for (int i = 0; i < in->n; i++) {
+        tinfo t = input_tensor(in, i);
+        uint64_t n = numel(&t);
+        max_n = n > max_n ? n : max_n;
+        uint64_t rows = t.ndim == 2 ? (uint64_t)t.dims[0] : 1, cols = (uint64_t)t.dims[t.ndim - 1];
+        bllm_type type;
+        if (dequantize || t.ndim == 1) {
+            pl[i].kind = PLAN_F32, type = BLLM_TYPE_F32;
+        } else if (is_block_matrix(&t) && bllm_type_shape_ok(p->type, rows, cols)) {
+            pl[i].kind = PLAN_PACKED, type = p->type;
+        } else {
+            if (is_block_matrix(&t) && rep->n_kept++ == 0)
+                snprintf(rep->first_kept, sizeof rep->first_kept, "%s", t.name);
+            pl[i].kind = p->keep_type == BLLM_TYPE_F32 ? PLAN_F32 : PLAN_F16;
+            type = p->keep_type == BLLM_TYPE_F32 ? BLLM_TYPE_F32 : BLLM_TYPE_F16;
+        }
+        uint64_t bytes = bllm_type_tensor_bytes(type, rows, cols);
+        max_bytes = bytes > max_bytes ? bytes : max_bytes;
+        pl[i].companion = -1;
+        if ((pl[i].index = bllm_stb_add_tensor(w, t.name, type, t.ndim, t.dims)) < 0) {
+            s = BLLM_ERR_ARG;
+            goto done;
+        }
+        if (pl[i].kind == PLAN_PACKED && type == BLLM_TYPE_PB8) {
+            char cname[160];
+            snprintf(cname, sizeof cname, "%s.salient", t.name);
+            uint64_t nnz = rows * (uint64_t)bllm_rtn_pb8_per_row((int)cols, p->rtn.salient_frac);
+            pl[i].companion_bytes = bllm_pb8_salient_bytes(rows, nnz);
+            int64_t cd[1] = {(int64_t)pl[i].companion_bytes};
+            if ((pl[i].companion = bllm_stb_add_tensor(w, cname, BLLM_TYPE_U8, 1, cd)) < 0) {
+                s = BLLM_ERR_ARG;
+                goto done;
+            }
+        }
+    }
+    f32 = malloc(max_n * sizeof(float));
+    buf = malloc(max_bytes);
+    if (!f32 || !buf) {
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory (%llu values for the largest tensor)",
+                      (unsigned long long)max_n);
+        goto done;
+    }
+    if ((s = bllm_stb_write_begin(w, output)))
+        goto done;
+
+    for (int i = 0; i < in->n; i++) {
+        tinfo t = input_tensor(in, i);
+        uint64_t n = numel(&t);
+        int rows = t.ndim == 2 ? (int)t.dims[0] : 1, cols = (int)t.dims[t.ndim - 1];
+        if (p->progress)
+            progress(i, in->n, t.name);
+        if ((s = input_read(in, i, f32)))
+            goto done;
+        for (uint64_t k = 0; k < n; k++)
+            if (!isfinite(f32[k])) {
+                s = bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' holds a non-finite value at index %llu", t.name,
+                              (unsigned long long)k);
+                goto done;
+            }
+        switch (pl[i].kind) {
+        case PLAN_F32:
+            s = bllm_stb_write_tensor(w, pl[i].index, f32, n * sizeof(float));
+            break;
+        case PLAN_F16:
+            if (!(s = to_f16(t.name, f32, n, buf)))
+                s = bllm_stb_write_tensor(w, pl[i].index, buf, n * 2);
+            break;
+        case PLAN_PACKED: {
+            bllm_binary_decomp d;
+            uint64_t nb = bllm_type_tensor_bytes(p->type, (uint64_t)rows, (uint64_t)cols);
+            if ((s = bllm_binary_rtn(p->type, f32, rows, cols, &p->rtn, &d))) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", bllm_last_error());
+                s = bllm_fail(s, "tensor '%s': %s", t.name, msg);
+                break;
+            }
+            if (!(s = bllm_binary_pack(&d, buf, nb)))
+                s = bllm_stb_write_tensor(w, pl[i].index, buf, nb);
+            if (!s && pl[i].companion >= 0) {
+                void *cb = NULL;
+                uint64_t cbytes = 0;
+                s = bllm_pb8_salient_pack(&d, &cb, &cbytes);
+                if (!s && cbytes != pl[i].companion_bytes)
+                    s = bllm_fail(BLLM_ERR_ARG, "tensor '%s': companion is %llu bytes, %llu were planned", t.name,
+                                  (unsigned long long)cbytes, (unsigned long long)pl[i].companion_bytes);
+                if (!s)
+                    s = bllm_stb_write_tensor(w, pl[i].companion, cb, cbytes);
+                free(cb);
+            }
+            bllm_binary_decomp_free(&d);
+            rep->n_binarized++;
+            rep->weights_binarized += n;
+            break;
+        }
+        }
+        if (s)
+            goto done;
+    }
+    if (p->progress) {
+        progress(in->n, in->n, "");
+        fputc('\n', stderr);
+    }
+    if ((s = bllm_stb_write_finish(w)))
+        goto done;
+    rep->n_tensors = 0;
+    for (int i = 0; i < in->n; i++)
+        rep->n_tensors += 1 + (pl[i].companion >= 0);
+    {
+        FILE *f = fopen(output, "rb");
+        if (f) {
+            fseeko(f, 0, SEEK_END);
+            rep->file_bytes = (uint64_t)ftello(f);
+            fclose(f);
+        }
+    }
+    rep->seconds = now() - t0;
+done:
+    if (s && p->progress)
+        fputc('\n', stderr);
+    free(f32);
+    free(buf);
+    free(pl);
+    bllm_stb_writer_free(w);
+    return s;
+}
+
+bllm_status bllm_quantize_model(const char *input_path, const char *output, const bllm_quantize_params *p,
+                                bllm_quantize_report *report)
+{
+    bllm_quantize_report dummy;
+    if (!report)
+        report = &dummy;
+    if (!bllm_type_is_packed(p->type))
+        return bllm_fail(BLLM_ERR_ARG, "quantization target %s is not a packed binary type",
+                         bllm_type_name(p->type));
+    if (p->keep_type != BLLM_TYPE_F16 && p->keep_type != BLLM_TYPE_F32)
+        return bllm_fail(BLLM_ERR_ARG, "keep type must be f16 or f32, not %s", bllm_type_name(p->keep_type));
+    if (p->type == BLLM_TYPE_PB8 && !(p->rtn.salient_frac >= 0.0f && p->rtn.salient_frac <= 1.0f))
+        return bllm_fail(BLLM_ERR_ARG, "salient fraction %g is not in [0, 1]", (double)p->rtn.salient_frac);
+    input in;
+    bllm_status s = input_open(input_path, p->tokenizer_path, &in);
+    if (!s)
+        s = run(&in, input_path, output, p, false, report);
+    input_close(&in);
+    return s;
+}
+
+bllm_status bllm_dequantize_model(const char *input_path, const char *output, const char *created_by, bool progress,
+                                  bllm_quantize_report *report)
+{
+    bllm_quantize_report dummy;
+    if (!report)
+        report = &dummy;
+    if (!is_stb(input_path))
+        return bllm_fail(BLLM_ERR_ARG, "%s: --dequantize reads a .stb file", input_path);
+    bllm_quantize_params p;
+    bllm_quantize_params_default(&p);
+    p.options_text = "--dequantize";
+    p.created_by = created_by;
+    p.progress = progress;
+    input in;
+    bllm_status s = input_open(input_path, NULL, &in);
+    if (!s)
+        s = run(&in, input_path, output, &p, true, report);
+    input_close(&in);
+    return s;
+}

@@ -1,0 +1,48 @@
+/* Whole-model quantization to packed binary types, and the way back: the
+ * library behind bllm-quantize (tools/bllm-quantize.c stays a thin CLI).
+ *
+ * The input is anything bllm_source_open reads (GGUF, HF folder, llama2.c)
+ * or a .stb file (float or already packed: it is dequantized first). Every
+ * 2-D "blk.*" matrix whose shape fits the target type is binarized (RTN,
+ * runtime/binary.h); a blk.* matrix that does not fit (rows % 32, cols % 64)
+ * stays at keep_type and is counted in the report; embeddings and the output
+ * head are stored as keep_type (f16 or f32), 1-D tensors (norms) as f32.
+ * Metadata (hyperparameters, tokenizer, chat template) is carried over and
+ * provenance keys record the input and every option (docs/format.md). */
+#ifndef BLLM_QUANTIZE_H
+#define BLLM_QUANTIZE_H
+
+#include "bllm.h"
+#include "runtime/binary.h"
+
+typedef struct {
+    bllm_type type;             /* packed type for the blk.* matrices */
+    bllm_type keep_type;        /* BLLM_TYPE_F16 (default) or BLLM_TYPE_F32 */
+    bllm_rtn_options rtn;
+    const char *tokenizer_path; /* llama2.c checkpoints: tokenizer.bin */
+    const char *options_text;   /* command-line options, for provenance */
+    const char *created_by;     /* e.g. "bllm-quantize 0.1.0" */
+    bool progress;              /* progress bar on stderr */
+} bllm_quantize_params;
+
+typedef struct {
+    int n_tensors;          /* written (pb8 companions included) */
+    int n_binarized;        /* matrices stored in the packed type */
+    int n_kept;             /* blk.* matrices left at keep_type (shape) */
+    char first_kept[96];    /* name of the first of those, for messages */
+    uint64_t weights_binarized;
+    uint64_t file_bytes;
+    double seconds;
+} bllm_quantize_report;
+
+void bllm_quantize_params_default(bllm_quantize_params *p);
+bllm_status bllm_quantize_model(const char *input, const char *output, const bllm_quantize_params *p,
+                                bllm_quantize_report *report);
+
+/* A .stb with packed matrices in, the same model with every tensor in f32
+ * out (pb8 companions folded into their matrices): the reference a packed
+ * model's forward pass is compared with. */
+bllm_status bllm_dequantize_model(const char *input, const char *output, const char *created_by, bool progress,
+                                  bllm_quantize_report *report);
+
+#endif

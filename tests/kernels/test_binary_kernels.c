@@ -1,0 +1,533 @@
+/* The SIMD matmuls of the packed binary types against the scalar reference
+ * (kernels/binary_scalar.c), for every type, every x86 kernel set this CPU
+ * runs, on random decompositions packed by runtime/binary.c: rows 32..352,
+ * cols 64..1216, n_tok 1..17, row sub-ranges in steps of 32.
+ *
+ * FLOAT path ("avx2-float"): f32 sums in another order, so
+ *   |y - y_scalar| <= 1e-5 * M,  M = sum_c (|mu| + |alpha| + |alpha2|) |x_c|
+ * (for onebit |g h_c|), the size of the decomposition's terms: an f32 sum of
+ * n <= 1216 terms regrouped differs by at most ~2 n 2^-24 of it, and far
+ * less typically; a wrong sign costs 2 |alpha x_c| / M ~ 1 / cols, 100x more.
+ * LUT path ("avx2-lut", and "avx512" where the CPU has it): the integer
+ * part is exact, so it is checked against a reference that quantizes x the
+ * same way (kernels/binary_simd.h) and sums the integer products exactly:
+ *   |y - y_q| <= 2e-6 * M_q,  M_q = the same magnitude over d * q
+ * which covers the f32 rounding of the per-group scaling (< 25 roundings),
+ * while one table entry off by 1 moves y by d |alpha| >= M_q / (64 * 127 *
+ * groups) ~ 6e-6 M_q at 1216 columns, a sign flip by far more. Its error
+ * against the float reference (the cost of int8 activations) is printed
+ * and bounded loosely (relative RMS < 2%).
+ * "avx2" (the measured choice per type and n_tok) is checked like the path
+ * it uses. Rows outside [r0, r1) must stay untouched, and nothing past y's
+ * end written. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bllm.h"
+#include "kernels/binary_simd.h"
+#include "kernels/kernels.h"
+#include "runtime/binary.h"
+
+static int failures, checks;
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
+static double rng_unif(void) { return (double)(rng_next() >> 11) * 0x1p-53; }
+static float rng_normal(void)
+{
+    double u1 = rng_unif() + 0x1p-60, u2 = rng_unif();
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+/* An fp16-exact scale, mostly positive, of varied size. */
+static float rng_scale(int allow_negative)
+{
+    float v = (float)(0.01 + rng_unif()) * (rng_int(8) == 0 ? 16.0f : 1.0f);
+    if (allow_negative && rng_int(4) == 0)
+        v = -v;
+    return bllm_fp16_round(v);
+}
+
+/* A random decomposition of type ty, packed. */
+static void *random_tensor(bllm_type ty, int rows, int cols, bllm_binary_decomp *d)
+{
+    if (bllm_binary_decomp_init(d, ty, rows, cols) != BLLM_OK) {
+        printf("FAIL: decomp_init %s: %s\n", bllm_type_name(ty), bllm_last_error());
+        exit(1);
+    }
+    size_t n = (size_t)rows * cols, ng = (size_t)rows * (cols / 64);
+    int N = 0, M = 1;
+    bllm_nm_params(ty, &N, &M, NULL);
+    for (size_t i = 0; i < n; i++) {
+        d->sign[i] = (uint8_t)rng_int(2);
+        if (d->sign2)
+            d->sign2[i] = (uint8_t)rng_int(2);
+    }
+    if (d->mask)
+        for (size_t i = 0; i < n; i += (size_t)M) { /* exactly N of every M */
+            int left = N;
+            for (int k = 0; k < M; k++) {
+                int keep = rng_int(M - k) < left;
+                d->mask[i + k] = (uint8_t)keep;
+                left -= keep;
+            }
+        }
+    size_t na = ty == BLLM_TYPE_B1 ? (size_t)rows : ng;
+    if (d->alpha)
+        for (size_t i = 0; i < na; i++)
+            d->alpha[i] = rng_scale(1);
+    if (d->alpha2)
+        for (size_t i = 0; i < ng; i++)
+            d->alpha2[i] = rng_scale(1);
+    if (d->mu)
+        for (size_t i = 0; i < ng; i++)
+            d->mu[i] = bllm_fp16_round((float)(rng_unif() - 0.5) * 0.5f);
+    if (d->g)
+        for (int r = 0; r < rows; r++)
+            d->g[r] = rng_scale(1);
+    if (d->h)
+        for (int c = 0; c < cols; c++)
+            d->h[c] = rng_scale(1);
+    uint64_t nb = bllm_type_tensor_bytes(ty, (uint64_t)rows, (uint64_t)cols);
+    void *w = malloc(nb);
+    if (!w || bllm_binary_pack(d, w, nb) != BLLM_OK) {
+        printf("FAIL: pack %s %dx%d: %s\n", bllm_type_name(ty), rows, cols, bllm_last_error());
+        exit(1);
+    }
+    return w;
+}
+
+/* Activations: normal, with per-group magnitudes from 1e-3 to 1e3, some
+ * all-zero groups and an outlier now and then. */
+static void random_x(float *x, int n_tok, int cols)
+{
+    for (int t = 0; t < n_tok; t++)
+        for (int g = 0; g < cols / 64; g++) {
+            float *xg = x + (size_t)t * cols + 64 * g;
+            int kind = rng_int(12);
+            float scale = (float)pow(10.0, rng_int(7) - 3);
+            for (int c = 0; c < 64; c++)
+                xg[c] = kind == 0 ? 0.0f : rng_normal() * scale;
+            if (kind == 1)
+                xg[rng_int(64)] *= 50.0f;
+        }
+}
+
+/* Per-weight term sizes of row r at column c: |mu| + |alpha| + |alpha2|,
+ * and |g h| for onebit; and the value of the signed part for the LUT
+ * reference. */
+static double term_size(const bllm_binary_decomp *d, int r, int c)
+{
+    size_t gi = (size_t)r * (d->cols / 64) + (size_t)(c / 64);
+    switch (d->type) {
+    case BLLM_TYPE_B1: return fabs(d->alpha[r]);
+    case BLLM_TYPE_ONEBIT: return fabs((double)d->g[r] * d->h[c]);
+    default: break;
+    }
+    double s = fabs(d->alpha[gi]);
+    if (d->alpha2)
+        s += fabs(d->alpha2[gi]);
+    if (d->mu)
+        s += fabs(d->mu[gi]);
+    return s;
+}
+
+/* y_q[t][r] for the LUT path in double, and its magnitude M_q. */
+static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok, double *yq, double *mq)
+{
+    int rows = d->rows, cols = d->cols, ngrp = cols / 64;
+    int8_t *q = malloc((size_t)cols);
+    float *dg = malloc(sizeof(float) * ngrp), *sg = malloc(sizeof(float) * ngrp), *xh = malloc(sizeof(float) * cols);
+    for (int t = 0; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * cols;
+        for (int c = 0; c < cols; c++) /* onebit folds h into x first: x * h in f32 */
+            xh[c] = d->type == BLLM_TYPE_ONEBIT ? xt[c] * d->h[c] : xt[c];
+        for (int g = 0; g < ngrp; g++) {
+            dg[g] = bllm_binary_quantize_group(xh + 64 * g, q + 64 * g);
+            double s = 0;
+            for (int c = 0; c < 64; c++)
+                s += xh[64 * g + c];
+            sg[g] = (float)s;
+        }
+        for (int r = 0; r < rows; r++) {
+            double y = 0, m = 0;
+            for (int g = 0; g < ngrp; g++) {
+                size_t gi = (size_t)r * ngrp + g;
+                long s1 = 0, s2 = 0, kept = 0, absq = 0;
+                for (int c = 64 * g; c < 64 * g + 64; c++) {
+                    size_t i = (size_t)r * cols + c;
+                    int qc = q[c];
+                    absq += abs(qc);
+                    if (d->mask && !d->mask[i])
+                        continue;
+                    s1 += d->sign[i] ? qc : -qc;
+                    if (d->sign2)
+                        s2 += d->sign2[i] ? qc : -qc;
+                    kept += qc;
+                }
+                double dd = dg[g];
+                switch (d->type) {
+                case BLLM_TYPE_B1: y += d->alpha[r] * dd * (double)s1; break;
+                case BLLM_TYPE_ONEBIT: y += d->g[r] * dd * (double)s1; break;
+                case BLLM_TYPE_B1G:
+                case BLLM_TYPE_PB8: y += d->alpha[gi] * dd * (double)s1; break;
+                case BLLM_TYPE_B1MG: y += d->alpha[gi] * dd * (double)s1 + (double)d->mu[gi] * sg[g]; break;
+                case BLLM_TYPE_RB2G:
+                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->alpha2[gi] * s2) + (double)d->mu[gi] * sg[g];
+                    break;
+                default: /* N:M: the mu term over the kept, quantized */
+                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->mu[gi] * kept);
+                    break;
+                }
+                double ts = d->type == BLLM_TYPE_ONEBIT ? fabs(d->g[r]) : term_size(d, r, 64 * g);
+                m += fabs(dd) * ts * (double)absq;
+                if (d->mu && !d->mask)
+                    m += fabs(d->mu[gi] * sg[g]);
+            }
+            yq[(size_t)t * rows + r] = y;
+            mq[(size_t)t * rows + r] = m;
+        }
+    }
+    free(q);
+    free(dg);
+    free(sg);
+    free(xh);
+}
+
+static const uint32_t SENTINEL = 0x7fc0beefu;
+static void fill_sentinel(float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memcpy(&y[i], &SENTINEL, 4);
+}
+static int is_sentinel(const float *v) { return memcmp(v, &SENTINEL, 4) == 0; }
+
+typedef struct {
+    const bllm_kernel_set *set;
+    int lut; /* checked as the LUT path (else as FLOAT) */
+} tested;
+
+/* Which path an automatic set ("avx2", "avx512") runs for ty: the float
+ * path exactly when it holds the forced float set's kernel. */
+static int runs_lut(const bllm_kernel_set *s, bllm_type ty)
+{
+    const bllm_kernel_set *flt = bllm_kernels_select("avx2-float");
+    return !flt || s->matmul[ty] != flt->matmul[ty];
+}
+
+typedef struct {
+    double max_err, rms_num, rms_den;
+    int bad;
+} stats;
+
+static void check_case(const tested *ts, bllm_type ty, int rows, int cols, int n_tok, int r0, int r1,
+                       const void *w, const float *x, const float *yref,
+                       const double *yq, const double *mq, const double *mf, stats *st)
+{
+    size_t ny = (size_t)n_tok * rows;
+    float *y = malloc((ny + 1) * sizeof *y);
+    fill_sentinel(y, ny + 1);
+    ts->set->matmul[ty](y, x, w, n_tok, cols, rows, r0, r1);
+    for (int t = 0; t < n_tok; t++)
+        for (int r = 0; r < rows; r++) {
+            size_t i = (size_t)t * rows + r;
+            if (r < r0 || r >= r1) {
+                if (!is_sentinel(&y[i])) {
+                    if (st->bad++ < 3)
+                        printf("  FAIL %s %s: wrote y[%d][%d] outside rows [%d,%d)\n", ts->set->name,
+                               bllm_type_name(ty), t, r, r0, r1);
+                }
+                continue;
+            }
+            double e;
+            if (ts->lut) {
+                e = fabs(y[i] - yq[i]) / (mq[i] + 1e-30);
+                if (!(e <= 2e-6) && !(mq[i] == 0 && y[i] == 0)) {
+                    if (st->bad++ < 3)
+                        printf("  FAIL %s %s %dx%d n_tok=%d: y[%d][%d] = %.9g, int8 reference %.9g "
+                               "(magnitude %.3g)\n",
+                               ts->set->name, bllm_type_name(ty), rows, cols, n_tok, t, r, y[i], yq[i], mq[i]);
+                }
+                double ef = y[i] - yref[i];
+                st->rms_num += ef * ef;
+                st->rms_den += (double)yref[i] * yref[i];
+            } else {
+                e = fabs(y[i] - yref[i]) / (mf[i] + 1e-30);
+                if (!(e <= 1e-5)) {
+                    if (st->bad++ < 3)
+                        printf("  FAIL %s %s %dx%d n_tok=%d: y[%d][%d] = %.9g, scalar %.9g (magnitude %.3g)\n",
+                               ts->set->name, bllm_type_name(ty), rows, cols, n_tok, t, r, y[i], yref[i], mf[i]);
+                }
+            }
+            if (e > st->max_err)
+                st->max_err = e;
+        }
+    if (!is_sentinel(&y[ny]) && st->bad++ < 3)
+        printf("  FAIL %s %s: wrote past the end of y\n", ts->set->name, bllm_type_name(ty));
+    free(y);
+}
+
+static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
+{
+    stats st[8];
+    memset(st, 0, sizeof st);
+    for (int k = 0; k < n_cases; k++) {
+        /* the extremes first, then random shapes */
+        int rows = k == 0 ? 32 : k == 1 ? 352 : 32 * (1 + rng_int(11));
+        int cols = k == 0 ? 64 : k == 1 ? 1216 : 64 * (1 + rng_int(19));
+        int n_tok = k == 0 ? 1 : k == 1 ? 17 : k < 4 ? 1 : 1 + rng_int(17);
+        bllm_binary_decomp d;
+        void *w = random_tensor(ty, rows, cols, &d);
+        float *x = malloc(sizeof(float) * (size_t)n_tok * cols);
+        random_x(x, n_tok, cols);
+        size_t ny = (size_t)n_tok * rows;
+        float *yref = malloc(sizeof(float) * ny);
+        double *yq = malloc(sizeof(double) * ny), *mq = malloc(sizeof(double) * ny);
+        double *mf = malloc(sizeof(double) * ny);
+        bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
+        lut_reference(&d, x, n_tok, yq, mq);
+        for (int t = 0; t < n_tok; t++)
+            for (int r = 0; r < rows; r++) {
+                double m = 0;
+                for (int c = 0; c < cols; c++)
+                    m += term_size(&d, r, c) * fabs(x[(size_t)t * cols + c]);
+                mf[(size_t)t * rows + r] = m + cols * 0x1p-149 / 1e-5;
+            }
+        /* full range, a random whole-tile sub-range, an empty one */
+        int nt = rows / 32, a = rng_int(nt), b = a + 1 + rng_int(nt - a);
+        int ranges[3][2] = {{0, rows}, {32 * a, 32 * b}, {32 * (nt / 2), 32 * (nt / 2)}};
+        for (int s = 0; s < n_sets; s++) {
+            tested ts = sets[s];
+            if (ts.lut < 0)
+                ts.lut = runs_lut(ts.set, ty);
+            for (int g = 0; g < 3; g++)
+                check_case(&ts, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], w, x, yref, yq, mq, mf,
+                           &st[s]);
+        }
+        bllm_binary_decomp_free(&d);
+        free(w);
+        free(x);
+        free(yref);
+        free(yq);
+        free(mq);
+        free(mf);
+    }
+    for (int s = 0; s < n_sets; s++) {
+        checks++;
+        int lut = sets[s].lut < 0 ? runs_lut(sets[s].set, ty) : sets[s].lut;
+        if (lut)
+            printf("%-10s %-6s %2d shapes: max |y - y_int8ref| / M_q %.2e (tol 2e-06); int8 activations vs "
+                   "f32 reference: rel RMS %.2e %s\n",
+                   sets[s].set->name, bllm_type_name(ty), n_cases, st[s].max_err,
+                   sqrt(st[s].rms_num / (st[s].rms_den + 1e-300)), st[s].bad ? "FAIL" : "ok");
+        else
+            printf("%-10s %-6s %2d shapes: max |y - y_scalar| / M %.2e (tol 1e-05) %s\n", sets[s].set->name,
+                   bllm_type_name(ty), n_cases, st[s].max_err, st[s].bad ? "FAIL" : "ok");
+        if (lut && !(st[s].rms_num <= 4e-4 * st[s].rms_den)) {
+            printf("  FAIL %s %s: int8 activation error above 2%% RMS\n", sets[s].set->name, bllm_type_name(ty));
+            st[s].bad++;
+        }
+        if (st[s].bad)
+            failures++;
+    }
+}
+
+/* Rows not in whole tiles go to the scalar reference: identical output. */
+static void test_ragged(const tested *sets, int n_sets)
+{
+    bllm_binary_decomp d;
+    int rows = 96, cols = 192, n_tok = 3;
+    void *w = random_tensor(BLLM_TYPE_B1MG, rows, cols, &d);
+    float x[3 * 192], y0[3 * 96], y1[3 * 96];
+    random_x(x, n_tok, cols);
+    for (int s = 0; s < n_sets; s++) {
+        memset(y0, 0, sizeof y0);
+        memset(y1, 0, sizeof y1);
+        bllm_kernels_scalar()->matmul[BLLM_TYPE_B1MG](y0, x, w, n_tok, cols, rows, 5, 71);
+        sets[s].set->matmul[BLLM_TYPE_B1MG](y1, x, w, n_tok, cols, rows, 5, 71);
+        checks++;
+        int ok = memcmp(y0, y1, sizeof y0) == 0;
+        printf("%-10s b1mg rows [5,71) (not whole tiles): %s\n", sets[s].set->name,
+               ok ? "same as scalar, ok" : "differs from scalar, FAIL");
+        failures += !ok;
+    }
+    bllm_binary_decomp_free(&d);
+    free(w);
+}
+
+/* N:M tiles holding invalid pattern codes (a corrupt file): the reference
+ * decodes such a code as "nothing kept" and the group's signs stay where
+ * they were; the SIMD decoders must agree (they take a scalar slow path for
+ * those rows). The expected values come from bllm_binary_unpack of the
+ * corrupted bytes. */
+static void test_invalid_codes(const tested *sets, int n_sets)
+{
+    for (int ty = BLLM_TYPE_NM24; ty <= BLLM_TYPE_NM68; ty++) {
+        int N, M, B, rows = 96, cols = 256, n_tok = 3;
+        bllm_nm_params((bllm_type)ty, &N, &M, &B);
+        bllm_binary_decomp d, dc;
+        uint8_t *w = random_tensor((bllm_type)ty, rows, cols, &d);
+        uint64_t nb = bllm_type_tensor_bytes((bllm_type)ty, rows, cols);
+        int cb = 64 / M * B / 8, sb = 64 / M * N / 8;
+        size_t tile_bytes = 32u * (cb + sb) + 128;
+        /* all-ones is invalid for every nm type (7 >= 6, 127 >= 70, 63 >= 56, 31 >= 28) */
+        for (int k = 0; k < 20; k++) {
+            size_t t = (size_t)rng_int(rows / 32 * (cols / 64));
+            int j = rng_int(32), f = rng_int(64 / M), bit = f * B;
+            uint8_t *code = w + t * tile_bytes + (size_t)j * cb;
+            for (int b = bit; b < bit + B; b++)
+                code[b >> 3] |= (uint8_t)(1u << (b & 7));
+        }
+        if (bllm_binary_unpack((bllm_type)ty, w, nb, NULL, rows, cols, &dc) != BLLM_OK) {
+            printf("FAIL: unpack of the corrupted %s: %s\n", bllm_type_name((bllm_type)ty), bllm_last_error());
+            failures++;
+            continue;
+        }
+        float x[3 * 256];
+        random_x(x, n_tok, cols);
+        size_t ny = (size_t)n_tok * rows;
+        float *yref = malloc(sizeof(float) * ny);
+        double *yq = malloc(sizeof(double) * ny), *mq = malloc(sizeof(double) * ny), *mf = malloc(sizeof(double) * ny);
+        bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
+        lut_reference(&dc, x, n_tok, yq, mq);
+        for (int t = 0; t < n_tok; t++)
+            for (int r = 0; r < rows; r++) {
+                double m = 0;
+                for (int c = 0; c < cols; c++)
+                    m += term_size(&dc, r, c) * fabs(x[(size_t)t * cols + c]);
+                mf[(size_t)t * rows + r] = m + cols * 0x1p-149 / 1e-5;
+            }
+        for (int s = 0; s < n_sets; s++) {
+            tested ts = sets[s];
+            if (ts.lut < 0)
+                ts.lut = runs_lut(ts.set, (bllm_type)ty);
+            stats st;
+            memset(&st, 0, sizeof st);
+            for (int n = 1; n <= n_tok; n += 2) /* GEMV and GEMM decoders */
+                check_case(&ts, (bllm_type)ty, rows, cols, n, 0, rows, w, x, yref, yq, mq, mf, &st);
+            checks++;
+            printf("%-10s %-6s with 20 invalid pattern codes: max error %.2e %s\n", ts.set->name,
+                   bllm_type_name((bllm_type)ty), st.max_err, st.bad ? "FAIL" : "ok");
+            failures += st.bad != 0;
+        }
+        bllm_binary_decomp_free(&d);
+        bllm_binary_decomp_free(&dc);
+        free(w);
+        free(yref);
+        free(yq);
+        free(mq);
+        free(mf);
+    }
+}
+
+/* A NaN or inf activation makes the outputs NaN/inf in every path rather
+ * than quietly finite. */
+static void test_nonfinite(const tested *sets, int n_sets)
+{
+    bllm_binary_decomp d;
+    int rows = 64, cols = 128;
+    void *w = random_tensor(BLLM_TYPE_B1G, rows, cols, &d);
+    float x[128], y[64];
+    random_x(x, 1, cols);
+    x[77] = NAN;
+    for (int s = 0; s < n_sets; s++) {
+        sets[s].set->matmul[BLLM_TYPE_B1G](y, x, w, 1, cols, rows, 0, rows);
+        int bad = 0;
+        for (int r = 0; r < rows; r++)
+            bad += isfinite(y[r]);
+        checks++;
+        printf("%-10s b1g with a NaN activation: %d of %d outputs finite %s\n", sets[s].set->name, bad, rows,
+               bad ? "FAIL" : "ok");
+        failures += bad != 0;
+    }
+    bllm_binary_decomp_free(&d);
+    free(w);
+}
+
+/* The quantization contract itself on edge values. */
+static void test_quantize(void)
+{
+    float x[64];
+    int8_t q[64];
+    for (int c = 0; c < 64; c++)
+        x[c] = (float)(c - 32) * 0.25f;
+    float dq = bllm_binary_quantize_group(x, q);
+    int ok = dq == 8.0f / 127.0f && q[0] == -127 && q[32] == 0 && q[63] == (int8_t)nearbyintf(7.75f * (127.0f / 8.0f));
+    memset(x, 0, sizeof x);
+    ok = ok && bllm_binary_quantize_group(x, q) == 0.0f && q[5] == 0;
+    x[3] = INFINITY;
+    ok = ok && isnan(bllm_binary_quantize_group(x, q));
+    checks++;
+    printf("quantization contract on edge values: %s\n", ok ? "ok" : "FAIL");
+    failures += !ok;
+}
+
+static void test_dispatch(void)
+{
+    const char *names[] = {"avx2", "avx2-lut", "avx2-float", "avx512"};
+    for (int i = 0; i < 4; i++) {
+        const bllm_kernel_set *s = bllm_kernels_select(names[i]);
+        checks++;
+        if (s && strcmp(s->name, names[i]) != 0) {
+            printf("FAIL: bllm_kernels_select(\"%s\") gave set '%s'\n", names[i], s->name);
+            failures++;
+            continue;
+        }
+        if (!s)
+            printf("kernel set %-10s not available here: %s\n", names[i], bllm_last_error());
+        for (int t = BLLM_TYPE_B1; s && t <= BLLM_TYPE_PB8; t++)
+            if (!s->matmul[t]) {
+                printf("FAIL: set %s has no matmul for %s\n", s->name, bllm_type_name((bllm_type)t));
+                failures++;
+            }
+    }
+    printf("active kernel set: %s (BLLM_KERNELS=%s)\n", bllm_kernel_name(),
+           getenv("BLLM_KERNELS") ? getenv("BLLM_KERNELS") : "(unset)");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int n_cases = argc > 1 ? atoi(argv[1]) : 12;
+    test_dispatch();
+    test_quantize();
+
+    tested sets[8];
+    int n_sets = 0;
+    const bllm_kernel_set *s;
+    if ((s = bllm_kernels_select("avx2-lut")))
+        sets[n_sets++] = (tested){s, 1};
+    if ((s = bllm_kernels_select("avx2-float")))
+        sets[n_sets++] = (tested){s, 0};
+    if ((s = bllm_kernels_select("avx2")))
+        sets[n_sets++] = (tested){s, -1}; /* checked as the path it runs */
+    if ((s = bllm_kernels_select("avx512")))
+        sets[n_sets++] = (tested){s, -1};
+    else
+        printf("skipped: CPU lacks avx512 (F, BW, VL, VBMI with OS support) or it is not built: %s\n",
+               bllm_last_error());
+    if (n_sets == 0) {
+        printf("skipped: no x86 SIMD kernel set runs here (%s)\n", bllm_last_error());
+        return 77;
+    }
+
+    for (int ty = BLLM_TYPE_B1; ty <= BLLM_TYPE_PB8; ty++)
+        test_type(sets, n_sets, (bllm_type)ty, n_cases);
+    test_ragged(sets, n_sets);
+    test_invalid_codes(sets, n_sets);
+    test_nonfinite(sets, n_sets);
+
+    printf("\n%d checks, %d failed (sets:", checks, failures);
+    for (int i = 0; i < n_sets; i++)
+        printf(" %s", sets[i].set->name);
+    printf(")\n");
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,721 @@
+/* The aarch64 kernel sets against the scalar reference, run under qemu-user
+ * (tests/neon/meson.build cross-builds this file with the kernel layer only).
+ *
+ * Float types, same rules as tests/kernels/test_kernels.c: an f32 sum of n
+ * products reordered (vector lanes, FMA, column blocks) differs from the plain
+ * order by at most ~2*n*2^-24*sum|w||x| and typically ~sqrt(n)*2^-24*sum|w||x|;
+ * we allow TOL = 1e-5 * sum|w||x|, while a dropped, doubled or misconverted
+ * weight costs ~1/cols of it, orders of magnitude more. Products in the f32
+ * subnormal range may each add an absolute 2^-149. Outputs outside the
+ * requested rows must stay bit-for-bit untouched.
+ *
+ * Packed binary types (random decompositions packed by runtime/binary.c,
+ * shapes of 1..3 row tiles and 1..24 column groups, 1..17 tokens so token
+ * chunks and pairs end raggedly, row ranges that are whole tiles, partial
+ * tiles or empty, buffers misaligned on odd cases):
+ * - neon-float (the float path) against the scalar reference and a double
+ *   sum, within TOL as above;
+ * - neon (the int8 lookup path) bit for bit against ref_q8() below, an
+ *   independent scalar implementation of the quantization and f32
+ *   accumulation order documented in kernels/binary_neon.c, computed from
+ *   the decomposition (no packed bytes, no tables); and within the
+ *   quantization bound sum_c |w_eff| * d_g / 2 (+ TOL) of the exact result,
+ *   printing the error measured against the float scalar path.
+ *
+ * Dispatch: with BLLM_KERNELS unset the neon set must be active; naming a
+ * set this CPU cannot run must fall back to scalar (the test runs once with
+ * BLLM_KERNELS=avx2 for that, with --dispatch-only). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bllm.h"
+#include "kernels/kernels.h"
+#include "runtime/binary.h"
+
+#define TOL 1e-5
+
+static int failures;
+static int checks;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rng_next(void)
+{
+    /* splitmix64: fixed seed, so a failure reproduces */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(void) /* [-1, 1) */
+{
+    return (float)((double)(rng_next() >> 11) * 0x1p-52 - 1.0);
+}
+static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A weight of the given float type as stored, plus its exact f32 value:
+ * mostly uniform values of varied scale, some random bit patterns so that
+ * subnormals and large exponents of the 16-bit types get exercised. */
+static float gen_weight(bllm_type ty, void *dst, size_t i)
+{
+    float v = rng_uniform() * (rng_int(4) == 0 ? 100.0f : 1.0f);
+    if (ty == BLLM_TYPE_F32) {
+        if (rng_int(20) == 0)
+            v = bits_f32((uint32_t)rng_int(0x800000) | (rng_int(2) ? 0x80000000u : 0));
+        ((float *)dst)[i] = v;
+        return v;
+    }
+    uint16_t h;
+    if (ty == BLLM_TYPE_F16) {
+        h = bllm_f32_to_f16(v);
+        if (rng_int(10) == 0) {
+            do
+                h = (uint16_t)rng_next();
+            while ((h & 0x7c00) == 0x7c00);
+        }
+        ((uint16_t *)dst)[i] = h;
+        return bllm_f16_to_f32(h);
+    }
+    h = bllm_f32_to_bf16(v);
+    if (rng_int(10) == 0) {
+        uint32_t e = rng_int(8) == 0 ? 0 : (uint32_t)(97 + rng_int(41));
+        h = (uint16_t)((rng_next() & 0x807f) | (e << 7));
+    }
+    ((uint16_t *)dst)[i] = h;
+    return bllm_bf16_to_f32(h);
+}
+
+static const uint32_t SENTINEL = 0x7fc0beefu; /* a NaN no kernel produces */
+
+static void fill_sentinel(float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memcpy(&y[i], &SENTINEL, 4);
+}
+
+static int is_sentinel(const float *v)
+{
+    uint32_t u;
+    memcpy(&u, v, 4);
+    return u == SENTINEL;
+}
+
+/* Run set on rows r0..r1 and compare with the scalar output yref and with a
+ * double sum over the exact weights wf; track max errors relative to
+ * sum|w||x|. */
+static void check_float(const bllm_kernel_set *set, bllm_type ty, int n_tok, int rows, int cols,
+                        int r0, int r1, const void *w, const float *wf, const float *x,
+                        const float *yref, double *max_vs_scalar, double *max_vs_double, int *bad)
+{
+    size_t ny = (size_t)n_tok * rows;
+    float *y = malloc((ny + 1) * sizeof *y);
+    fill_sentinel(y, ny + 1);
+    set->matmul[ty](y, x, w, n_tok, cols, rows, r0, r1);
+    for (int t = 0; t < n_tok; t++) {
+        for (int r = 0; r < rows; r++) {
+            const float *out = &y[(size_t)t * rows + r];
+            if (r < r0 || r >= r1) {
+                if (!is_sentinel(out)) {
+                    if (*bad < 5)
+                        printf("  FAIL %s %s: wrote y[t=%d][r=%d] outside rows [%d,%d)\n",
+                               set->name, bllm_type_name(ty), t, r, r0, r1);
+                    (*bad)++;
+                }
+                continue;
+            }
+            double exact = 0, mag = 0;
+            for (int c = 0; c < cols; c++) {
+                double p = (double)wf[(size_t)r * cols + c] * x[(size_t)t * cols + c];
+                exact += p;
+                mag += fabs(p);
+            }
+            double scale = mag + (cols + 1) * 0x1p-149 / TOL;
+            double e_d = fabs(*out - exact) / scale;
+            double e_s = yref ? fabs(*out - yref[(size_t)t * rows + r]) / scale : 0;
+            if (!(e_d <= TOL) || !(e_s <= TOL)) {
+                if (*bad < 5)
+                    printf("  FAIL %s %s: y[t=%d][r=%d] = %.9g, scalar %.9g, exact %.9g "
+                           "(sum|wx| %.3g)\n",
+                           set->name, bllm_type_name(ty), t, r, *out,
+                           yref ? yref[(size_t)t * rows + r] : NAN, exact, mag);
+                (*bad)++;
+            }
+            if (!(e_d <= *max_vs_double))
+                *max_vs_double = e_d;
+            if (!(e_s <= *max_vs_scalar))
+                *max_vs_scalar = e_s;
+        }
+    }
+    if (!is_sentinel(&y[ny])) {
+        printf("  FAIL %s %s: wrote past the end of y\n", set->name, bllm_type_name(ty));
+        (*bad)++;
+    }
+    free(y);
+}
+
+/* Ragged shapes around the vector widths (4 f32, 8 f16 per q-register) and
+ * the tile sizes (4 rows, 4 tokens), plus a Llama width and one above
+ * GEMM_KC (1024) so the column blocking runs. Smaller than the x86 test's
+ * list: everything here runs under emulation. */
+static void test_float(const bllm_kernel_set *const *sets, int n_sets)
+{
+    static const int rows_list[] = {1, 3, 7, 9, 64, 67};
+    static const int cols_list[] = {1, 3, 4, 7, 17, 64, 100, 576, 1537};
+    static const int tok_list[] = {1, 2, 4, 5, 9};
+    const bllm_type types[] = {BLLM_TYPE_F32, BLLM_TYPE_F16, BLLM_TYPE_BF16};
+    const int nr = sizeof rows_list / sizeof *rows_list;
+    const int nc = sizeof cols_list / sizeof *cols_list;
+    const int nt = sizeof tok_list / sizeof *tok_list;
+
+    for (int ti = 0; ti < 3; ti++) {
+        bllm_type ty = types[ti];
+        size_t es = ty == BLLM_TYPE_F32 ? 4 : 2;
+        double mx_s[4] = {0}, mx_d[4] = {0};
+        int bad[4] = {0}, cases = 0;
+        for (int ri = 0; ri < nr; ri++)
+            for (int ci = 0; ci < nc; ci++)
+                for (int ki = 0; ki < nt; ki++) {
+                    int rows = rows_list[ri], cols = cols_list[ci], n_tok = tok_list[ki];
+                    /* odd cases shift the buffers by one element so rows and
+                     * tokens start misaligned even where cols % 4 == 0 */
+                    int shift = (ri + ci + ki) & 1;
+                    size_t nw = (size_t)rows * cols;
+                    char *wbuf = malloc((nw + 1) * es);
+                    void *w = wbuf + shift * es;
+                    float *wf = malloc(nw * sizeof *wf);
+                    float *xbuf = malloc(((size_t)n_tok * cols + 1) * sizeof *xbuf);
+                    float *x = xbuf + shift;
+                    for (size_t i = 0; i < nw; i++)
+                        wf[i] = gen_weight(ty, w, i);
+                    for (size_t i = 0; i < (size_t)n_tok * cols; i++)
+                        x[i] = rng_uniform();
+
+                    /* full range, a random sub-range, and an empty one */
+                    int ranges[3][2] = {{0, rows}, {0, 0}, {rows / 2, rows / 2}};
+                    ranges[1][0] = rng_int(rows);
+                    ranges[1][1] = ranges[1][0] + 1 + rng_int(rows - ranges[1][0]);
+
+                    size_t ny = (size_t)n_tok * rows;
+                    float *yref = malloc(ny * sizeof *yref);
+                    int bad_before[4];
+                    memcpy(bad_before, bad, sizeof bad);
+                    for (int g = 0; g < 3; g++) {
+                        int r0 = ranges[g][0], r1 = ranges[g][1];
+                        fill_sentinel(yref, ny);
+                        sets[0]->matmul[ty](yref, x, w, n_tok, cols, rows, r0, r1);
+                        for (int s = 0; s < n_sets; s++)
+                            check_float(sets[s], ty, n_tok, rows, cols, r0, r1, w, wf, x,
+                                        s == 0 ? NULL : yref, &mx_s[s], &mx_d[s], &bad[s]);
+                    }
+                    for (int s = 0; s < n_sets; s++)
+                        if (bad[s] != bad_before[s])
+                            printf("  ^ %s %s n_tok=%d rows=%d cols=%d sub=[%d,%d)\n",
+                                   sets[s]->name, bllm_type_name(ty), n_tok, rows, cols,
+                                   ranges[1][0], ranges[1][1]);
+                    cases++;
+                    free(yref);
+                    free(wbuf);
+                    free(wf);
+                    free(xbuf);
+                }
+        for (int s = 0; s < n_sets; s++) {
+            checks++;
+            printf("%-6s %-5s %d shapes x 3 row ranges: max err/sum|wx| vs scalar %.2e, "
+                   "vs double %.2e (tol %.0e) %s\n",
+                   sets[s]->name, bllm_type_name(ty), cases, mx_s[s], mx_d[s], TOL,
+                   bad[s] ? "FAIL" : "ok");
+            if (bad[s])
+                failures++;
+        }
+    }
+}
+
+static void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets)
+{
+    static const int ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000, 4097};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        int n = ns[k];
+        int shift = (int)(k & 1);
+        float *a = malloc((n + 2) * sizeof *a), *b = malloc((n + 2) * sizeof *b);
+        float *y0 = malloc((n + 2) * sizeof *y0), *y = malloc((n + 2) * sizeof *y);
+        float *yref = malloc((n + 2) * sizeof *yref);
+        for (int i = 0; i < n + 2; i++) {
+            a[i] = rng_uniform();
+            b[i] = rng_uniform() * 10;
+            y0[i] = rng_uniform() * 5;
+        }
+        float alpha = rng_uniform() * 3;
+        double exact = 0, mag = 0;
+        for (int i = 0; i < n; i++) {
+            exact += (double)a[shift + i] * b[shift + i];
+            mag += fabs((double)a[shift + i] * b[shift + i]);
+        }
+        double scale = mag > 0 ? mag : 1e-30;
+        float dref = sets[0]->dot_f32(a + shift, b + shift, n);
+        memcpy(yref, y0, (n + 2) * sizeof *y);
+        sets[0]->axpy_f32(yref + shift, alpha, a + shift, n);
+        for (int s = 0; s < n_sets; s++) {
+            int bad = 0;
+            float d = sets[s]->dot_f32(a + shift, b + shift, n);
+            double ed = fabs(d - exact) / scale, es = fabs(d - dref) / scale;
+            if (!(ed <= TOL) || !(es <= TOL) || (n == 0 && d != 0.0f))
+                bad++;
+            /* y + a*x rounded once (FMA) or twice: at most 2 ulp apart */
+            memcpy(y, y0, (n + 2) * sizeof *y);
+            sets[s]->axpy_f32(y + shift, alpha, a + shift, n);
+            double ea = 0;
+            for (int i = 0; i < n + 2; i++) {
+                if (i < shift || i >= shift + n) {
+                    if (memcmp(&y[i], &y0[i], 4) != 0)
+                        bad++; /* touched outside [0, n) */
+                    continue;
+                }
+                double m = fabs(y0[i]) + fabs((double)alpha * a[i]);
+                double e = fabs(y[i] - ((double)y0[i] + (double)alpha * a[i])) / (m > 0 ? m : 1e-30);
+                double e2 = fabs(y[i] - yref[i]) / (m > 0 ? m : 1e-30);
+                if (e2 > e)
+                    e = e2;
+                if (!(e <= 1e-6))
+                    bad++;
+                if (e > ea)
+                    ea = e;
+            }
+            checks++;
+            if (bad || n == 4097)
+                printf("%-6s dot  n=%-4d err/sum|ab|: vs scalar %.2e, vs double %.2e (tol %.0e); "
+                       "axpy max rel err %.2e (tol 1e-06) %s\n",
+                       sets[s]->name, n, es, ed, TOL, ea, bad ? "FAIL" : "ok");
+            if (bad)
+                failures++;
+        }
+        free(a);
+        free(b);
+        free(y0);
+        free(y);
+        free(yref);
+    }
+}
+
+/* ------------------------------------------------------ packed types */
+
+static float fp16_rand(float lo, float hi) /* an fp16 value in about [lo, hi) */
+{
+    return bllm_fp16_round(lo + (hi - lo) * (rng_uniform() + 1.0f) * 0.5f);
+}
+
+/* A random scale of varied magnitude (2^-8 .. 2^3), sometimes zero. */
+static float rand_scale(void)
+{
+    if (rng_int(16) == 0)
+        return 0.0f;
+    return bllm_fp16_round(ldexpf(0.5f + 0.5f * (rng_uniform() + 1.0f) * 0.5f, rng_int(12) - 8));
+}
+
+/* Fill an initialized decomposition with random signs, N:M masks and fp16
+ * scales. */
+static void gen_decomp(bllm_binary_decomp *d)
+{
+    const int rows = d->rows, cols = d->cols, ng = cols / BLLM_GROUP;
+    const size_t n = (size_t)rows * cols;
+    for (size_t i = 0; i < n; i++) {
+        d->sign[i] = (uint8_t)(rng_next() & 1);
+        if (d->sign2)
+            d->sign2[i] = (uint8_t)(rng_next() & 1);
+    }
+    int nn, mm;
+    if (bllm_nm_params(d->type, &nn, &mm, NULL))
+        for (size_t i0 = 0; i0 < n; i0 += (size_t)mm) {
+            for (int p = 0; p < mm; p++)
+                d->mask[i0 + p] = 0;
+            for (int k = 0; k < nn;) { /* nn distinct random positions */
+                int p = rng_int(mm);
+                if (!d->mask[i0 + p]) {
+                    d->mask[i0 + p] = 1;
+                    k++;
+                }
+            }
+        }
+    size_t na = d->type == BLLM_TYPE_B1 ? (size_t)rows : (size_t)rows * ng;
+    for (size_t i = 0; d->alpha && i < na; i++)
+        d->alpha[i] = rand_scale();
+    for (size_t i = 0; d->alpha2 && i < (size_t)rows * ng; i++)
+        d->alpha2[i] = bllm_fp16_round(rand_scale() * 0.5f);
+    for (size_t i = 0; d->mu && i < (size_t)rows * ng; i++)
+        d->mu[i] = rng_int(8) ? bllm_fp16_round(fp16_rand(-0.5f, 0.5f) * (d->alpha[i] + 0.01f)) : 0.0f;
+    for (int r = 0; d->g && r < rows; r++)
+        d->g[r] = rand_scale();
+    for (int c = 0; d->h && c < cols; c++)
+        d->h[c] = bllm_fp16_round(rand_scale() * (rng_int(2) ? 1.0f : -1.0f));
+}
+
+/* The lookup path's definition (kernels/binary_neon.c), straight from the
+ * decomposition: x quantized per token per 64 columns, exact integer sums,
+ * then the documented f32 steps in group order. Also returns, per output,
+ * the quantization error bound sum_c |w_eff(r,c)| * d_g * (1/2 + 1e-3). The
+ * f32 steps have fixed operands, so fmaf here and vfmaq_f32 there agree bit
+ * for bit. */
+static void ref_q8(const bllm_binary_decomp *d, const float *x, int n_tok, float *y, double *bound)
+{
+    const int rows = d->rows, cols = d->cols, ng = cols / BLLM_GROUP;
+    const bllm_type ty = d->type;
+    const int nm = bllm_nm_params(ty, NULL, NULL, NULL);
+    int *q = malloc((size_t)cols * sizeof *q);
+    float *dg = malloc((size_t)ng * sizeof *dg);
+    float *xs = malloc((size_t)ng * sizeof *xs);
+    for (int t = 0; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * cols;
+        for (int g = 0; g < ng; g++) {
+            float u[BLLM_GROUP], amax = 0.0f;
+            for (int k = 0; k < BLLM_GROUP; k++) {
+                int c = g * BLLM_GROUP + k;
+                u[k] = ty == BLLM_TYPE_ONEBIT ? d->h[c] * xt[c] : xt[c];
+                if (fabsf(u[k]) > amax)
+                    amax = fabsf(u[k]);
+            }
+            float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            dg[g] = amax / 127.0f;
+            float sl[4]; /* the f32 group sum, in the documented order */
+            for (int l = 0; l < 4; l++) {
+                sl[l] = u[l];
+                for (int i = 1; i < 16; i++)
+                    sl[l] += u[4 * i + l];
+            }
+            xs[g] = (sl[0] + sl[1]) + (sl[2] + sl[3]);
+            for (int k = 0; k < BLLM_GROUP; k++) {
+                float v = nearbyintf(u[k] * inv); /* ties to even */
+                int qi = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
+                q[g * BLLM_GROUP + k] = qi;
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float acc = 0.0f;
+            double bnd = 0.0;
+            for (int g = 0; g < ng; g++) {
+                size_t gi = (size_t)r * ng + g;
+                int s1 = 0, s2 = 0, kept = 0;
+                for (int k = 0; k < BLLM_GROUP; k++) {
+                    int c = g * BLLM_GROUP + k;
+                    size_t i = (size_t)r * cols + c;
+                    if (nm && !d->mask[i])
+                        continue;
+                    s1 += d->sign[i] ? q[c] : -q[c];
+                    if (d->sign2)
+                        s2 += d->sign2[i] ? q[c] : -q[c];
+                    kept += q[c];
+                    /* the weight the quantized x meets: onebit's g, and
+                     * b1mg and rb2g without mu (their mu term uses the
+                     * exact sum) */
+                    double weff = ty == BLLM_TYPE_ONEBIT ? d->g[r] : bllm_binary_decomp_value(d, r, c);
+                    if (ty == BLLM_TYPE_B1MG || ty == BLLM_TYPE_RB2G)
+                        weff -= d->mu[gi];
+                    bnd += fabs(weff) * dg[g] * (0.5 + 1e-3);
+                }
+                float a = ty == BLLM_TYPE_B1 ? d->alpha[r] : ty == BLLM_TYPE_ONEBIT ? d->g[r] : d->alpha[gi];
+                float dd = dg[g];
+                if (nm) {
+                    acc = fmaf(a * dd, (float)s1, acc); /* the signed kept sum */
+                    acc = fmaf(d->mu[gi] * dd, (float)kept, acc);
+                    continue;
+                }
+                acc = fmaf(a * dd, (float)s1, acc);
+                if (ty == BLLM_TYPE_RB2G)
+                    acc = fmaf(d->alpha2[gi] * dd, (float)s2, acc);
+                if (ty == BLLM_TYPE_B1MG || ty == BLLM_TYPE_RB2G)
+                    acc = fmaf(d->mu[gi], xs[g], acc);
+            }
+            y[(size_t)t * rows + r] = acc;
+            bound[(size_t)t * rows + r] = bnd;
+        }
+    }
+    free(q);
+    free(dg);
+    free(xs);
+}
+
+typedef struct {
+    double float_vs_scalar, float_vs_double; /* neon-float, / sum|w||x| */
+    double lut_vs_scalar, lut_sum_rel;       /* neon: max and sum of err / sum|w||x| */
+    double lut_vs_bound;                     /* neon: max |y - exact| / bound */
+    long n_out;
+    int bad_float, bad_lut, bad_exact;
+} packed_stats;
+
+static void test_packed_case(const bllm_kernel_set *scalar, const bllm_kernel_set *lut,
+                             const bllm_kernel_set *flt, bllm_type ty, int rows, int cols, int n_tok,
+                             packed_stats *st)
+{
+    bllm_binary_decomp d;
+    if (bllm_binary_decomp_init(&d, ty, rows, cols) != BLLM_OK) {
+        printf("FAIL: decomp_init %s %dx%d: %s\n", bllm_type_name(ty), rows, cols, bllm_last_error());
+        failures++;
+        return;
+    }
+    gen_decomp(&d);
+    uint64_t nbytes = bllm_type_tensor_bytes(ty, (uint64_t)rows, (uint64_t)cols);
+    int shift = (rows / 32 + cols / 64 + n_tok) & 1; /* odd cases: misaligned buffers */
+    uint8_t *wbuf = malloc(nbytes + 1);
+    void *w = wbuf + shift;
+    if (bllm_binary_pack(&d, w, nbytes) != BLLM_OK) {
+        printf("FAIL: pack %s %dx%d: %s\n", bllm_type_name(ty), rows, cols, bllm_last_error());
+        failures++;
+        free(wbuf);
+        bllm_binary_decomp_free(&d);
+        return;
+    }
+    float *xbuf = malloc(((size_t)n_tok * cols + 1) * sizeof *xbuf);
+    float *x = xbuf + shift;
+    for (int t = 0; t < n_tok; t++)
+        for (int g = 0; g < cols / BLLM_GROUP; g++) {
+            /* groups of very different scales, some all zero (amax = 0) */
+            float sc = rng_int(10) == 0 ? 0.0f : powf(10.0f, 2.0f * rng_uniform());
+            for (int k = 0; k < BLLM_GROUP; k++)
+                x[(size_t)t * cols + g * BLLM_GROUP + k] = rng_uniform() * sc;
+        }
+
+    /* exact results and magnitudes from the decomposition's values */
+    size_t ny = (size_t)n_tok * rows;
+    double *exact = malloc(ny * sizeof *exact), *mag = malloc(ny * sizeof *mag);
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < n_tok; t++) {
+            double e = 0, m = 0;
+            for (int c = 0; c < cols; c++) {
+                double p = (double)bllm_binary_decomp_value(&d, r, c) * x[(size_t)t * cols + c];
+                e += p;
+                m += fabs(p);
+            }
+            exact[(size_t)t * rows + r] = e;
+            mag[(size_t)t * rows + r] = m + (cols + 1) * 0x1p-149 / TOL;
+        }
+    float *yq = malloc(ny * sizeof *yq);
+    double *bound = malloc(ny * sizeof *bound);
+    ref_q8(&d, x, n_tok, yq, bound);
+
+    /* whole range, whole tiles from the second, a ragged range, empty */
+    int ranges[4][2] = {{0, rows}, {32, rows}, {0, 0}, {rows / 2, rows / 2}};
+    ranges[2][0] = rng_int(rows);
+    ranges[2][1] = ranges[2][0] + 1 + rng_int(rows - ranges[2][0]);
+    if (rows == 32)
+        ranges[1][0] = ranges[1][1] = 0;
+    float *ys = malloc(ny * sizeof *ys), *yl = malloc((ny + 1) * sizeof *yl),
+          *yf = malloc((ny + 1) * sizeof *yf);
+    for (int g = 0; g < 4; g++) {
+        int r0 = ranges[g][0], r1 = ranges[g][1];
+        fill_sentinel(ys, ny);
+        fill_sentinel(yl, ny + 1);
+        fill_sentinel(yf, ny + 1);
+        scalar->matmul[ty](ys, x, w, n_tok, cols, rows, r0, r1);
+        lut->matmul[ty](yl, x, w, n_tok, cols, rows, r0, r1);
+        flt->matmul[ty](yf, x, w, n_tok, cols, rows, r0, r1);
+        if (!is_sentinel(&yl[ny]) || !is_sentinel(&yf[ny])) {
+            printf("  FAIL %s: wrote past the end of y\n", bllm_type_name(ty));
+            st->bad_lut++;
+        }
+        for (int t = 0; t < n_tok; t++)
+            for (int r = 0; r < rows; r++) {
+                size_t i = (size_t)t * rows + r;
+                if (r < r0 || r >= r1) {
+                    if (!is_sentinel(&yl[i]) || !is_sentinel(&yf[i])) {
+                        if (st->bad_lut + st->bad_float < 5)
+                            printf("  FAIL %s: wrote y[t=%d][r=%d] outside rows [%d,%d)\n",
+                                   bllm_type_name(ty), t, r, r0, r1);
+                        st->bad_float++;
+                    }
+                    continue;
+                }
+                double es = fabs(ys[i] - exact[i]) / mag[i];
+                if (!(es <= TOL)) {
+                    if (st->bad_exact < 3)
+                        printf("  FAIL scalar %s y[%d][%d] = %.9g, exact %.9g\n", bllm_type_name(ty), t, r,
+                               ys[i], exact[i]);
+                    st->bad_exact++;
+                }
+                double ef = fabs(yf[i] - ys[i]) / mag[i], efd = fabs(yf[i] - exact[i]) / mag[i];
+                if (!(ef <= TOL) || !(efd <= TOL)) {
+                    if (st->bad_float < 3)
+                        printf("  FAIL neon-float %s %dx%d n_tok=%d y[%d][%d] = %.9g, scalar %.9g, "
+                               "exact %.9g\n",
+                               bllm_type_name(ty), rows, cols, n_tok, t, r, yf[i], ys[i], exact[i]);
+                    st->bad_float++;
+                }
+                if (!(ef <= st->float_vs_scalar))
+                    st->float_vs_scalar = ef;
+                if (!(efd <= st->float_vs_double))
+                    st->float_vs_double = efd;
+                /* the lookup path: bit-exact vs ref_q8, and within the bound */
+                double el = fabs(yl[i] - ys[i]) / mag[i];
+                double eb = fabs(yl[i] - exact[i]) / (bound[i] + TOL * mag[i]);
+                if (memcmp(&yl[i], &yq[i], 4) != 0 || !(eb <= 1.0)) {
+                    if (st->bad_lut < 3)
+                        printf("  FAIL neon %s %dx%d n_tok=%d rows [%d,%d) y[%d][%d] = %.9g, int8 "
+                               "reference %.9g, exact %.9g (bound %.3g)\n",
+                               bllm_type_name(ty), rows, cols, n_tok, r0, r1, t, r, yl[i], yq[i],
+                               exact[i], bound[i]);
+                    st->bad_lut++;
+                }
+                if (!(el <= st->lut_vs_scalar))
+                    st->lut_vs_scalar = el;
+                if (!(eb <= st->lut_vs_bound))
+                    st->lut_vs_bound = eb;
+                st->lut_sum_rel += el;
+                st->n_out++;
+            }
+    }
+    free(ys);
+    free(yl);
+    free(yf);
+    free(yq);
+    free(bound);
+    free(exact);
+    free(mag);
+    free(xbuf);
+    free(wbuf);
+    bllm_binary_decomp_free(&d);
+}
+
+static void test_packed(const bllm_kernel_set *lut, const bllm_kernel_set *flt)
+{
+    static const bllm_type types[] = {
+        BLLM_TYPE_B1,   BLLM_TYPE_B1G,  BLLM_TYPE_B1MG, BLLM_TYPE_RB2G,   BLLM_TYPE_NM24,
+        BLLM_TYPE_NM48, BLLM_TYPE_NM58, BLLM_TYPE_NM68, BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8,
+    };
+    static const int shapes[][2] = {{32, 64}, {32, 192}, {96, 64}, {64, 576}, {32, 1536}};
+    static const int toks[] = {1, 2, 3, 9, 17};
+    printf("\npacked types: neon-float vs scalar (tol %.0e of sum|wx|); neon (int8 lookups) bit-exact "
+           "vs the int8 reference, its error vs scalar / sum|wx| (max, mean) and vs its bound\n",
+           TOL);
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        bllm_type ty = types[k];
+        packed_stats st = {0};
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (size_t n = 0; n < sizeof toks / sizeof *toks; n++) {
+                if (shapes[s][1] >= 1536 && toks[n] > 3 && toks[n] != 17)
+                    continue; /* keep the emulated run short */
+                test_packed_case(bllm_kernels_scalar(), lut, flt, ty, shapes[s][0], shapes[s][1], toks[n],
+                                 &st);
+            }
+        checks += 3;
+        printf("%-6s scalar vs double %s | neon-float max %.2e vs scalar, %.2e vs double %s | "
+               "neon exact vs int8 ref, vs scalar max %.2e mean %.2e, max err/bound %.2f %s\n",
+               bllm_type_name(ty), st.bad_exact ? "FAIL" : "ok", st.float_vs_scalar, st.float_vs_double,
+               st.bad_float ? "FAIL" : "ok", st.lut_vs_scalar, st.n_out ? st.lut_sum_rel / st.n_out : 0.0,
+               st.lut_vs_bound, st.bad_lut ? "FAIL" : "ok");
+        failures += (st.bad_exact > 0) + (st.bad_float > 0) + (st.bad_lut > 0);
+    }
+}
+
+static void expect(int ok, const char *what)
+{
+    checks++;
+    if (!ok) {
+        printf("FAIL: %s\n", what);
+        failures++;
+    }
+}
+
+static void test_dispatch(void)
+{
+    const char *env = getenv("BLLM_KERNELS");
+    const bllm_kernel_set *neon = bllm_kernels_neon();
+    const bllm_kernel_set *active = bllm_kernels();
+    printf("BLLM_KERNELS=%s, active set: %s\n", env ? env : "(unset)", active->name);
+
+    expect(neon && strcmp(neon->name, "neon") == 0, "bllm_kernels_neon() is the neon set");
+    expect(bllm_kernels_avx2() == NULL, "no avx2 set on aarch64");
+    expect(bllm_kernels_select("neon") == neon, "bllm_kernels_select(\"neon\") is the neon set");
+    expect(bllm_kernels_neon_float() && bllm_kernels_select("neon-float") == bllm_kernels_neon_float() &&
+               strcmp(bllm_kernels_neon_float()->name, "neon-float") == 0,
+           "bllm_kernels_select(\"neon-float\") is the neon-float set");
+    const bllm_kernel_set *nl = bllm_kernels_select("neon-lut");
+    int same = nl && strcmp(nl->name, "neon-lut") == 0 && nl != neon && neon;
+    for (int t = 0; same && t < BLLM_TYPE_COUNT; t++)
+        same = nl->matmul[t] == neon->matmul[t];
+    expect(same && nl->dot_f32 == neon->dot_f32 && nl->axpy_f32 == neon->axpy_f32,
+           "neon-lut is its own set with neon's kernels (the lookup path)");
+    expect(bllm_kernels_select("scalar") == bllm_kernels_scalar(), "select(\"scalar\")");
+    expect(bllm_kernels_select("avx2") == NULL && strstr(bllm_last_error(), "avx2"),
+           "select(\"avx2\") is NULL and the error names it");
+    expect(bllm_kernels_select("no-such-isa") == NULL &&
+               strstr(bllm_last_error(), "no-such-isa"),
+           "an unknown set gives NULL and names it");
+    expect(strcmp(bllm_kernel_name(), active->name) == 0, "bllm_kernel_name() agrees");
+
+    /* what bllm_kernels() must have chosen for this environment */
+    const bllm_kernel_set *want = neon;
+    if (env && *env)
+        want = strcmp(env, "scalar") == 0 ? bllm_kernels_scalar()
+               : strcmp(env, "neon") == 0       ? neon
+               : strcmp(env, "neon-float") == 0 ? bllm_kernels_neon_float()
+               : strcmp(env, "neon-lut") == 0   ? bllm_kernels_select("neon-lut")
+                                                : bllm_kernels_scalar(); /* unusable: fallback */
+    if (active != want)
+        printf("  active %s, expected %s\n", active->name, want->name);
+    expect(active == want, "bllm_kernels() honours BLLM_KERNELS (or falls back to scalar)");
+
+    unsetenv("BLLM_KERNELS");
+    expect(bllm_kernels_select(NULL) == neon, "the default set is neon");
+    setenv("BLLM_KERNELS", "scalar", 1);
+    expect(bllm_kernels_select(NULL) == bllm_kernels_scalar(), "BLLM_KERNELS=scalar honoured");
+    setenv("BLLM_KERNELS", "neon", 1);
+    expect(bllm_kernels_select(NULL) == neon, "BLLM_KERNELS=neon honoured");
+    if (env)
+        setenv("BLLM_KERNELS", env, 1);
+    else
+        unsetenv("BLLM_KERNELS");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    test_dispatch();
+    if (argc > 1 && strcmp(argv[1], "--dispatch-only") == 0)
+        goto done;
+
+    const bllm_kernel_set *sets[2] = {bllm_kernels_scalar(), bllm_kernels_neon()};
+    const int n_sets = sets[1] ? 2 : 1;
+    if (n_sets < 2) {
+        printf("FAIL: no neon set in this build\n");
+        return 1;
+    }
+    /* every type the scalar reference computes, neon must compute too */
+    for (int s = 1; s < n_sets; s++)
+        for (int t = 0; t < BLLM_TYPE_COUNT; t++)
+            if (sets[0]->matmul[t] && !sets[s]->matmul[t]) {
+                printf("FAIL: set %s has no matmul for %s\n", sets[s]->name,
+                       bllm_type_name((bllm_type)t));
+                failures++;
+            }
+
+    test_float(sets, n_sets);
+    test_dot_axpy(sets, n_sets);
+
+    /* neon-float differs from neon in the packed types only */
+    const bllm_kernel_set *nf = bllm_kernels_neon_float();
+    expect(nf && nf->matmul[BLLM_TYPE_F32] == sets[1]->matmul[BLLM_TYPE_F32] &&
+               nf->matmul[BLLM_TYPE_F16] == sets[1]->matmul[BLLM_TYPE_F16] &&
+               nf->matmul[BLLM_TYPE_BF16] == sets[1]->matmul[BLLM_TYPE_BF16] &&
+               nf->dot_f32 == sets[1]->dot_f32 && nf->axpy_f32 == sets[1]->axpy_f32,
+           "neon-float shares neon's float kernels");
+    for (int t = 0; nf && t < BLLM_TYPE_COUNT; t++)
+        if (sets[0]->matmul[t] && !nf->matmul[t]) {
+            printf("FAIL: set neon-float has no matmul for %s\n", bllm_type_name((bllm_type)t));
+            failures++;
+        }
+    if (nf)
+        test_packed(sets[1], nf);
+
+done:
+    printf("\n%d checks, %d failed\n", checks, failures);
+    if (failures) {
+        printf("FAILED\n");
+        return 1;
+    }
+    return 0;
+}
