@@ -1,0 +1,333 @@
+/* Random-weight Llama models of real shapes (see random_model.h). Values are
+ * generated in fixed chunks, each from its own counter-based seed, so the
+ * file is identical for any thread count and a 7B model costs one tensor of
+ * memory. */
+#include "runtime/random_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/error.h"
+#include "runtime/stb.h"
+#include "runtime/threadpool.h"
+#include "tokenizer/tokenizer.h"
+
+#ifndef BLLM_VERSION
+#define BLLM_VERSION "0.1.0"
+#endif
+
+/* Shapes as published in each model's config.json. */
+static const bllm_model_shape shapes[] = {
+    {"llama2-7b",
+     {.name = "random llama2-7b", .n_vocab = 32000, .dim = 4096, .hidden_dim = 11008, .n_layers = 32,
+      .n_heads = 32, .n_kv_heads = 32, .head_dim = 128, .max_seq_len = 4096, .rope_theta = 10000.0f,
+      .norm_eps = 1e-5f},
+     false},
+    {"tinyllama-1.1b",
+     {.name = "random tinyllama-1.1b", .n_vocab = 32000, .dim = 2048, .hidden_dim = 5632, .n_layers = 22,
+      .n_heads = 32, .n_kv_heads = 4, .head_dim = 64, .max_seq_len = 2048, .rope_theta = 10000.0f,
+      .norm_eps = 1e-5f},
+     false},
+    {"smollm2-135m",
+     {.name = "random smollm2-135m", .n_vocab = 49152, .dim = 576, .hidden_dim = 1536, .n_layers = 30,
+      .n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .max_seq_len = 8192, .rope_theta = 100000.0f,
+      .norm_eps = 1e-5f},
+     true},
+};
+enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
+
+int bllm_model_shape_count(void) { return N_SHAPES; }
+
+const bllm_model_shape *bllm_model_shape_at(int i) { return i >= 0 && i < N_SHAPES ? &shapes[i] : NULL; }
+
+const bllm_model_shape *bllm_model_shape_find(const char *name)
+{
+    for (int i = 0; name && i < N_SHAPES; i++)
+        if (strcmp(shapes[i].name, name) == 0)
+            return &shapes[i];
+    char known[256] = "";
+    for (int i = 0; i < N_SHAPES; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", shapes[i].name);
+    bllm_fail(BLLM_ERR_ARG, "unknown model shape '%s' (known: %s)", name ? name : "(null)", known);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ tensor list */
+
+static void put_desc(bllm_llama_tensor_desc *out, int cap, int *n, const char *name, int ndim, int64_t d0,
+                     int64_t d1)
+{
+    if (out && *n < cap) {
+        bllm_llama_tensor_desc *d = &out[*n];
+        snprintf(d->name, sizeof d->name, "%s", name);
+        d->ndim = ndim;
+        d->dims[0] = d0;
+        d->dims[1] = d1;
+    }
+    (*n)++;
+}
+
+int bllm_llama_tensor_list(const bllm_llama_hparams *hp, bool tied, bllm_llama_tensor_desc *out, int cap)
+{
+    int64_t dim = hp->dim, hidden = hp->hidden_dim, vocab = hp->n_vocab;
+    int64_t q_dim = (int64_t)hp->n_heads * hp->head_dim, kv_dim = (int64_t)hp->n_kv_heads * hp->head_dim;
+    int n = 0;
+    char name[64];
+    put_desc(out, cap, &n, "token_embd.weight", 2, vocab, dim);
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+#define T(x, nd, a, b) (snprintf(name, sizeof name, "blk.%u." x ".weight", l), put_desc(out, cap, &n, name, nd, a, b))
+        T("attn_norm", 1, dim, 0);
+        T("attn_q", 2, q_dim, dim);
+        T("attn_k", 2, kv_dim, dim);
+        T("attn_v", 2, kv_dim, dim);
+        T("attn_output", 2, dim, q_dim);
+        T("ffn_norm", 1, dim, 0);
+        T("ffn_gate", 2, hidden, dim);
+        T("ffn_up", 2, hidden, dim);
+        T("ffn_down", 2, dim, hidden);
+#undef T
+    }
+    put_desc(out, cap, &n, "output_norm.weight", 1, dim, 0);
+    if (!tied)
+        put_desc(out, cap, &n, "output.weight", 2, vocab, dim);
+    return n;
+}
+
+static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, bllm_type type)
+{
+    if (d->ndim == 1)
+        return bllm_type_tensor_bytes(BLLM_TYPE_F32, 1, (uint64_t)d->dims[0]);
+    return bllm_type_tensor_bytes(type, (uint64_t)d->dims[0], (uint64_t)d->dims[1]);
+}
+
+uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_type type)
+{
+    int n = bllm_llama_tensor_list(hp, tied, NULL, 0);
+    bllm_llama_tensor_desc *d = malloc((size_t)n * sizeof *d);
+    if (!d)
+        return 0;
+    bllm_llama_tensor_list(hp, tied, d, n);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (desc_bytes(&d[i], type) + 63) / 64 * 64; /* the writer aligns each tensor */
+    free(d);
+    return total;
+}
+
+/* -------------------------------------------------------------- tokenizer */
+
+bllm_status bllm_placeholder_tokenizer_to_stb(uint32_t n_vocab, struct bllm_stb_writer *w)
+{
+    if (n_vocab < 259)
+        return bllm_fail(BLLM_ERR_ARG, "placeholder tokenizer needs at least 259 tokens, got %u", n_vocab);
+    /* Pieces live in one buffer: at most "tok4294967295" + NUL each. */
+    char *text = malloc((size_t)n_vocab * 16);
+    const char **tokens = malloc((size_t)n_vocab * sizeof *tokens);
+    size_t *lens = malloc((size_t)n_vocab * sizeof *lens);
+    float *scores = malloc((size_t)n_vocab * sizeof *scores);
+    int32_t *types = malloc((size_t)n_vocab * sizeof *types);
+    bllm_status s = BLLM_OK;
+    if (!text || !tokens || !lens || !scores || !types) {
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < n_vocab; i++) {
+        char *p = text + (size_t)i * 16;
+        if (i == 0)
+            strcpy(p, "<unk>");
+        else if (i == 1)
+            strcpy(p, "<s>");
+        else if (i == 2)
+            strcpy(p, "</s>");
+        else if (i < 259)
+            snprintf(p, 16, "<0x%02X>", i - 3);
+        else
+            snprintf(p, 16, "tok%u", i);
+        tokens[i] = p;
+        lens[i] = strlen(p);
+        /* No piece is the concatenation of two others, so no merge ever
+         * applies and text encodes to byte pieces; scores just need to be
+         * finite. */
+        scores[i] = i < 259 ? 0.0f : -(float)(i - 258);
+        types[i] = i == 0 ? BLLM_TOKTYPE_UNKNOWN : i < 3 ? BLLM_TOKTYPE_CONTROL
+                   : i < 259 ? BLLM_TOKTYPE_BYTE : BLLM_TOKTYPE_NORMAL;
+    }
+    bllm_tokenizer_spec spec = {
+        .kind = BLLM_TOK_LLAMA2C,
+        .n_vocab = n_vocab,
+        .tokens = tokens,
+        .token_lens = lens,
+        .scores = scores,
+        .token_types = types,
+        .bos_id = 1,
+        .eos_id = 2,
+        .unk_id = 0,
+        .pad_id = -1,
+        .eot_id = -1,
+        .add_bos = true,
+        .add_space_prefix = true,
+        .max_token_len = 16,
+    };
+    s = bllm_tokenizer_spec_check(&spec);
+    if (!s)
+        s = bllm_tokenizer_spec_to_stb(&spec, w);
+done:
+    free(text);
+    free(tokens);
+    free(lens);
+    free(scores);
+    free(types);
+    return s;
+}
+
+/* ------------------------------------------------------------ random data */
+
+enum { CHUNK = 1 << 16 }; /* values per independently seeded chunk (even) */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    void *out;
+    bllm_type type;
+    uint64_t numel, n_chunks, seed;
+    float std;
+} fill_job;
+
+/* Box-Muller on 24-bit uniforms; u1 in (0, 1] keeps log finite. */
+static void fill_chunk(const fill_job *j, uint64_t c)
+{
+    uint64_t state = j->seed ^ (c * 0xd1b54a32d192ed03ull);
+    splitmix64(&state);
+    uint64_t begin = c * CHUNK, end = begin + CHUNK < j->numel ? begin + CHUNK : j->numel;
+    for (uint64_t i = begin; i < end; i += 2) {
+        uint64_t r = splitmix64(&state);
+        float u1 = (float)((r >> 40) + 1) * 0x1p-24f;
+        float u2 = (float)((r >> 16) & 0xffffff) * 0x1p-24f;
+        float rad = j->std * sqrtf(-2.0f * logf(u1));
+        float v[2] = {rad * cosf(6.28318530718f * u2), rad * sinf(6.28318530718f * u2)};
+        for (int k = 0; k < 2 && i + (uint64_t)k < end; k++) {
+            uint64_t idx = i + (uint64_t)k;
+            switch (j->type) {
+            case BLLM_TYPE_F32: ((float *)j->out)[idx] = v[k]; break;
+            case BLLM_TYPE_F16: ((uint16_t *)j->out)[idx] = bllm_f32_to_f16(v[k]); break;
+            case BLLM_TYPE_BF16: ((uint16_t *)j->out)[idx] = bllm_f32_to_bf16(v[k]); break;
+            default: break;
+            }
+        }
+    }
+}
+
+static void fill_worker(void *arg, int ith, int nth)
+{
+    const fill_job *j = arg;
+    for (uint64_t c = (uint64_t)ith; c < j->n_chunks; c += (uint64_t)nth)
+        fill_chunk(j, c);
+}
+
+bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_random_model_params *p,
+                                    const char *path)
+{
+    if (!shape || !p || !path)
+        return bllm_fail(BLLM_ERR_ARG, "random model: missing shape, parameters or path");
+    if (p->type != BLLM_TYPE_F32 && p->type != BLLM_TYPE_F16 && p->type != BLLM_TYPE_BF16)
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "random model: type %s is not supported (f32, f16, bf16)",
+                         bllm_type_name(p->type));
+    float std = p->std > 0 ? p->std : 0.02f;
+    if (!isfinite(std) || std > 1.0f)
+        return bllm_fail(BLLM_ERR_ARG, "random model: std %g is not in (0, 1]", (double)p->std);
+    const bllm_llama_hparams *hp = &shape->hp;
+    bllm_status s = bllm_llama_hparams_check(hp);
+    if (s)
+        return s;
+
+    int n = bllm_llama_tensor_list(hp, shape->tied, NULL, 0);
+    bllm_llama_tensor_desc *desc = malloc((size_t)n * sizeof *desc);
+    bllm_stb_writer *w = bllm_stb_writer_new();
+    bllm_pool *pool = NULL;
+    void *buf = NULL;
+    if (!desc || !w) {
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    bllm_llama_tensor_list(hp, shape->tied, desc, n);
+
+    char options[160];
+    snprintf(options, sizeof options, "shape %s --type %s --seed %llu --std %g", shape->name,
+             bllm_type_name(p->type), (unsigned long long)p->seed, (double)std);
+    const char *by = p->created_by ? p->created_by : "bllm " BLLM_VERSION;
+    if ((s = bllm_stb_set_str(w, "general.architecture", "llama", 5)) ||
+        (s = bllm_stb_set_str(w, "general.name", hp->name, strlen(hp->name))) ||
+        (s = bllm_llama_hparams_to_stb(hp, w)) || (s = bllm_placeholder_tokenizer_to_stb(hp->n_vocab, w)) ||
+        (s = bllm_stb_set_str(w, "provenance.source_format", "random", 6)) ||
+        (s = bllm_stb_set_str(w, "provenance.options", options, strlen(options))) ||
+        (s = bllm_stb_set_str(w, "provenance.created_by", by, strlen(by))))
+        goto done;
+
+    uint64_t max_bytes = 0, total = 0;
+    for (int i = 0; i < n; i++) {
+        bllm_type t = desc[i].ndim == 1 ? BLLM_TYPE_F32 : p->type;
+        if (bllm_stb_add_tensor(w, desc[i].name, t, desc[i].ndim, desc[i].dims) < 0) {
+            s = BLLM_ERR_ARG;
+            goto done;
+        }
+        uint64_t b = desc_bytes(&desc[i], p->type);
+        max_bytes = b > max_bytes ? b : max_bytes;
+        total += b;
+    }
+    buf = malloc((size_t)max_bytes);
+    if (!buf) {
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory (%llu bytes for the largest tensor)",
+                      (unsigned long long)max_bytes);
+        goto done;
+    }
+    int n_threads = p->n_threads;
+    if (n_threads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = c > 0 ? (int)c : 1;
+    }
+    if ((s = bllm_pool_new(n_threads, &pool)) || (s = bllm_stb_write_begin(w, path)))
+        goto done;
+
+    uint64_t done_bytes = 0;
+    for (int i = 0; i < n; i++) {
+        const bllm_llama_tensor_desc *d = &desc[i];
+        uint64_t bytes = desc_bytes(d, p->type);
+        if (p->progress)
+            p->progress(p->user, i, n, d->name, done_bytes, total);
+        if (d->ndim == 1) {
+            float *v = buf;
+            for (int64_t k = 0; k < d->dims[0]; k++)
+                v[k] = 1.0f;
+        } else {
+            uint64_t numel = (uint64_t)d->dims[0] * (uint64_t)d->dims[1];
+            uint64_t seed = p->seed;
+            splitmix64(&seed);
+            seed ^= (uint64_t)i * 0x9e3779b97f4a7c15ull;
+            fill_job job = {.out = buf, .type = p->type, .numel = numel,
+                            .n_chunks = (numel + CHUNK - 1) / CHUNK, .seed = seed, .std = std};
+            bllm_pool_run(pool, fill_worker, &job);
+        }
+        if ((s = bllm_stb_write_tensor(w, i, buf, (size_t)bytes)))
+            goto done;
+        done_bytes += bytes;
+    }
+    s = bllm_stb_write_finish(w);
+    if (!s && p->progress)
+        p->progress(p->user, n, n, "", done_bytes, total);
+done:
+    if (pool)
+        bllm_pool_free(pool);
+    free(buf);
+    free(desc);
+    bllm_stb_writer_free(w);
+    return s;
+}

@@ -1,0 +1,62 @@
+/* Llama-family .stb models with random weights but real shapes, so
+ * throughput and memory traffic can be measured without a checkpoint
+ * (bllm-random, docs/bench.md), and the canonical tensor list of a Llama
+ * model, which any writer of such models (random, quantizer) needs. */
+#ifndef BLLM_RANDOM_MODEL_H
+#define BLLM_RANDOM_MODEL_H
+
+#include "bllm.h"
+#include "models/llama_hparams.h"
+#include "runtime/types.h"
+
+/* A named shape of a published model. */
+typedef struct {
+    const char *name;  /* "llama2-7b", "tinyllama-1.1b", "smollm2-135m" */
+    bllm_llama_hparams hp;
+    bool tied;         /* output head shares token_embd */
+} bllm_model_shape;
+
+int bllm_model_shape_count(void);
+const bllm_model_shape *bllm_model_shape_at(int i);
+/* NULL (with a message listing the known names) if unknown. */
+const bllm_model_shape *bllm_model_shape_find(const char *name);
+
+/* One tensor of a Llama model, in the order bllm-convert writes them. */
+typedef struct {
+    char name[64];
+    int ndim;           /* 1 (norm vectors) or 2 (matrices) */
+    int64_t dims[2];    /* PyTorch order: dims[0] = rows (outputs) */
+} bllm_llama_tensor_desc;
+
+/* Number of tensors (token_embd, 9 per layer, output_norm, output unless
+ * tied); fills out[0..min(n, cap)) when out is not NULL. */
+int bllm_llama_tensor_list(const bllm_llama_hparams *hp, bool tied, bllm_llama_tensor_desc *out, int cap);
+
+/* Bytes the .stb tensor data of such a model takes (matrices in `type`,
+ * vectors f32), without metadata. For disk-space checks. */
+uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_type type);
+
+/* A placeholder tokenizer with n_vocab pieces, llama2.c kind: <unk>, <s>,
+ * </s>, the 256 byte pieces <0x00>..<0xFF>, then "tok259", "tok260", ...
+ * (n_vocab >= 259). Enough for the loader and for random-id benchmarks; it
+ * tokenizes any text into bytes. */
+bllm_status bllm_placeholder_tokenizer_to_stb(uint32_t n_vocab, struct bllm_stb_writer *w);
+
+typedef struct {
+    bllm_type type;      /* of the matrices; vectors are always f32 */
+    uint64_t seed;
+    float std;           /* of the normal weights; 0 = 0.02 */
+    int n_threads;       /* for generating values; 0 = online CPUs */
+    const char *created_by; /* provenance.created_by; NULL = "bllm" */
+    /* Called before each tensor (i of n) and once at the end (i == n). */
+    void (*progress)(void *user, int i, int n, const char *name, uint64_t done_bytes, uint64_t total_bytes);
+    void *user;
+} bllm_random_model_params;
+
+/* Write a model with matrices drawn from N(0, std^2) and norm weights 1,
+ * one tensor in memory at a time. The values depend on (seed, tensor index,
+ * element index) only, not on the thread count. */
+bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_random_model_params *params,
+                                    const char *path);
+
+#endif
