@@ -11,7 +11,8 @@
  * - FLOAT: the same tables in f32, no quantization: exact up to the f32
  *   summation order, for accuracy-critical use.
  * Kernel sets (kernels/dispatch.c): "avx2" picks a path per type and n_tok
- * by measurement, "avx2-lut" and "avx2-float" force one. */
+ * by measurement (the LUT path throughout), "avx2-lut" and "avx2-float"
+ * force one, "avx512" is "avx2" with AVX-512 LUT kernels. */
 #ifndef BLLM_BINARY_SIMD_H
 #define BLLM_BINARY_SIMD_H
 

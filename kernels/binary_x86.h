@@ -920,7 +920,7 @@ INLINE void tg_token(bllm_type ty, int path, const tg_weights *W, const gprep *G
 /* GEMV prefetch distance in tiles: every line of the tile PFD ahead, since
  * one sequential stream alone leaves the DRAM pipe half empty (cold b1g
  * GEMV 8.6 -> 14.5 GB/s on the development machine). */
-#define PFD 40
+#define PFD 8
 
 /* ------------------------------------------------- N:M GEMV, pipelined */
 
