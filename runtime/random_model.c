@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/binary.h"
 #include "runtime/error.h"
 #include "runtime/stb.h"
 #include "runtime/threadpool.h"
@@ -96,11 +97,37 @@ int bllm_llama_tensor_list(const bllm_llama_hparams *hp, bool tied, bllm_llama_t
     return n;
 }
 
-static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, bllm_type type)
+int bllm_random_pb8_per_row(int cols) { return bllm_rtn_pb8_per_row(cols, 0.1f); }
+
+static bool is_block_matrix(const bllm_llama_tensor_desc *d) { return d->ndim == 2 && !strncmp(d->name, "blk.", 4); }
+
+/* The type a tensor is stored in when the model's matrices are `type`:
+ * packed types only for blk.* matrices (embeddings and head stay f16, as
+ * bllm-quantize writes them), vectors always f32. */
+static bllm_type stored_type(const bllm_llama_tensor_desc *d, bllm_type type)
 {
     if (d->ndim == 1)
-        return bllm_type_tensor_bytes(BLLM_TYPE_F32, 1, (uint64_t)d->dims[0]);
-    return bllm_type_tensor_bytes(type, (uint64_t)d->dims[0], (uint64_t)d->dims[1]);
+        return BLLM_TYPE_F32;
+    if (bllm_type_is_packed(type))
+        return is_block_matrix(d) ? type : BLLM_TYPE_F16;
+    return type;
+}
+
+static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, bllm_type type)
+{
+    bllm_type t = stored_type(d, type);
+    if (d->ndim == 1)
+        return bllm_type_tensor_bytes(t, 1, (uint64_t)d->dims[0]);
+    return bllm_type_tensor_bytes(t, (uint64_t)d->dims[0], (uint64_t)d->dims[1]);
+}
+
+/* Bytes of the pb8 companion "X.salient" of d, 0 when it has none. */
+static uint64_t companion_bytes(const bllm_llama_tensor_desc *d, bllm_type type)
+{
+    if (stored_type(d, type) != BLLM_TYPE_PB8)
+        return 0;
+    uint64_t rows = (uint64_t)d->dims[0];
+    return bllm_pb8_salient_bytes(rows, rows * (uint64_t)bllm_random_pb8_per_row((int)d->dims[1]));
 }
 
 uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_type type)
@@ -111,8 +138,10 @@ uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_t
         return 0;
     bllm_llama_tensor_list(hp, tied, d, n);
     uint64_t total = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         total += (desc_bytes(&d[i], type) + 63) / 64 * 64; /* the writer aligns each tensor */
+        total += (companion_bytes(&d[i], type) + 63) / 64 * 64;
+    }
     free(d);
     return total;
 }
@@ -233,14 +262,128 @@ static void fill_worker(void *arg, int ith, int nth)
         fill_chunk(j, c);
 }
 
+/* ------------------------------------------------ random packed matrices */
+
+/* A uniform float in [0, 1) from 24 random bits. */
+static float unit(uint64_t *state) { return (float)(splitmix64(state) >> 40) * 0x1p-24f; }
+
+typedef struct {
+    bllm_binary_decomp *d;
+    uint64_t seed;
+    float std;
+    int nm_n, nm_m, n_codes;
+    uint8_t code_mask[128]; /* nm: kept-position mask of each pattern code */
+    int pb8_k;              /* pb8: salient weights per row */
+} decomp_job;
+
+/* Row r of the decomposition, from its own seed so the result does not
+ * depend on how rows are split between threads. */
+static void decomp_row(const decomp_job *j, int r)
+{
+    bllm_binary_decomp *d = j->d;
+    int cols = d->cols, ng = cols / BLLM_GROUP;
+    size_t row = (size_t)r * (size_t)cols, grow = (size_t)r * (size_t)ng;
+    uint64_t state = j->seed ^ ((uint64_t)(r + 1) * 0xd1b54a32d192ed03ull);
+    splitmix64(&state);
+    for (int c = 0; c < cols; c += 64) {
+        uint64_t bits = splitmix64(&state);
+        for (int k = 0; k < 64; k++)
+            d->sign[row + (size_t)c + (size_t)k] = (uint8_t)(bits >> k & 1);
+    }
+    if (d->sign2)
+        for (int c = 0; c < cols; c += 64) {
+            uint64_t bits = splitmix64(&state);
+            for (int k = 0; k < 64; k++)
+                d->sign2[row + (size_t)c + (size_t)k] = (uint8_t)(bits >> k & 1);
+        }
+    if (d->mask)
+        for (int c = 0; c < cols; c += j->nm_m) {
+            uint32_t m = j->code_mask[splitmix64(&state) % (uint64_t)j->n_codes];
+            for (int p = 0; p < j->nm_m; p++) {
+                uint8_t kept = (uint8_t)(m >> p & 1);
+                d->mask[row + (size_t)c + (size_t)p] = kept;
+                d->sign[row + (size_t)c + (size_t)p] &= kept; /* pruned signs read as 0 (unpack) */
+            }
+        }
+    /* Scales: fp16-exact, positive alphas around std, small mu of either sign. */
+    if (d->type == BLLM_TYPE_B1)
+        d->alpha[r] = bllm_fp16_round(j->std * (0.75f + 0.5f * unit(&state)));
+    else if (d->alpha)
+        for (int g = 0; g < ng; g++)
+            d->alpha[grow + (size_t)g] = bllm_fp16_round(j->std * (0.75f + 0.5f * unit(&state)));
+    if (d->alpha2)
+        for (int g = 0; g < ng; g++)
+            d->alpha2[grow + (size_t)g] = bllm_fp16_round(0.5f * j->std * (0.75f + 0.5f * unit(&state)));
+    if (d->mu)
+        for (int g = 0; g < ng; g++)
+            d->mu[grow + (size_t)g] = bllm_fp16_round(j->std * (0.2f * unit(&state) - 0.1f));
+    if (d->g)
+        d->g[r] = bllm_fp16_round(sqrtf(j->std) * (0.75f + 0.5f * unit(&state)));
+    if (d->salient) {
+        /* Exactly pb8_k positions, uniformly (selection sampling, Knuth's
+         * algorithm S: no scratch memory). */
+        int need = j->pb8_k;
+        for (int c = 0; c < cols; c++) {
+            if ((float)(cols - c) * unit(&state) < (float)need) {
+                uint64_t v = splitmix64(&state);
+                int q = 1 + (int)(v % 127);
+                d->salient[row + (size_t)c] = 1;
+                d->q[row + (size_t)c] = (int8_t)(v >> 32 & 1 ? q : -q);
+                need--;
+            }
+        }
+        d->sal_scale[r] = bllm_fp16_round(4.0f * j->std / 127.0f);
+    }
+}
+
+static void decomp_worker(void *arg, int ith, int nth)
+{
+    const decomp_job *j = arg;
+    for (int r = ith; r < j->d->rows; r += nth)
+        decomp_row(j, r);
+}
+
+/* A random decomposition of type for d's shape, packed into buf
+ * (desc_bytes) and, for pb8, its companion into *companion (malloc'ed). */
+static bllm_status random_packed(bllm_pool *pool, bllm_type type, const bllm_llama_tensor_desc *desc, uint64_t seed,
+                                 float std, void *buf, uint64_t nbytes, void **companion, uint64_t *companion_nbytes)
+{
+    bllm_binary_decomp d;
+    bllm_status s = bllm_binary_decomp_init(&d, type, (int)desc->dims[0], (int)desc->dims[1]);
+    if (s)
+        return s;
+    decomp_job j = {.d = &d, .seed = seed, .std = std, .pb8_k = bllm_random_pb8_per_row(d.cols)};
+    int code_bits;
+    if (bllm_nm_params(type, &j.nm_n, &j.nm_m, &code_bits)) {
+        for (uint32_t code = 0; code < 128; code++) {
+            uint32_t m = bllm_nm_code_mask(type, code);
+            if (m)
+                j.code_mask[j.n_codes++] = (uint8_t)m;
+        }
+    }
+    if (d.h) {
+        uint64_t st = seed ^ 0x5851f42d4c957f2dull;
+        splitmix64(&st);
+        for (int c = 0; c < d.cols; c++)
+            d.h[c] = bllm_fp16_round(sqrtf(std) * (0.75f + 0.5f * unit(&st)));
+    }
+    bllm_pool_run(pool, decomp_worker, &j);
+    s = bllm_binary_pack(&d, buf, nbytes);
+    if (!s && companion)
+        s = bllm_pb8_salient_pack(&d, companion, companion_nbytes);
+    bllm_binary_decomp_free(&d);
+    return s;
+}
+
 bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_random_model_params *p,
                                     const char *path)
 {
     if (!shape || !p || !path)
         return bllm_fail(BLLM_ERR_ARG, "random model: missing shape, parameters or path");
-    if (p->type != BLLM_TYPE_F32 && p->type != BLLM_TYPE_F16 && p->type != BLLM_TYPE_BF16)
-        return bllm_fail(BLLM_ERR_UNSUPPORTED, "random model: type %s is not supported (f32, f16, bf16)",
-                         bllm_type_name(p->type));
+    if (p->type != BLLM_TYPE_F32 && p->type != BLLM_TYPE_F16 && p->type != BLLM_TYPE_BF16 &&
+        !bllm_type_is_packed(p->type))
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "random model: type %s is not supported (f32, f16, bf16 or a "
+                         "packed binary type)", bllm_type_name(p->type));
     float std = p->std > 0 ? p->std : 0.02f;
     if (!isfinite(std) || std > 1.0f)
         return bllm_fail(BLLM_ERR_ARG, "random model: std %g is not in (0, 1]", (double)p->std);
@@ -252,9 +395,10 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
     int n = bllm_llama_tensor_list(hp, shape->tied, NULL, 0);
     bllm_llama_tensor_desc *desc = malloc((size_t)n * sizeof *desc);
     bllm_stb_writer *w = bllm_stb_writer_new();
+    int *index = malloc((size_t)n * 2 * sizeof *index); /* writer index of each tensor and companion */
     bllm_pool *pool = NULL;
     void *buf = NULL;
-    if (!desc || !w) {
+    if (!desc || !w || !index) {
         s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -274,14 +418,25 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
 
     uint64_t max_bytes = 0, total = 0;
     for (int i = 0; i < n; i++) {
-        bllm_type t = desc[i].ndim == 1 ? BLLM_TYPE_F32 : p->type;
-        if (bllm_stb_add_tensor(w, desc[i].name, t, desc[i].ndim, desc[i].dims) < 0) {
+        bllm_type t = stored_type(&desc[i], p->type);
+        if ((index[2 * i] = bllm_stb_add_tensor(w, desc[i].name, t, desc[i].ndim, desc[i].dims)) < 0) {
             s = BLLM_ERR_ARG;
             goto done;
         }
+        index[2 * i + 1] = -1;
+        uint64_t cb = companion_bytes(&desc[i], p->type);
+        if (cb) {
+            char cname[80];
+            int64_t cd[1] = {(int64_t)cb};
+            snprintf(cname, sizeof cname, "%s.salient", desc[i].name);
+            if ((index[2 * i + 1] = bllm_stb_add_tensor(w, cname, BLLM_TYPE_U8, 1, cd)) < 0) {
+                s = BLLM_ERR_ARG;
+                goto done;
+            }
+        }
         uint64_t b = desc_bytes(&desc[i], p->type);
         max_bytes = b > max_bytes ? b : max_bytes;
-        total += b;
+        total += b + cb;
     }
     buf = malloc((size_t)max_bytes);
     if (!buf) {
@@ -312,11 +467,32 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
             uint64_t seed = p->seed;
             splitmix64(&seed);
             seed ^= (uint64_t)i * 0x9e3779b97f4a7c15ull;
-            fill_job job = {.out = buf, .type = p->type, .numel = numel,
-                            .n_chunks = (numel + CHUNK - 1) / CHUNK, .seed = seed, .std = std};
-            bllm_pool_run(pool, fill_worker, &job);
+            bllm_type t = stored_type(d, p->type);
+            if (bllm_type_is_packed(t)) {
+                void *comp = NULL;
+                uint64_t comp_bytes = 0;
+                s = random_packed(pool, t, d, seed, std, buf, bytes, index[2 * i + 1] >= 0 ? &comp : NULL,
+                                  &comp_bytes);
+                if (!s && comp && comp_bytes != companion_bytes(d, p->type))
+                    s = bllm_fail(BLLM_ERR_ARG, "tensor '%s': companion is %llu bytes, %llu were planned", d->name,
+                                  (unsigned long long)comp_bytes, (unsigned long long)companion_bytes(d, p->type));
+                if (!s && comp)
+                    s = bllm_stb_write_tensor(w, index[2 * i + 1], comp, (size_t)comp_bytes);
+                free(comp);
+                if (s) {
+                    char msg[512];
+                    snprintf(msg, sizeof msg, "%s", bllm_last_error());
+                    s = bllm_fail(s, "tensor '%s': %s", d->name, msg);
+                    goto done;
+                }
+                done_bytes += comp_bytes;
+            } else {
+                fill_job job = {.out = buf, .type = t, .numel = numel,
+                                .n_chunks = (numel + CHUNK - 1) / CHUNK, .seed = seed, .std = std};
+                bllm_pool_run(pool, fill_worker, &job);
+            }
         }
-        if ((s = bllm_stb_write_tensor(w, i, buf, (size_t)bytes)))
+        if ((s = bllm_stb_write_tensor(w, index[2 * i], buf, (size_t)bytes)))
             goto done;
         done_bytes += bytes;
     }
@@ -327,6 +503,7 @@ done:
     if (pool)
         bllm_pool_free(pool);
     free(buf);
+    free(index);
     free(desc);
     bllm_stb_writer_free(w);
     return s;

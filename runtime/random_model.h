@@ -33,7 +33,9 @@ typedef struct {
 int bllm_llama_tensor_list(const bllm_llama_hparams *hp, bool tied, bllm_llama_tensor_desc *out, int cap);
 
 /* Bytes the .stb tensor data of such a model takes (matrices in `type`,
- * vectors f32), without metadata. For disk-space checks. */
+ * vectors f32; for a packed binary type the blk.* matrices in `type`, pb8
+ * companions with bllm_random_pb8_per_row() salient weights included, and
+ * token_embd/output in f16), without metadata. For disk-space checks. */
 uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_type type);
 
 /* A placeholder tokenizer with n_vocab pieces, llama2.c kind: <unk>, <s>,
@@ -42,8 +44,15 @@ uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_t
  * tokenizes any text into bytes. */
 bllm_status bllm_placeholder_tokenizer_to_stb(uint32_t n_vocab, struct bllm_stb_writer *w);
 
+/* Salient weights per row of a random pb8 matrix: 10 % of the columns, the
+ * count RTN keeps (bllm_rtn_pb8_per_row(cols, 0.1)). */
+int bllm_random_pb8_per_row(int cols);
+
 typedef struct {
-    bllm_type type;      /* of the matrices; vectors are always f32 */
+    bllm_type type;      /* of the matrices (f32, f16, bf16 or a packed binary
+                            type); vectors are always f32. A packed type
+                            applies to the blk.* matrices; token_embd and
+                            output are then f16, as bllm-quantize writes them */
     uint64_t seed;
     float std;           /* of the normal weights; 0 = 0.02 */
     int n_threads;       /* for generating values; 0 = online CPUs */
@@ -55,7 +64,13 @@ typedef struct {
 
 /* Write a model with matrices drawn from N(0, std^2) and norm weights 1,
  * one tensor in memory at a time. The values depend on (seed, tensor index,
- * element index) only, not on the thread count. */
+ * element index) only, not on the thread count.
+ * Packed types: each blk.* matrix is a random decomposition (runtime/binary.h)
+ * packed with bllm_binary_pack: uniform random signs, uniform N:M patterns,
+ * fp16 scales alpha = std * U(0.75, 1.25) per row/group (rb2g: alpha2 at
+ * half that), mu = std * U(-0.1, 0.1), onebit g = h = sqrt(std) * U(0.75,
+ * 1.25), pb8 10 % salient positions per row with int8 values in +-[1, 127]
+ * and scale 4 std / 127; the values depend on (seed, tensor, row) only. */
 bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_random_model_params *params,
                                     const char *path);
 

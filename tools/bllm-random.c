@@ -36,7 +36,10 @@ static void usage(FILE *f)
     fprintf(f, "\n"
                "options:\n"
                "  -o, --output PATH  the .stb file to write (required)\n"
-               "  -t, --type TYPE    f32, f16 (default) or bf16 for matrices; norms stay f32\n"
+               "  -t, --type TYPE    f32, f16 (default) or bf16 for matrices; norms stay f32;\n"
+               "                     or a packed binary type (b1, b1g, b1mg, rb2g, nm24, nm48,\n"
+               "                     nm58, nm68, onebit, pb8) for the blk.* matrices, from a\n"
+               "                     random decomposition (embeddings and head stay f16)\n"
                "  -s, --seed N       random seed (default 1); the file depends on it only\n"
                "      --std S        standard deviation of the weights (default 0.02)\n"
                "  -q, --quiet        no progress bar\n"
@@ -117,18 +120,14 @@ int main(int argc, char **argv)
         i++;
     }
     bllm_type type;
-    if (!strcmp(type_s, "f32"))
-        type = BLLM_TYPE_F32;
-    else if (!strcmp(type_s, "f16"))
-        type = BLLM_TYPE_F16;
-    else if (!strcmp(type_s, "bf16"))
-        type = BLLM_TYPE_BF16;
-    else {
-        fprintf(stderr, "bllm-random: unknown --type '%s' (f32, f16 or bf16)\n", type_s);
+    if (!bllm_type_from_name(type_s, &type) || !(type == BLLM_TYPE_F32 || type == BLLM_TYPE_F16 ||
+                                                  type == BLLM_TYPE_BF16 || bllm_type_is_packed(type))) {
+        fprintf(stderr, "bllm-random: unknown --type '%s' (f32, f16, bf16, b1, b1g, b1mg, rb2g, nm24, nm48, "
+                        "nm58, nm68, onebit or pb8)\n", type_s);
         return 2;
     }
     if (list) {
-        printf("%-16s %14s %12s %12s\n", "shape", "params", "f32 MiB", "f16 MiB");
+        printf("%-16s %14s %12s %12s %12s %12s\n", "shape", "params", "f32 MiB", "f16 MiB", "b1g MiB", "pb8 MiB");
         for (int i = 0; i < bllm_model_shape_count(); i++) {
             const bllm_model_shape *s = bllm_model_shape_at(i);
             int n = bllm_llama_tensor_list(&s->hp, s->tied, NULL, 0);
@@ -142,9 +141,11 @@ int main(int argc, char **argv)
             for (int k = 0; k < n; k++)
                 params += (unsigned long long)d[k].dims[0] * (unsigned long long)(d[k].ndim == 2 ? d[k].dims[1] : 1);
             free(d);
-            printf("%-16s %14llu %12.1f %12.1f\n", s->name, params,
+            printf("%-16s %14llu %12.1f %12.1f %12.1f %12.1f\n", s->name, params,
                    bllm_llama_tensor_bytes(&s->hp, s->tied, BLLM_TYPE_F32) / 1048576.0,
-                   bllm_llama_tensor_bytes(&s->hp, s->tied, BLLM_TYPE_F16) / 1048576.0);
+                   bllm_llama_tensor_bytes(&s->hp, s->tied, BLLM_TYPE_F16) / 1048576.0,
+                   bllm_llama_tensor_bytes(&s->hp, s->tied, BLLM_TYPE_B1G) / 1048576.0,
+                   bllm_llama_tensor_bytes(&s->hp, s->tied, BLLM_TYPE_PB8) / 1048576.0);
         }
         return 0;
     }
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!quiet)
-        printf("bllm-random: wrote %s: %s, %s matrices, seed %llu, std %g\n", out, shape->name, type_s, seed,
-               (double)std);
+        printf("bllm-random: wrote %s: %s, %s %smatrices, seed %llu, std %g\n", out, shape->name, type_s,
+               bllm_type_is_packed(type) ? "blk.* " : "", seed, (double)std);
     return 0;
 }
