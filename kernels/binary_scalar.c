@@ -5,6 +5,7 @@
  * increasing order, a separate multiply and add. So the result is
  * bit-identical to the f32 scalar matmul over the dequantized matrix (tests
  * check this), and the SIMD kernels are measured against it. */
+#include <string.h>
 #include "kernels/binary_scalar.h"
 
 #include "runtime/binary.h"
@@ -59,9 +60,34 @@ DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
  * value replaces the binary value stored at the same place. Sparse (about a
  * tenth of the weights) and gather-bound, so one portable implementation
  * serves every kernel set. */
+/* Salient entries are sorted by column, so consecutive ones mostly share a
+ * 64-column group: keep that group's tile and alpha (b1g layout in
+ * docs/format.md: 256 sign bytes, then alpha fp16[32]) instead of decoding
+ * them per entry. The add runs over ~10% of all weights on every token. */
+typedef struct {
+    const uint8_t *tile;
+    int grp;
+    float alpha;
+} b1g_cursor;
+
+static inline float b1g_value_at(b1g_cursor *cur, const uint8_t *w, int cols, int r, int c)
+{
+    int j = r % 32, grp = c / 64, cc = c % 64;
+    if (grp != cur->grp) {
+        cur->grp = grp;
+        cur->tile = w + ((size_t)(r / 32) * (size_t)(cols / 64) + (size_t)grp) * 320;
+        uint16_t a;
+        memcpy(&a, cur->tile + 256 + 2 * j, 2);
+        cur->alpha = bllm_f16_to_f32(a);
+    }
+    int bit = cur->tile[16 * (cc / 4) + (j & 15)] >> ((j >> 4) * 4 + (cc & 3)) & 1;
+    return bit ? cur->alpha : -cur->alpha;
+}
+
 void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
                          int rows, int r0, int r1)
 {
+    (void)rows;
     enum { E_CHUNK = 256 };
     float d[E_CHUNK], acc[TOK_CHUNK];
     for (int r = r0; r < r1; r++) {
@@ -75,9 +101,9 @@ void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8
                 acc[t] = 0.0f;
             for (uint32_t ec = e0; ec < e1; ec += E_CHUNK) {
                 int ne = e1 - ec < E_CHUNK ? (int)(e1 - ec) : E_CHUNK;
+                b1g_cursor cur = {NULL, -1, 0.0f};
                 for (int e = 0; e < ne; e++)
-                    d[e] = (float)s->val[ec + e] * scale -
-                           bllm_binary_weight(BLLM_TYPE_B1G, w, rows, cols, r, s->col[ec + e]);
+                    d[e] = (float)s->val[ec + e] * scale - b1g_value_at(&cur, w, cols, r, s->col[ec + e]);
                 for (int t = 0; t < nt; t++) {
                     const float *xt = x + (size_t)(t0 + t) * cols;
                     float a = acc[t];

@@ -30,8 +30,16 @@ bllm_status bllm_weight_stats_of(const char *path, bllm_weight_stats *out)
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++)
             numel *= (uint64_t)t->dims[d];
-        out->n_weights += numel;
         out->weight_bytes += t->nbytes;
+        if (t->type == BLLM_TYPE_U8) {
+            /* A companion (pb8's "X.salient"): its bytes belong to its
+             * matrix, it adds no weights of its own. */
+            if (strncmp(t->name, "blk.", 4) == 0)
+                out->linear_bytes += t->nbytes;
+            out->token_bytes += t->nbytes;
+            continue;
+        }
+        out->n_weights += numel;
         if (t->ndim == 2 && strncmp(t->name, "blk.", 4) == 0) {
             out->n_linear += numel;
             out->linear_bytes += t->nbytes;
