@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "bllm.h"
+#include "tools/cli.h"
 #include "runtime/perplexity.h"
 
 #define PROG "bllm-perplexity"
@@ -57,17 +58,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static bool parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
 static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
@@ -95,11 +85,11 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--kl-base")) {
             o->kl_base = v;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            ok = parse_int(v, 2, 1 << 24, &o->n_ctx);
+            ok = bllm_cli_parse_int(v, 2, 1 << 24, &o->n_ctx);
         } else if (!strcmp(a, "--chunks")) {
-            ok = parse_int(v, 1, 1 << 30, &o->n_chunks);
+            ok = bllm_cli_parse_int(v, 1, 1 << 30, &o->n_chunks);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            ok = parse_int(v, 1, 1024, &o->n_threads);
+            ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads);
         } else if (!strcmp(a, "--protocol")) {
             ok = bllm_ppl_protocol_parse(v, &o->protocol);
         } else {
@@ -123,40 +113,6 @@ static int parse_args(int argc, char **argv, options *o)
         return -1;
     }
     return 0;
-}
-
-static char *read_file(const char *what, const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, PROG ": cannot open %s %s: %s\n", what, path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap + 1);
-    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *b = realloc(buf, 2 * cap + 1);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        fprintf(stderr, PROG ": cannot read %s %s: %s\n", what, path, buf ? "read error" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
 }
 
 /* Tokenize the whole text once; BOS goes in front iff the model's tokenizer
@@ -346,7 +302,7 @@ int main(int argc, char **argv)
 
     /* Read the input before the (slower) model load so a wrong path fails fast. */
     size_t len = 0;
-    char *text = read_file(o.file ? "text file" : "token file", o.file ? o.file : o.tokens_file, &len);
+    char *text = bllm_cli_read_file(PROG, o.file ? "text file" : "token file", o.file ? o.file : o.tokens_file, &len);
     if (!text)
         return 1;
     if (!(model = load(o.model, o.verify)))

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bllm.h"
+#include "tools/cli.h"
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *system;
@@ -52,28 +53,6 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static bool parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_float(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s)
-        return false;
-    *out = v;
-    return true;
-}
-
 static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
@@ -108,28 +87,28 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--system")) {
             o->system = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            ok = parse_int(v, -1, 1 << 24, &o->n_predict);
+            ok = bllm_cli_parse_int(v, -1, 1 << 24, &o->n_predict);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            ok = parse_int(v, 1, 1024, &o->n_threads);
+            ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads);
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            ok = parse_int(v, 1, 1 << 24, &o->n_ctx);
+            ok = bllm_cli_parse_int(v, 1, 1 << 24, &o->n_ctx);
         } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
             char *end;
             errno = 0;
             o->sp.seed = strtoull(v, &end, 10);
             ok = !errno && !*end && end != v;
         } else if (!strcmp(a, "--temp")) {
-            ok = parse_float(v, &o->sp.temperature) && o->sp.temperature >= 0;
+            ok = bllm_cli_parse_float(v, &o->sp.temperature) && o->sp.temperature >= 0;
         } else if (!strcmp(a, "--top-k")) {
-            ok = parse_int(v, 0, 1 << 24, &o->sp.top_k);
+            ok = bllm_cli_parse_int(v, 0, 1 << 24, &o->sp.top_k);
         } else if (!strcmp(a, "--top-p")) {
-            ok = parse_float(v, &o->sp.top_p) && o->sp.top_p > 0 && o->sp.top_p <= 1;
+            ok = bllm_cli_parse_float(v, &o->sp.top_p) && o->sp.top_p > 0 && o->sp.top_p <= 1;
         } else if (!strcmp(a, "--min-p")) {
-            ok = parse_float(v, &o->sp.min_p) && o->sp.min_p >= 0 && o->sp.min_p <= 1;
+            ok = bllm_cli_parse_float(v, &o->sp.min_p) && o->sp.min_p >= 0 && o->sp.min_p <= 1;
         } else if (!strcmp(a, "--repeat-penalty")) {
-            ok = parse_float(v, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0;
+            ok = bllm_cli_parse_float(v, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0;
         } else if (!strcmp(a, "--repeat-last-n")) {
-            ok = parse_int(v, 0, 1 << 20, &o->sp.repeat_last_n);
+            ok = bllm_cli_parse_int(v, 0, 1 << 20, &o->sp.repeat_last_n);
         } else {
             fprintf(stderr, "bllm-run: unknown option '%s' (see --help)\n", a);
             return -1;
@@ -150,37 +129,6 @@ static int parse_args(int argc, char **argv, options *o)
         return -1;
     }
     return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "bllm-run: cannot open prompt file %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t r;
-    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *b = realloc(buf, 2 * cap + 1);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
 }
 
 /* ------------------------------------------------------------ generation */
@@ -443,7 +391,7 @@ int main(int argc, char **argv)
         char *text = NULL;
         size_t len = 0;
         if (o.prompt_file) {
-            text = read_file(o.prompt_file, &len);
+            text = bllm_cli_read_file("bllm-run", "prompt file", o.prompt_file, &len);
             if (!text) {
                 rc = 1;
                 goto done;

@@ -1,0 +1,17 @@
+/* Small helpers shared by the command-line tools (not part of libbllm's
+ * API): strict number parsing and whole-file reading with clear messages. */
+#ifndef BLLM_TOOLS_CLI_H
+#define BLLM_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Whole decimal string in [lo, hi]; false on garbage, overflow or range. */
+bool bllm_cli_parse_int(const char *s, long lo, long hi, int *out);
+/* Whole string as a finite-or-not float; false on garbage. */
+bool bllm_cli_parse_float(const char *s, float *out);
+/* Read a file into a NUL-terminated buffer (free() it). On failure prints
+ * "PROG: cannot open|read WHAT PATH: reason" to stderr and returns NULL. */
+char *bllm_cli_read_file(const char *prog, const char *what, const char *path, size_t *len);
+
+#endif
