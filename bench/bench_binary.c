@@ -200,17 +200,18 @@ static void accuracy_case(const char *label, const float *wf, int rows, int cols
     bllm_kernels_scalar()->matmul[ty](y0, x, w, n_tok, cols, rows, 0, rows);
     lut->matmul[ty](y1, x, w, n_tok, cols, rows, 0, rows);
     flt->matmul[ty](y2, x, w, n_tok, cols, rows, 0, rows);
-    /* pb8: the kernels compute the b1g part; the salient companion adds the
-     * same amount to every path, so add it for the binarization column */
+    /* pb8: the kernels compute the b1g part; each set's salient_matvec adds
+     * the companion's part (the same deltas, summed in its own order), so
+     * add it for the binarization column */
     if (ty == BLLM_TYPE_PB8) {
         void *comp = NULL;
         uint64_t cbytes = 0;
         bllm_pb8_salient sal;
         if (bllm_pb8_salient_pack(&d, &comp, &cbytes) == BLLM_OK &&
             bllm_pb8_salient_parse(comp, cbytes, rows, cols, "salient", &sal) == BLLM_OK) {
-            bllm_salient_matvec(y0, x, w, &sal, n_tok, cols, rows, 0, rows);
-            bllm_salient_matvec(y1, x, w, &sal, n_tok, cols, rows, 0, rows);
-            bllm_salient_matvec(y2, x, w, &sal, n_tok, cols, rows, 0, rows);
+            bllm_kernels_scalar()->salient_matvec(y0, x, w, &sal, n_tok, cols, rows, 0, rows);
+            lut->salient_matvec(y1, x, w, &sal, n_tok, cols, rows, 0, rows);
+            flt->salient_matvec(y2, x, w, &sal, n_tok, cols, rows, 0, rows);
         }
         free(comp);
     }

@@ -57,53 +57,66 @@ DEFINE(onebit, BLLM_TYPE_ONEBIT)
 DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
 
 /* pb8's salient part: one correction per salient weight, since its int8
- * value replaces the binary value stored at the same place. Sparse (about a
- * tenth of the weights) and gather-bound, so one portable implementation
- * serves every kernel set. */
-/* Salient entries are sorted by column, so consecutive ones mostly share a
- * 64-column group: keep that group's tile and alpha (b1g layout in
- * docs/format.md: 256 sign bytes, then alpha fp16[32]) instead of decoding
- * them per entry. The add runs over ~10% of all weights on every token. */
-typedef struct {
-    const uint8_t *tile;
-    int grp;
-    float alpha;
-} b1g_cursor;
+ * value replaces the binary value stored at the same place. This is the
+ * reference of bllm_kernel_set.salient_matvec (kernels/salient_avx2.c is the
+ * SIMD one). Summation order, per row r and token t:
+ *   d_e = (float)q_e * scale[r] - b(r, c_e)     for the row's entries e in
+ *                                               increasing column order
+ *   a = 0; a += d_e * x[t][c_e] (a multiply, then an add) for each e in turn
+ *   y[t][r] += a
+ * The add runs over ~10% of all weights on every token, and its signs and
+ * columns are random, so the loop is written without data-dependent
+ * branches: b is alpha with its sign bit set from the stored bit, and each
+ * entry addresses its tile directly instead of tracking group changes. */
 
-static inline float b1g_value_at(b1g_cursor *cur, const uint8_t *w, int cols, int r, int c)
+/* Groups per row at most: columns are u16 (docs/format.md, cols <= 65536). */
+#define SALIENT_MAX_GROUPS (65536 / BLLM_GROUP)
+
+/* The b1g value of sign bit `bit`: +alpha for 1, -alpha for 0, as a sign-bit
+ * xor (the same bits as bit ? alpha : -alpha, which compiles to a branch that
+ * mispredicts half the time on random signs). */
+static inline float b1g_signed(float alpha, unsigned bit)
 {
-    int j = r % 32, grp = c / 64, cc = c % 64;
-    if (grp != cur->grp) {
-        cur->grp = grp;
-        cur->tile = w + ((size_t)(r / 32) * (size_t)(cols / 64) + (size_t)grp) * 320;
-        uint16_t a;
-        memcpy(&a, cur->tile + 256 + 2 * j, 2);
-        cur->alpha = bllm_f16_to_f32(a);
-    }
-    int bit = cur->tile[16 * (cc / 4) + (j & 15)] >> ((j >> 4) * 4 + (cc & 3)) & 1;
-    return bit ? cur->alpha : -cur->alpha;
+    uint32_t u;
+    memcpy(&u, &alpha, 4);
+    u ^= (uint32_t)(bit ^ 1u) << 31;
+    memcpy(&alpha, &u, 4);
+    return alpha;
 }
 
 void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
                          int rows, int r0, int r1)
 {
-    (void)rows;
     enum { E_CHUNK = 256 };
-    float d[E_CHUNK], acc[TOK_CHUNK];
+    float d[E_CHUNK], acc[TOK_CHUNK], alpha[SALIENT_MAX_GROUPS];
+    const int ngrp = cols / BLLM_GROUP;
     for (int r = r0; r < r1; r++) {
         uint32_t e0 = s->row_ptr[r], e1 = s->row_ptr[r + 1];
         if (e0 == e1)
             continue;
-        float scale = bllm_f16_to_f32(s->scale[r]);
+        /* b1g layout (docs/format.md): tile (r / 32, grp) is 320 bytes, 256
+         * sign bytes then alpha fp16[32]; row j = r % 32 of it has alpha at
+         * 256 + 2j and the sign of tile column cc in bit (j / 16) * 4 + cc % 4
+         * of byte 16 (cc / 4) + j % 16. */
+        const uint8_t *tiles = (const uint8_t *)w + (size_t)(r / 32) * (size_t)ngrp * 320;
+        const int j = r % 32;
+        for (int g = 0; g < ngrp; g++) { /* one conversion per group, not per entry */
+            uint16_t a;
+            memcpy(&a, tiles + (size_t)g * 320 + 256 + 2 * j, 2);
+            alpha[g] = bllm_f16_to_f32(a);
+        }
+        const float scale = bllm_f16_to_f32(s->scale[r]);
         for (int t0 = 0; t0 < n_tok; t0 += TOK_CHUNK) {
             int nt = n_tok - t0 < TOK_CHUNK ? n_tok - t0 : TOK_CHUNK;
             for (int t = 0; t < nt; t++)
                 acc[t] = 0.0f;
             for (uint32_t ec = e0; ec < e1; ec += E_CHUNK) {
                 int ne = e1 - ec < E_CHUNK ? (int)(e1 - ec) : E_CHUNK;
-                b1g_cursor cur = {NULL, -1, 0.0f};
-                for (int e = 0; e < ne; e++)
-                    d[e] = (float)s->val[ec + e] * scale - b1g_value_at(&cur, w, cols, r, s->col[ec + e]);
+                for (int e = 0; e < ne; e++) {
+                    int c = s->col[ec + e], g = c / 64, cc = c % 64;
+                    unsigned bit = tiles[(size_t)g * 320 + 16 * (cc / 4) + (j & 15)] >> ((j >> 4) * 4 + (cc & 3)) & 1;
+                    d[e] = (float)s->val[ec + e] * scale - b1g_signed(alpha[g], bit);
+                }
                 for (int t = 0; t < nt; t++) {
                     const float *xt = x + (size_t)(t0 + t) * cols;
                     float a = acc[t];

@@ -21,6 +21,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define BLLM_HAVE_AVX2 1
 const bllm_kernel_set *bllm_kernels_avx2_impl(void);
+/* kernels/salient_avx2.c, built with avx2.c */
+void bllm_salient_matvec_avx2(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok,
+                              int cols, int rows, int r0, int r1);
 #else
 #define BLLM_HAVE_AVX2 0
 #endif
@@ -97,6 +100,9 @@ static void x86_init(void)
 {
     const int bmi2 = cpu_has_bmi2();
     x86_avx2 = x86_avx2_lut = x86_avx2_float = x86_avx512 = *bllm_kernels_avx2_impl();
+    /* needs AVX2, FMA and F16C only, so every x86 set has it */
+    x86_avx2.salient_matvec = x86_avx2_lut.salient_matvec = x86_avx2_float.salient_matvec =
+        bllm_salient_matvec_avx2;
     x86_avx2_lut.name = "avx2-lut";
     x86_avx2_float.name = "avx2-float";
     x86_avx512.name = "avx512";

@@ -316,6 +316,7 @@ static const bllm_kernel_set neon_set = {
         [BLLM_TYPE_BF16] = matmul_bf16,
         PACKED(neon),
     },
+    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
 };
@@ -328,6 +329,7 @@ static const bllm_kernel_set neon_lut_set = {
         [BLLM_TYPE_BF16] = matmul_bf16,
         PACKED(neon),
     },
+    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
 };
@@ -340,6 +342,7 @@ static const bllm_kernel_set neon_float_set = {
         [BLLM_TYPE_BF16] = matmul_bf16,
         PACKED(neon_float),
     },
+    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
 };

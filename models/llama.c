@@ -259,7 +259,8 @@ static void matmul_worker(void *arg, int ith, int nth)
             continue;
         w->matmul(job->m[i].y, job->x, w->data, job->n_tok, w->cols, w->rows, r0, r1);
         if (w->has_salient)
-            bllm_salient_matvec(job->m[i].y, job->x, w->data, &w->salient, job->n_tok, w->cols, w->rows, r0, r1);
+            bllm_kernels()->salient_matvec(job->m[i].y, job->x, w->data, &w->salient, job->n_tok, w->cols, w->rows,
+                                           r0, r1);
     }
 }
 

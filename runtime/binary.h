@@ -132,9 +132,9 @@ bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, c
 /* pb8's sparse part of y = x W^T, for rows r0..r1-1 (any split): adds
  *   sum over salient (r, c), in increasing c, of (q * scale[r] - b(r, c)) * x[t][c]
  * to y[t][r], where b is the b1g value stored at (r, c) in w (the salient
- * value replaces it). Called by the forward pass after the pb8 matmul
- * (kernels->matmul[BLLM_TYPE_PB8] computes the b1g part only). Implemented
- * in kernels/binary_scalar.c. */
+ * value replaces it). The scalar reference (kernels/binary_scalar.c) of
+ * bllm_kernel_set.salient_matvec, which the forward pass calls after the
+ * pb8 matmul (kernels->matmul[BLLM_TYPE_PB8] computes the b1g part only). */
 void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
                          int rows, int r0, int r1);
 

@@ -372,7 +372,7 @@ static void test_matmul(bllm_type type, int rows, int cols, int n_tok)
             r1 = rows;
         ks->matmul[type](y, x, w, n_tok, cols, rows, r0, r1);
         if (psal)
-            bllm_salient_matvec(y, x, w, psal, n_tok, cols, rows, r0, r1);
+            ks->salient_matvec(y, x, w, psal, n_tok, cols, rows, r0, r1);
         r0 = r1;
     }
     double worst_ref = 0, worst_dbl = 0;
