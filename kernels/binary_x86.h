@@ -62,10 +62,14 @@
 #include "kernels/kernels.h"
 #include "runtime/binary.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VBMI__)
+/* Preset by tests/kernels/binary_avx512_emu.c, which runs the AVX-512 parts
+ * on an AVX2 CPU through SIMDe's emulation of the intrinsics. */
+#ifndef BINARY_X86_512
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define BINARY_X86_512 1
 #else
 #define BINARY_X86_512 0
+#endif
 #endif
 
 #define INLINE static inline __attribute__((always_inline))

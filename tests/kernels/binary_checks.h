@@ -1,0 +1,255 @@
+/* What the tests of the packed binary kernels share (test_binary_kernels.c,
+ * test_binary_avx512_emu.c): random packed tensors and activations, the
+ * int8-activation reference of the LUT path, and the check of one call
+ * against it or the scalar reference. The tolerances and why they hold are
+ * in test_binary_kernels.c's opening comment. Static: each test program
+ * includes this once. */
+#ifndef BLLM_TESTS_KERNELS_BINARY_CHECKS_H
+#define BLLM_TESTS_KERNELS_BINARY_CHECKS_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bllm.h"
+#include "kernels/binary_simd.h"
+#include "kernels/kernels.h"
+#include "runtime/binary.h"
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
+static double rng_unif(void) { return (double)(rng_next() >> 11) * 0x1p-53; }
+static float rng_normal(void)
+{
+    double u1 = rng_unif() + 0x1p-60, u2 = rng_unif();
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+/* An fp16-exact scale, mostly positive, of varied size. */
+static float rng_scale(int allow_negative)
+{
+    float v = (float)(0.01 + rng_unif()) * (rng_int(8) == 0 ? 16.0f : 1.0f);
+    if (allow_negative && rng_int(4) == 0)
+        v = -v;
+    return bllm_fp16_round(v);
+}
+
+/* A random decomposition of type ty, packed. */
+static void *random_tensor(bllm_type ty, int rows, int cols, bllm_binary_decomp *d)
+{
+    if (bllm_binary_decomp_init(d, ty, rows, cols) != BLLM_OK) {
+        printf("FAIL: decomp_init %s: %s\n", bllm_type_name(ty), bllm_last_error());
+        exit(1);
+    }
+    size_t n = (size_t)rows * cols, ng = (size_t)rows * (cols / 64);
+    int N = 0, M = 1;
+    bllm_nm_params(ty, &N, &M, NULL);
+    for (size_t i = 0; i < n; i++) {
+        d->sign[i] = (uint8_t)rng_int(2);
+        if (d->sign2)
+            d->sign2[i] = (uint8_t)rng_int(2);
+    }
+    if (d->mask)
+        for (size_t i = 0; i < n; i += (size_t)M) { /* exactly N of every M */
+            int left = N;
+            for (int k = 0; k < M; k++) {
+                int keep = rng_int(M - k) < left;
+                d->mask[i + k] = (uint8_t)keep;
+                left -= keep;
+            }
+        }
+    size_t na = ty == BLLM_TYPE_B1 ? (size_t)rows : ng;
+    if (d->alpha)
+        for (size_t i = 0; i < na; i++)
+            d->alpha[i] = rng_scale(1);
+    if (d->alpha2)
+        for (size_t i = 0; i < ng; i++)
+            d->alpha2[i] = rng_scale(1);
+    if (d->mu)
+        for (size_t i = 0; i < ng; i++)
+            d->mu[i] = bllm_fp16_round((float)(rng_unif() - 0.5) * 0.5f);
+    if (d->g)
+        for (int r = 0; r < rows; r++)
+            d->g[r] = rng_scale(1);
+    if (d->h)
+        for (int c = 0; c < cols; c++)
+            d->h[c] = rng_scale(1);
+    uint64_t nb = bllm_type_tensor_bytes(ty, (uint64_t)rows, (uint64_t)cols);
+    void *w = malloc(nb);
+    if (!w || bllm_binary_pack(d, w, nb) != BLLM_OK) {
+        printf("FAIL: pack %s %dx%d: %s\n", bllm_type_name(ty), rows, cols, bllm_last_error());
+        exit(1);
+    }
+    return w;
+}
+
+/* Activations: normal, with per-group magnitudes from 1e-3 to 1e3, some
+ * all-zero groups and an outlier now and then. */
+static void random_x(float *x, int n_tok, int cols)
+{
+    for (int t = 0; t < n_tok; t++)
+        for (int g = 0; g < cols / 64; g++) {
+            float *xg = x + (size_t)t * cols + 64 * g;
+            int kind = rng_int(12);
+            float scale = (float)pow(10.0, rng_int(7) - 3);
+            for (int c = 0; c < 64; c++)
+                xg[c] = kind == 0 ? 0.0f : rng_normal() * scale;
+            if (kind == 1)
+                xg[rng_int(64)] *= 50.0f;
+        }
+}
+
+/* Per-weight term sizes of row r at column c: |mu| + |alpha| + |alpha2|,
+ * and |g h| for onebit; and the value of the signed part for the LUT
+ * reference. */
+static double term_size(const bllm_binary_decomp *d, int r, int c)
+{
+    size_t gi = (size_t)r * (d->cols / 64) + (size_t)(c / 64);
+    switch (d->type) {
+    case BLLM_TYPE_B1: return fabs(d->alpha[r]);
+    case BLLM_TYPE_ONEBIT: return fabs((double)d->g[r] * d->h[c]);
+    default: break;
+    }
+    double s = fabs(d->alpha[gi]);
+    if (d->alpha2)
+        s += fabs(d->alpha2[gi]);
+    if (d->mu)
+        s += fabs(d->mu[gi]);
+    return s;
+}
+
+/* y_q[t][r] for the LUT path in double, and its magnitude M_q. */
+static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok, double *yq, double *mq)
+{
+    int rows = d->rows, cols = d->cols, ngrp = cols / 64;
+    int8_t *q = malloc((size_t)cols);
+    float *dg = malloc(sizeof(float) * ngrp), *sg = malloc(sizeof(float) * ngrp), *xh = malloc(sizeof(float) * cols);
+    for (int t = 0; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * cols;
+        for (int c = 0; c < cols; c++) /* onebit folds h into x first: x * h in f32 */
+            xh[c] = d->type == BLLM_TYPE_ONEBIT ? xt[c] * d->h[c] : xt[c];
+        for (int g = 0; g < ngrp; g++) {
+            dg[g] = bllm_binary_quantize_group(xh + 64 * g, q + 64 * g);
+            double s = 0;
+            for (int c = 0; c < 64; c++)
+                s += xh[64 * g + c];
+            sg[g] = (float)s;
+        }
+        for (int r = 0; r < rows; r++) {
+            double y = 0, m = 0;
+            for (int g = 0; g < ngrp; g++) {
+                size_t gi = (size_t)r * ngrp + g;
+                long s1 = 0, s2 = 0, kept = 0, absq = 0;
+                for (int c = 64 * g; c < 64 * g + 64; c++) {
+                    size_t i = (size_t)r * cols + c;
+                    int qc = q[c];
+                    absq += abs(qc);
+                    if (d->mask && !d->mask[i])
+                        continue;
+                    s1 += d->sign[i] ? qc : -qc;
+                    if (d->sign2)
+                        s2 += d->sign2[i] ? qc : -qc;
+                    kept += qc;
+                }
+                double dd = dg[g];
+                switch (d->type) {
+                case BLLM_TYPE_B1: y += d->alpha[r] * dd * (double)s1; break;
+                case BLLM_TYPE_ONEBIT: y += d->g[r] * dd * (double)s1; break;
+                case BLLM_TYPE_B1G:
+                case BLLM_TYPE_PB8: y += d->alpha[gi] * dd * (double)s1; break;
+                case BLLM_TYPE_B1MG: y += d->alpha[gi] * dd * (double)s1 + (double)d->mu[gi] * sg[g]; break;
+                case BLLM_TYPE_RB2G:
+                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->alpha2[gi] * s2) + (double)d->mu[gi] * sg[g];
+                    break;
+                default: /* N:M: the mu term over the kept, quantized */
+                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->mu[gi] * kept);
+                    break;
+                }
+                double ts = d->type == BLLM_TYPE_ONEBIT ? fabs(d->g[r]) : term_size(d, r, 64 * g);
+                m += fabs(dd) * ts * (double)absq;
+                if (d->mu && !d->mask)
+                    m += fabs(d->mu[gi] * sg[g]);
+            }
+            yq[(size_t)t * rows + r] = y;
+            mq[(size_t)t * rows + r] = m;
+        }
+    }
+    free(q);
+    free(dg);
+    free(sg);
+    free(xh);
+}
+
+static const uint32_t SENTINEL = 0x7fc0beefu;
+static void fill_sentinel(float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memcpy(&y[i], &SENTINEL, 4);
+}
+static int is_sentinel(const float *v) { return memcmp(v, &SENTINEL, 4) == 0; }
+
+typedef struct {
+    const bllm_kernel_set *set;
+    int lut; /* checked as the LUT path (else as FLOAT) */
+} tested;
+
+typedef struct {
+    double max_err, rms_num, rms_den;
+    int bad;
+} stats;
+
+static void check_case(const tested *ts, bllm_type ty, int rows, int cols, int n_tok, int r0, int r1,
+                       const void *w, const float *x, const float *yref,
+                       const double *yq, const double *mq, const double *mf, stats *st)
+{
+    size_t ny = (size_t)n_tok * rows;
+    float *y = malloc((ny + 1) * sizeof *y);
+    fill_sentinel(y, ny + 1);
+    ts->set->matmul[ty](y, x, w, n_tok, cols, rows, r0, r1);
+    for (int t = 0; t < n_tok; t++)
+        for (int r = 0; r < rows; r++) {
+            size_t i = (size_t)t * rows + r;
+            if (r < r0 || r >= r1) {
+                if (!is_sentinel(&y[i])) {
+                    if (st->bad++ < 3)
+                        printf("  FAIL %s %s: wrote y[%d][%d] outside rows [%d,%d)\n", ts->set->name,
+                               bllm_type_name(ty), t, r, r0, r1);
+                }
+                continue;
+            }
+            double e;
+            if (ts->lut) {
+                e = fabs(y[i] - yq[i]) / (mq[i] + 1e-30);
+                if (!(e <= 2e-6) && !(mq[i] == 0 && y[i] == 0)) {
+                    if (st->bad++ < 3)
+                        printf("  FAIL %s %s %dx%d n_tok=%d: y[%d][%d] = %.9g, int8 reference %.9g "
+                               "(magnitude %.3g)\n",
+                               ts->set->name, bllm_type_name(ty), rows, cols, n_tok, t, r, y[i], yq[i], mq[i]);
+                }
+                double ef = y[i] - yref[i];
+                st->rms_num += ef * ef;
+                st->rms_den += (double)yref[i] * yref[i];
+            } else {
+                e = fabs(y[i] - yref[i]) / (mf[i] + 1e-30);
+                if (!(e <= 1e-5)) {
+                    if (st->bad++ < 3)
+                        printf("  FAIL %s %s %dx%d n_tok=%d: y[%d][%d] = %.9g, scalar %.9g (magnitude %.3g)\n",
+                               ts->set->name, bllm_type_name(ty), rows, cols, n_tok, t, r, y[i], yref[i], mf[i]);
+                }
+            }
+            if (e > st->max_err)
+                st->max_err = e;
+        }
+    if (!is_sentinel(&y[ny]) && st->bad++ < 3)
+        printf("  FAIL %s %s: wrote past the end of y\n", ts->set->name, bllm_type_name(ty));
+    free(y);
+}
+
+#endif

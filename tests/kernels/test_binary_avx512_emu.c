@@ -1,0 +1,239 @@
+/* The AVX-512 binary kernels, executed on an AVX2 CPU. kernels/binary_avx512.c
+ * (64-byte sign-tile lookups; the rest is the AVX2 code) runs
+ * natively only where the CPU has AVX-512 F/BW/VL, which the
+ * development machine lacks; binary_avx512_emu.c builds the same file over
+ * SIMDe's portable versions of those intrinsics, so its logic runs here.
+ * That checks the logic (lane layouts, table indexing, folding),
+ * trusting SIMDe to implement each intrinsic as the instruction behaves;
+ * it says nothing about speed.
+ *
+ * Both builds quantize x identically (shared code, kernels/binary_x86.h)
+ * and their lookups produce exact integer sums that go through the same f32
+ * operations in the same order, so the emulated kernels must equal the
+ * AVX2 LUT kernels ("avx2-lut", bllm_binary_avx2_fill with
+ * BLLM_BINARY_LUT) bit for bit: every output, over the whole y buffer
+ * (rows outside [r0, r1) and one float past the end hold a sentinel). They
+ * are also held to the int8-activation reference with the LUT tolerance of
+ * test_binary_kernels.c (|y - y_q| <= 2e-6 M_q, f32 RMS error < 2%), so a
+ * bug shared by both builds fails too.
+ *
+ * Every binary type (pb8: its b1g part, as the kernels compute it), GEMV
+ * and GEMM: the extreme shapes, shapes with enough columns to split into
+ * several table blocks (GEMM, and GEMV for N:M's larger tables), random
+ * shapes; row ranges: all rows, a random whole-tile sub-range, an empty
+ * one, and a ragged one (not whole tiles: both hand it to the scalar
+ * reference, so it must equal scalar exactly). N:M tensors with groups
+ * keeping other than N of M (a corrupt file) go through the GEMV pipeline
+ * and the GEMM decoder. */
+#include "binary_checks.h"
+
+/* tests/kernels/binary_avx512_emu.c: kernels/binary_avx512.c's fill. */
+void bllm_binary_avx512emu_fill(bllm_matmul_fn *mm, bllm_binary_path path);
+
+static int failures, checks;
+
+typedef struct {
+    long compared, differ; /* floats of y, bit-exact vs avx2-lut */
+    int ragged_bad;        /* ragged ranges not equal to scalar */
+} exact_stats;
+
+/* y from one kernel on a sentinel-filled buffer of ny + 1 floats. */
+static float *run(bllm_matmul_fn fn, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    size_t ny = (size_t)n_tok * rows;
+    float *y = malloc((ny + 1) * sizeof *y);
+    fill_sentinel(y, ny + 1);
+    fn(y, x, w, n_tok, cols, rows, r0, r1);
+    return y;
+}
+
+/* The emulated kernel against avx2-lut over the whole buffer, bit for bit;
+ * with ragged, also against the scalar reference. */
+static void check_exact(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bllm_type ty, int rows, int cols,
+                        int n_tok, int r0, int r1, int ragged, const void *w, const float *x, exact_stats *ex)
+{
+    size_t ny = (size_t)n_tok * rows;
+    float *ye = run(emu->matmul[ty], x, w, n_tok, cols, rows, r0, r1);
+    float *yl = run(lut->matmul[ty], x, w, n_tok, cols, rows, r0, r1);
+    for (size_t i = 0; i <= ny; i++) {
+        ex->compared++;
+        if (memcmp(&ye[i], &yl[i], sizeof(float)) != 0 && ex->differ++ < 3) {
+            uint32_t be, bl;
+            memcpy(&be, &ye[i], 4);
+            memcpy(&bl, &yl[i], 4);
+            printf("  FAIL %s %dx%d n_tok=%d rows [%d,%d): y[%zu] = %.9g (0x%08x), avx2-lut %.9g (0x%08x)\n",
+                   bllm_type_name(ty), rows, cols, n_tok, r0, r1, i, ye[i], be, yl[i], bl);
+        }
+    }
+    if (ragged) {
+        float *ys = run(bllm_kernels_scalar()->matmul[ty], x, w, n_tok, cols, rows, r0, r1);
+        if (memcmp(ye, ys, (ny + 1) * sizeof(float)) != 0 && ex->ragged_bad++ < 3)
+            printf("  FAIL %s %dx%d n_tok=%d rows [%d,%d) (not whole tiles): differs from scalar\n",
+                   bllm_type_name(ty), rows, cols, n_tok, r0, r1);
+        free(ys);
+    }
+    free(ye);
+    free(yl);
+}
+
+/* One tensor: bit-exact on 4 row ranges, int8 reference on the 3 whole-tile
+ * ones. d: the decomposition w decodes to (for corrupted N:M tensors, what
+ * bllm_binary_unpack makes of them). */
+static void check_tensor(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bllm_type ty, int rows, int cols,
+                         int n_tok, const bllm_binary_decomp *d, const void *w, stats *st, exact_stats *ex)
+{
+    float *x = malloc(sizeof(float) * (size_t)n_tok * cols);
+    random_x(x, n_tok, cols);
+    size_t ny = (size_t)n_tok * rows;
+    float *yref = malloc(sizeof(float) * ny);
+    double *yq = malloc(sizeof(double) * ny), *mq = malloc(sizeof(double) * ny);
+    bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
+    lut_reference(d, x, n_tok, yq, mq);
+    int nt = rows / 32, a = rng_int(nt), b = a + 1 + rng_int(nt - a);
+    int ra = rng_int(rows), rb = ra + 1 + rng_int(rows - ra);
+    if (ra % 32 == 0 && rb % 32 == 0) /* ragged on at least one end */
+        rb--;
+    int ranges[4][2] = {{0, rows}, {32 * a, 32 * b}, {32 * (nt / 2), 32 * (nt / 2)}, {ra, rb}};
+    const tested ts = {emu, 1};
+    for (int g = 0; g < 4; g++) {
+        check_exact(emu, lut, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], g == 3, w, x, ex);
+        if (g < 3) /* mf: only read for the FLOAT path */
+            check_case(&ts, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], w, x, yref, yq, mq, NULL, st);
+    }
+    free(x);
+    free(yref);
+    free(yq);
+    free(mq);
+}
+
+/* Pass or fail of one type's batch, printed. */
+static void report(const char *what, bllm_type ty, const stats *st, const exact_stats *ex)
+{
+    int bad = st->bad || ex->differ || ex->ragged_bad;
+    int rms_bad = !(st->rms_num <= 4e-4 * st->rms_den);
+    printf("avx512-emu %-6s %s: bit-exact vs avx2-lut: %ld of %ld floats differ; max |y - y_int8ref| / M_q %.2e "
+           "(tol 2e-06); rel RMS vs f32 %.2e %s\n",
+           bllm_type_name(ty), what, ex->differ, ex->compared, st->max_err,
+           sqrt(st->rms_num / (st->rms_den + 1e-300)), bad || rms_bad ? "FAIL" : "ok");
+    if (rms_bad)
+        printf("  FAIL %s: int8 activation error above 2%% RMS\n", bllm_type_name(ty));
+    checks++;
+    failures += bad || rms_bad;
+}
+
+static void test_type(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bllm_type ty, int n_cases)
+{
+    stats st;
+    exact_stats ex;
+    memset(&st, 0, sizeof st);
+    memset(&ex, 0, sizeof ex);
+    for (int k = 0; k < n_cases; k++) {
+        int rows, cols, n_tok;
+        switch (k) {
+        case 0: rows = 32, cols = 64, n_tok = 1; break;
+        case 1: rows = 352, cols = 1216, n_tok = 17; break;
+        /* past 48 groups (dense) or 24 (N:M) per 8-token chunk the tables
+         * come in column blocks, the last token alone (GEMV route) */
+        case 2: rows = 64, cols = 64 * 52, n_tok = 9; break;
+        /* past 192 groups an N:M GEMV splits too */
+        case 3: rows = 64, cols = 64 * 200, n_tok = 1; break;
+        default:
+            rows = 32 * (1 + rng_int(11));
+            cols = 64 * (1 + rng_int(19));
+            n_tok = k < 6 ? 1 : 1 + rng_int(17);
+            break;
+        }
+        bllm_binary_decomp d;
+        void *w = random_tensor(ty, rows, cols, &d);
+        check_tensor(emu, lut, ty, rows, cols, n_tok, &d, w, &st, &ex);
+        bllm_binary_decomp_free(&d);
+        free(w);
+    }
+    char what[32];
+    snprintf(what, sizeof what, "%2d shapes", n_cases);
+    report(what, ty, &st, &ex);
+}
+
+/* Overwrites count random group masks of an N:M tensor with random
+ * invalid ones (those bllm_nm_code_mask decodes to 0: other than N of M
+ * kept; a corrupt file). Masks: cb = 8 bytes per row at the start of each
+ * tile (docs/format.md). */
+static void corrupt_nm_masks(bllm_type ty, uint8_t *w, int rows, int cols, int count)
+{
+    int N, M, B;
+    bllm_nm_params(ty, &N, &M, &B);
+    int cb = 64 / M * B / 8, sb = 64 / M * N / 8;
+    size_t tile_bytes = 32u * (cb + sb) + 128;
+    for (int k = 0; k < count; k++) {
+        size_t t = (size_t)rng_int(rows / 32 * (cols / 64));
+        int j = rng_int(32), bit = rng_int(64 / M) * B;
+        uint32_t v;
+        do
+            v = (uint32_t)rng_int(1 << B);
+        while (bllm_nm_code_mask(ty, v) != 0);
+        uint8_t *code = w + t * tile_bytes + (size_t)j * cb;
+        for (int b = 0; b < B; b++) {
+            int at = bit + b;
+            code[at >> 3] = (uint8_t)((code[at >> 3] & ~(1u << (at & 7))) | ((v >> b) & 1u) << (at & 7));
+        }
+    }
+}
+
+/* N:M tensors with random invalid masks: GEMV (the pipelined decoder) and
+ * GEMM (the per-tile one), expected values from the unpacked bytes. */
+static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set *lut, int n_cases)
+{
+    for (int ty = BLLM_TYPE_NM24; ty <= BLLM_TYPE_NM68; ty++) {
+        stats st;
+        exact_stats ex;
+        memset(&st, 0, sizeof st);
+        memset(&ex, 0, sizeof ex);
+        for (int k = 0; k < n_cases; k++) {
+            int rows = 32 * (1 + rng_int(6)), cols = 64 * (1 + rng_int(8)), n_tok = k & 1 ? 1 + rng_int(12) : 1;
+            bllm_binary_decomp d, dc;
+            uint8_t *w = random_tensor((bllm_type)ty, rows, cols, &d);
+            uint64_t nb = bllm_type_tensor_bytes((bllm_type)ty, rows, cols);
+            corrupt_nm_masks((bllm_type)ty, w, rows, cols, 1 + rng_int(24));
+            if (bllm_binary_unpack((bllm_type)ty, w, nb, NULL, rows, cols, &dc) != BLLM_OK) {
+                printf("  FAIL: unpack of the corrupted %s: %s\n", bllm_type_name((bllm_type)ty), bllm_last_error());
+                st.bad++;
+            } else {
+                check_tensor(emu, lut, (bllm_type)ty, rows, cols, n_tok, &dc, w, &st, &ex);
+                bllm_binary_decomp_free(&dc);
+            }
+            bllm_binary_decomp_free(&d);
+            free(w);
+        }
+        char what[40];
+        snprintf(what, sizeof what, "%2d tensors, invalid masks", n_cases);
+        report(what, (bllm_type)ty, &st, &ex);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int n_cases = argc > 1 ? atoi(argv[1]) : 16;
+    const bllm_kernel_set *lut = bllm_kernels_select("avx2-lut");
+    if (!lut) {
+        printf("skipped: the avx2-lut set does not run here: %s\n", bllm_last_error());
+        return 77;
+    }
+    /* the emulation needs what the avx2 build needs (BMI2 for the N:M
+     * decoders); without it avx2-lut holds the scalar kernels */
+    if (lut->matmul[BLLM_TYPE_NM24] == bllm_kernels_scalar()->matmul[BLLM_TYPE_NM24]) {
+        printf("skipped: the CPU lacks BMI1/BMI2/POPCNT, so avx2-lut runs the scalar kernels\n");
+        return 77;
+    }
+    bllm_kernel_set emu = *lut;
+    emu.name = "avx512-emu";
+    bllm_binary_avx512emu_fill(emu.matmul, BLLM_BINARY_AUTO);
+
+    for (int ty = BLLM_TYPE_B1; ty <= BLLM_TYPE_PB8; ty++)
+        test_type(&emu, lut, (bllm_type)ty, n_cases);
+    test_invalid_masks(&emu, lut, n_cases);
+
+    printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe vs avx2-lut and the int8 reference)\n", checks,
+           failures);
+    return failures ? 1 : 0;
+}
