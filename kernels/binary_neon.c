@@ -5,10 +5,10 @@
  * Both paths work on 32x64 tiles and see every tile as nibble planes: 16
  * column quads of 16 bytes, byte j holding row j (low nibble) and row j+16
  * (high nibble), bit k = column 4q+k. The dense types' sign tiles already are
- * such planes. N:M tiles store per-row pattern codes instead, so they are
- * decoded first into a sign plane (bit set = kept and +1) and a mask plane
- * (bit set = kept), through per-type tables (code -> mask, code and kept
- * signs -> signs at their columns).
+ * such planes. N:M tiles store per-row kept masks and packed kept signs
+ * instead, so they are decoded first into a sign plane (bit set = kept and
+ * +1) and a mask plane (bit set = kept), the kept signs spread to their
+ * columns through a table.
  *
  * ---- the lookup path (bllm_matmul_*_neon): where x is quantized --------
  * Per token, per 64-column group g, u = x (onebit: u[c] = h[c] * x[c], one
@@ -84,12 +84,12 @@
 typedef struct {
     uint32_t tile_bytes;
     uint32_t sign, sign2, alpha, alpha2, mu;
-    int n, m, code_bits, cb, sb; /* N:M only: code and kept-sign bytes per row */
+    int n, m, sb; /* N:M only: kept-sign bytes per row */
 } tile_layout;
 
 INLINE tile_layout layout_of(bllm_type ty)
 {
-    tile_layout L = {0, NONE, NONE, NONE, NONE, NONE, 0, 0, 0, 0, 0};
+    tile_layout L = {0, NONE, NONE, NONE, NONE, NONE, 0, 0, 0};
     switch (ty) {
     case BLLM_TYPE_B1:
     case BLLM_TYPE_ONEBIT: L.tile_bytes = 256, L.sign = 0; break;
@@ -99,17 +99,16 @@ INLINE tile_layout layout_of(bllm_type ty)
     case BLLM_TYPE_RB2G:
         L.tile_bytes = 704, L.sign = 0, L.sign2 = 256, L.alpha = 512, L.alpha2 = 576, L.mu = 640;
         break;
-    case BLLM_TYPE_NM24: L.n = 2, L.m = 4, L.code_bits = 3; break;
-    case BLLM_TYPE_NM48: L.n = 4, L.m = 8, L.code_bits = 7; break;
-    case BLLM_TYPE_NM58: L.n = 5, L.m = 8, L.code_bits = 6; break;
-    case BLLM_TYPE_NM68: L.n = 6, L.m = 8, L.code_bits = 5; break;
+    case BLLM_TYPE_NM24: L.n = 2, L.m = 4; break;
+    case BLLM_TYPE_NM48: L.n = 4, L.m = 8; break;
+    case BLLM_TYPE_NM58: L.n = 5, L.m = 8; break;
+    case BLLM_TYPE_NM68: L.n = 6, L.m = 8; break;
     default: break;
     }
     if (L.m) {
-        /* codes (32 rows x cb), kept signs (32 rows x sb), alpha[32], mu[32] */
-        L.cb = (BLLM_GROUP / L.m) * L.code_bits / 8;
+        /* masks (32 rows x 8), kept signs (32 rows x sb), alpha[32], mu[32] */
         L.sb = (BLLM_GROUP / L.m) * L.n / 8;
-        L.alpha = 32u * (uint32_t)(L.cb + L.sb);
+        L.alpha = 32u * (uint32_t)(8 + L.sb);
         L.mu = L.alpha + 64;
         L.tile_bytes = L.mu + 64;
     }
@@ -120,52 +119,43 @@ INLINE int is_nm(bllm_type ty) { return ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_
 
 /* ------------------------------------------------- N:M decoding tables */
 
-/* Per nm type: code -> kept mask (invalid codes: 0, all pruned, as in
- * runtime/binary.c), and (code, kept-sign bits) -> sign bits at the kept
- * columns (the k-th kept column, in column order, takes sign bit k). */
-static uint8_t nm_mask[4][128];
-static uint8_t nm_spread[4][2048];
+/* nm_spread[m << 8 | s]: the low bits of s placed, in order, at the set
+ * bits of m (an 8-bit pdep), for the kept signs of one group. */
+static uint8_t nm_spread[1 << 16];
 static pthread_once_t nm_once = PTHREAD_ONCE_INIT;
 
 static void nm_init(void)
 {
-    for (int t = 0; t < 4; t++) {
-        bllm_type ty = (bllm_type)(BLLM_TYPE_NM24 + t);
-        tile_layout L = layout_of(ty);
-        for (uint32_t code = 0; code < (1u << L.code_bits); code++) {
-            uint32_t m = bllm_nm_code_mask(ty, code);
-            nm_mask[t][code] = (uint8_t)m;
-            for (uint32_t sb = 0; sb < (1u << L.n); sb++) {
-                uint32_t s = 0;
-                for (int p = 0, k = 0; p < L.m; p++)
-                    if (m >> p & 1)
-                        s |= (sb >> k++ & 1) << p;
-                nm_spread[t][code << L.n | sb] = (uint8_t)s;
-            }
+    for (uint32_t m = 0; m < 256; m++)
+        for (uint32_t sb = 0; sb < 256; sb++) {
+            uint32_t s = 0;
+            for (int p = 0, k = 0; p < 8; p++)
+                if (m >> p & 1)
+                    s |= (sb >> k++ & 1) << p;
+            nm_spread[m << 8 | sb] = (uint8_t)s;
         }
-    }
 }
 
 /* Decode one N:M tile into a sign plane sp (kept and +1) and a mask plane
- * mp (kept). Rows are decoded into [group][row] bytes so that each group's
- * 32 rows are two vectors, then packed into nibble planes. */
+ * mp (kept). The i-th kept column of a row takes kept-sign bit i (0 past
+ * the stored ones), group by group. Rows are decoded into [group][row]
+ * bytes so that each group's 32 rows are two vectors, then packed into
+ * nibble planes. */
 INLINE void nm_planes(bllm_type ty, const uint8_t *tile, uint8_t sp[256], uint8_t mp[256])
 {
     const tile_layout L = layout_of(ty);
-    const uint8_t *mtab = nm_mask[ty - BLLM_TYPE_NM24], *stab = nm_spread[ty - BLLM_TYPE_NM24];
     const int ngm = BLLM_GROUP / L.m;
-    const uint64_t cmask = (1u << L.code_bits) - 1, smask = (1u << L.n) - 1;
+    const uint64_t gmask = (1u << L.m) - 1;
     uint8_t mT[16][32], sT[16][32];
     for (int j = 0; j < 32; j++) {
-        uint64_t codes = 0, signs = 0;
-        memcpy(&codes, tile + (size_t)j * L.cb, (size_t)L.cb);
-        memcpy(&signs, tile + 32 * (size_t)L.cb + (size_t)j * L.sb, (size_t)L.sb);
+        uint64_t mask, signs = 0;
+        memcpy(&mask, tile + 8 * (size_t)j, 8);
+        memcpy(&signs, tile + 256 + (size_t)j * L.sb, (size_t)L.sb);
         for (int k = 0; k < ngm; k++) {
-            uint32_t code = (uint32_t)(codes & cmask), sb = (uint32_t)(signs & smask);
-            codes >>= L.code_bits;
-            signs >>= L.n;
-            mT[k][j] = mtab[code];
-            sT[k][j] = stab[code << L.n | sb];
+            uint32_t m = (uint32_t)(mask >> (k * L.m) & gmask);
+            mT[k][j] = (uint8_t)m;
+            sT[k][j] = nm_spread[m << 8 | (uint32_t)(signs & 0xff)];
+            signs >>= __builtin_popcount(m);
         }
     }
     const uint8x16_t lo4 = vdupq_n_u8(0x0f), hi4 = vdupq_n_u8(0xf0);

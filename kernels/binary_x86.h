@@ -1,10 +1,9 @@
 /* The x86 binary-weight kernels, shared by kernels/binary_avx2.c and
  * kernels/binary_avx512.c: each includes this file once, compiled with its
  * own -m flags, and gets static copies of everything here. Where the
- * AVX-512 build differs it is marked BINARY_X86_512 (AVX-512 F/BW/VL/VBMI
- * enabled by the compiler flags): the dense lookups take 64 bytes at a time
- * and the N:M codes are decoded with vpmultishiftqb and vpermi2b. Everything
- * else is the AVX2 code in both builds.
+ * AVX-512 build differs it is marked BINARY_X86_512 (AVX-512 F/BW/VL
+ * enabled by the compiler flags): the dense lookups take 64 bytes at a
+ * time. Everything else is the AVX2 code in both builds.
  *
  * Both paths share one idea. Every 4 columns (a quad) of every row hold a
  * 4-bit sign nibble s, and a tile stores the nibbles of 32 rows for one quad
@@ -33,14 +32,14 @@
  * looked up separately and interleaved back into floats); no quantization,
  * exact up to the order of the f32 additions; about half the LUT speed.
  *
- * N:M types store a pattern code per group of M columns and the kept signs
- * packed per row. The codes of 4 rows at a time are split into one byte
- * per 8 columns (vpshufb + vpmullo), mapped to kept-mask bytes by vpshufb
- * tables, one BMI2 pdep per row scatters the packed kept signs into the
- * kept positions, and the 32 rows' 64-bit mask and sign words are
+ * N:M types store each row's kept mask as a 64-bit word and the kept
+ * signs packed per row. One BMI2 pdep per row scatters the packed kept
+ * signs into the kept positions, and the 32 rows' mask and sign words are
  * transposed to byte columns and looked up like dense planes (two lookups
  * per quad: U[m & s] and U[m]). In GEMV the decode of the next tile is
- * interleaved with the lookups of the current one.
+ * interleaved with the lookups of the current one. (Storing the kept set
+ * as a combinatorial rank saves 1-3 bits per group, but its decode took
+ * as long as the lookups: docs/binary-kernels.md.)
  *
  * Work split: GEMV streams each row tile's tiles once, prefetching every
  * line 8 tiles ahead; GEMM (n_tok > 1) does every token of a chunk on a
@@ -85,12 +84,12 @@ enum { PATH_LUT = 1, PATH_FLT = 2 };
 typedef struct {
     int tile_bytes;
     int sign2, alpha, alpha2, mu; /* -1: absent */
-    int n, m, code_bits, cb, sb, ksigns;
+    int n, m, sb, ksigns; /* N:M: kept-sign bytes per row and their offset */
 } tile_layout;
 
 INLINE tile_layout layout_of(bllm_type ty)
 {
-    tile_layout L = {0, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0};
+    tile_layout L = {0, -1, -1, -1, -1, 0, 0, 0, 0};
     switch (ty) {
     case BLLM_TYPE_B1:
     case BLLM_TYPE_ONEBIT: L.tile_bytes = 256; break;
@@ -103,11 +102,10 @@ INLINE tile_layout layout_of(bllm_type ty)
     default: {
         int n = ty == BLLM_TYPE_NM24 ? 2 : ty == BLLM_TYPE_NM48 ? 4 : ty == BLLM_TYPE_NM58 ? 5 : 6;
         int m = ty == BLLM_TYPE_NM24 ? 4 : 8;
-        int b = ty == BLLM_TYPE_NM24 ? 3 : ty == BLLM_TYPE_NM48 ? 7 : ty == BLLM_TYPE_NM58 ? 6 : 5;
-        L.n = n, L.m = m, L.code_bits = b;
-        L.cb = 64 / m * b / 8, L.sb = 64 / m * n / 8;
-        L.ksigns = 32 * L.cb;
-        L.alpha = 32 * (L.cb + L.sb);
+        L.n = n, L.m = m;
+        L.sb = 64 / m * n / 8;
+        L.ksigns = 32 * 8; /* after the 32 mask words */
+        L.alpha = 32 * (8 + L.sb);
         L.mu = L.alpha + 64;
         L.tile_bytes = L.mu + 64;
         break;
@@ -581,58 +579,11 @@ INLINE void flt_cols(const __m256i *X, const uint8_t *tab, __m256 a[4])
 
 /* --------------------------------------------------------- N:M decoding */
 
-/* code -> kept mask, 16 columns (2 or 4 codes) per entry. */
-static uint16_t nm_mask16[4][1 << 14];
-static pthread_once_t nm_once = PTHREAD_ONCE_INIT;
-
-/* SIMD decoding: a row's codes read as 8 fields of F bits (F = the code
- * width, or two 3-bit codes for nm24), one per 8 columns; field -> mask
- * byte through nm_lut8 (invalid codes -> 0, as the reference decodes
- * them). nm_ctl: vpshufb controls putting the two bytes that hold field k
- * of the lane's first (0) or second (1) row into 16-bit lane k; nm_mul:
- * the multiplier that shifts each field to the top of its lane. */
-static uint8_t nm_lut8[4][128];
-static uint8_t nm_ctl[4][2][32];
-static uint16_t nm_mul[4][16];
-/* AVX-512 decoding: byte j of qword q (slot 4a + q) <- byte nm_place of the
- * two loaded row pairs; field j of a qword starts at bit nm_shift. */
-static uint8_t nm_place[4][32], nm_shift[4][32];
-
-INLINE int nm_field_bits(const tile_layout *L) { return L->m == 4 ? 2 * L->code_bits : L->code_bits; }
-
-static void nm_init(void)
-{
-    for (int t = 0; t < 4; t++) {
-        bllm_type ty = (bllm_type)(BLLM_TYPE_NM24 + t);
-        tile_layout L = layout_of(ty);
-        int per = 16 / L.m, bits = per * L.code_bits;
-        const uint32_t cmask = (1u << L.code_bits) - 1;
-        for (uint32_t i = 0; i < (1u << bits); i++) {
-            uint32_t m = 0;
-            for (int k = 0; k < per; k++)
-                m |= bllm_nm_code_mask(ty, (i >> (k * L.code_bits)) & cmask) << (k * L.m);
-            nm_mask16[t][i] = (uint16_t)m;
-        }
-        int F = nm_field_bits(&L);
-        for (uint32_t i = 0; i < (1u << F); i++)
-            nm_lut8[t][i] = L.m == 4 ? (uint8_t)(bllm_nm_code_mask(ty, i & cmask) | bllm_nm_code_mask(ty, i >> 3) << 4)
-                                     : (uint8_t)bllm_nm_code_mask(ty, i);
-        for (int k = 0; k < 8; k++) {
-            int bit = F * k, byte = bit >> 3, sh = bit & 7;
-            for (int r = 0; r < 2; r++)
-                for (int lane = 0; lane < 2; lane++) {
-                    nm_ctl[t][r][16 * lane + 2 * k] = (uint8_t)(r * L.cb + byte);
-                    nm_ctl[t][r][16 * lane + 2 * k + 1] = (uint8_t)(r * L.cb + byte + 1);
-                }
-            nm_mul[t][k] = nm_mul[t][k + 8] = (uint16_t)(1u << (16 - sh - F));
-        }
-        for (int q = 0; q < 4; q++)
-            for (int j = 0; j < 8; j++) {
-                nm_place[t][8 * q + j] = (uint8_t)((q >> 1) * 16 + (q & 1) * L.cb + j);
-                nm_shift[t][8 * q + j] = (uint8_t)(F * j);
-            }
-    }
-}
+/* An N:M tile stores each row's kept mask as a 64-bit word (bit c = column
+ * c kept) and its kept signs packed in column order; the i-th kept weight
+ * of a row takes sign bit i (docs/format.md). So one pdep per row gives the
+ * kept-sign word, and the 32 rows' mask and sign words are transposed to
+ * byte columns and looked up like dense planes. */
 
 /* Slot of row j in the transpose input, so the output comes out as rows
  * 0-15 in the low lane, 16-31 in the high lane (see transpose32x8). */
@@ -671,122 +622,31 @@ INLINE uint64_t ld64(const uint8_t *p)
     return v;
 }
 
-/* Kept mask of one row's 64 columns: 4 table lookups of 16 columns (the
- * scalar decoder, for rows with invalid codes). */
-INLINE uint64_t nm_row_mask(const uint16_t *tab, uint64_t c, int bits)
-{
-    return (uint64_t)tab[_bextr_u64(c, 0, (unsigned)bits)] |
-           (uint64_t)tab[_bextr_u64(c, (unsigned)bits, (unsigned)bits)] << 16 |
-           (uint64_t)tab[_bextr_u64(c, 2u * (unsigned)bits, (unsigned)bits)] << 32 |
-           (uint64_t)tab[_bextr_u64(c, 3u * (unsigned)bits, (unsigned)bits)] << 48;
-}
-
-/* The slow path for a row holding an invalid code (decoded as mask 0, as
- * the reference does): every group still owns its N sign bits. */
-static uint64_t nm_row_signs_slow(bllm_type ty, uint64_t m, uint64_t s)
-{
-    const tile_layout L = layout_of(ty);
-    uint64_t k = 0;
-    for (int g = 0; g < 64 / L.m; g++)
-        k |= _pdep_u64(s >> (g * L.n), (m >> (g * L.m)) & ((1u << L.m) - 1)) << (g * L.m);
-    return k;
-}
-
-/* Code byte -> mask byte for 32 code bytes (each < 2^F <= 128): one
- * 16-entry vpshufb table per 16 codes (vpshufb reads the low 4 bits), the
- * right one picked by comparisons. nm48's codes >= 80 (all invalid) are
- * zeroed instead of looked up in 3 more tables. */
-INLINE __m256i nm_lut(int t, int F, __m256i c)
-{
-    const uint8_t *lut = nm_lut8[t];
-    const int n_tab = F == 7 ? 5 : (1 << F) / 16;
-    __m256i r = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lut)), c);
-    for (int h = 1; h < n_tab; h++) {
-        __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(lut + 16 * h)));
-        __m256i sel = _mm256_cmpgt_epi8(c, _mm256_set1_epi8((char)(16 * h - 1)));
-        r = _mm256_blendv_epi8(r, _mm256_shuffle_epi8(th, c), sel);
-    }
-    if (F == 7)
-        r = _mm256_andnot_si256(_mm256_cmpgt_epi8(c, _mm256_set1_epi8(79)), r);
-    return r;
-}
-
 /* Decode slot quads a0..a1-1 of one N:M tile (quad a = rows 2a, 2a+1,
  * 16+2a, 17+2a, which the transpose wants at slots 4a..4a+3) into 64-bit
- * kept masks mw and kept signs sw (bit c = column c of the tile). The
- * codes go through SIMD (field extraction and mask tables, 4 rows at a
- * time), the kept signs through one pdep per row. Reads up to 16 bytes from
- * a row pair's codes and 8 from a row's signs, always inside the tile.
- * Returns the number of kept weights: 32 * (64 / M) * N exactly when every
- * code was valid. */
-INLINE int nm_decode_rows(bllm_type ty, const uint8_t *tile, int a0, int a1, uint64_t *mw, uint64_t *sw)
+ * kept masks mw and kept signs sw (bit c = column c of the tile). Reads 8
+ * bytes from a row's signs, always inside the tile, and keeps the row's
+ * 8 sb bits of them. */
+INLINE void nm_decode_rows(bllm_type ty, const uint8_t *tile, int a0, int a1, uint64_t *mw, uint64_t *sw)
 {
     const tile_layout L = layout_of(ty);
-    const int t = ty - BLLM_TYPE_NM24, F = nm_field_bits(&L);
-    const __m256i ctl0 = _mm256_loadu_si256((const __m256i *)nm_ctl[t][0]);
-    const __m256i ctl1 = _mm256_loadu_si256((const __m256i *)nm_ctl[t][1]);
-    const __m256i mul = _mm256_loadu_si256((const __m256i *)nm_mul[t]);
-#if BINARY_X86_512
-    const __m256i place = _mm256_loadu_si256((const __m256i *)nm_place[t]);
-    const __m256i shifts = _mm256_loadu_si256((const __m256i *)nm_shift[t]);
-    const __m256i fmask = _mm256_set1_epi8((char)((1 << F) - 1));
-    const __m512i lut_lo = _mm512_loadu_si512((const void *)nm_lut8[t]);
-    const __m512i lut_hi = _mm512_loadu_si512((const void *)(nm_lut8[t] + 64));
-#endif
-    int kept = 0;
+    const uint64_t smask = ~0ull >> (64 - 8 * L.sb);
+    static const int8_t row_of[4] = {0, 1, 16, 17};
 #pragma GCC unroll 4
-    for (int a = a0; a < a1; a++) {
-        const uint8_t *ra = tile + 2 * a * L.cb, *rb = tile + (16 + 2 * a) * L.cb;
-        __m256i src = _mm256_loadu2_m128i((const __m128i *)rb, (const __m128i *)ra);
-#if BINARY_X86_512
-        /* each row's code bytes into its own qword (rows 2a, 2a+1 | 16+2a,
-         * 17+2a = slots 4a..4a+3), field k of every qword into byte k, and
-         * the mask of each field from a 128-entry byte table */
-        __m256i rows = _mm256_permutexvar_epi8(place, src);
-        __m256i c = _mm256_and_si256(_mm256_multishift_epi64_epi8(shifts, rows), fmask);
-        __m256i m = _mm512_castsi512_si256(_mm512_permutex2var_epi8(lut_lo, _mm512_castsi256_si512(c), lut_hi));
-        (void)ctl0, (void)ctl1, (void)mul;
-#else
-        __m256i f0 = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(src, ctl0), mul), 16 - F);
-        __m256i f1 = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(src, ctl1), mul), 16 - F);
-        /* qwords: rows 2a, 2a+1 | 16+2a, 17+2a = slots 4a..4a+3 */
-        __m256i m = nm_lut(t, F, _mm256_packus_epi16(f0, f1));
-#endif
-        _mm256_store_si256((__m256i *)(mw + 4 * a), m);
-        /* from the register: a load right behind the wide store would stall */
-        __m128i mlo = _mm256_castsi256_si128(m), mhi = _mm256_extracti128_si256(m, 1);
-        uint64_t mq[4] = {(uint64_t)_mm_cvtsi128_si64(mlo), (uint64_t)_mm_extract_epi64(mlo, 1),
-                          (uint64_t)_mm_cvtsi128_si64(mhi), (uint64_t)_mm_extract_epi64(mhi, 1)};
-        static const int8_t row_of[4] = {0, 1, 16, 17};
+    for (int a = a0; a < a1; a++)
         for (int i = 0; i < 4; i++) {
-            kept += (int)__builtin_popcountll(mq[i]);
-            sw[4 * a + i] = _pdep_u64(ld64(tile + L.ksigns + (2 * a + row_of[i]) * L.sb), mq[i]);
+            int j = 2 * a + row_of[i];
+            uint64_t m = ld64(tile + 8 * j);
+            mw[4 * a + i] = m;
+            sw[4 * a + i] = _pdep_u64(ld64(tile + L.ksigns + j * L.sb) & smask, m);
         }
-    }
-    return kept;
-}
-
-/* Redo, with the scalar decoder, the rows whose codes were not all valid. */
-static void nm_fix_rows(bllm_type ty, const uint8_t *tile, uint64_t *mw, uint64_t *sw)
-{
-    const tile_layout L = layout_of(ty);
-    const uint16_t *tab = nm_mask16[ty - BLLM_TYPE_NM24];
-    for (int j = 0; j < 32; j++) {
-        uint64_t m = nm_row_mask(tab, ld64(tile + j * L.cb), 16 / L.m * L.code_bits);
-        if (__builtin_popcountll(m) != 64 / L.m * L.n) {
-            mw[nm_slot[j]] = m;
-            sw[nm_slot[j]] = nm_row_signs_slow(ty, m, ld64(tile + L.ksigns + j * L.sb));
-        }
-    }
 }
 
 /* Decode one N:M tile into mask columns X and kept-sign columns Y. */
 INLINE void nm_decode(bllm_type ty, const uint8_t *tile, __m256i X[8], __m256i Y[8])
 {
     uint64_t mw[32] __attribute__((aligned(32))), sw[32] __attribute__((aligned(32)));
-    const tile_layout L = layout_of(ty);
-    if (nm_decode_rows(ty, tile, 0, 8, mw, sw) != 32 * (64 / L.m) * L.n)
-        nm_fix_rows(ty, tile, mw, sw);
+    nm_decode_rows(ty, tile, 0, 8, mw, sw);
     transpose32x8(mw, X);
     transpose32x8(sw, Y);
 }
@@ -941,10 +801,8 @@ INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int 
     const __m256i m4 = _mm256_set1_epi8(15);
     uint64_t words[2][2][32] __attribute__((aligned(32)));
     const size_t row_stride = (size_t)ngrp * L.tile_bytes;
-    const int all_kept = 32 * (64 / L.m) * L.n;
     const uint8_t *first = wb + (size_t)rt0 * row_stride + (size_t)g0 * L.tile_bytes;
-    if (nm_decode_rows(ty, first, 0, 8, words[0][0], words[0][1]) != all_kept)
-        nm_fix_rows(ty, first, words[0][0], words[0][1]);
+    nm_decode_rows(ty, first, 0, 8, words[0][0], words[0][1]);
     int cur = 0;
     for (int rt = rt0; rt < rt1; rt++) {
         const uint8_t *tile = wb + (size_t)rt * row_stride + (size_t)g0 * L.tile_bytes;
@@ -962,7 +820,6 @@ INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int 
             transpose32x8(words[cur][1], Y);
             const uint8_t *T = tab + (size_t)g * TAB_LUT_DUP;
             __m256i A1 = _mm256_setzero_si256(), B1 = A1, H1 = A1, A2 = A1, B2 = A1, H2 = A1;
-            int kept = 0;
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
                 const uint8_t *t0 = T + 64 * p, *t1 = t0 + 32;
@@ -981,10 +838,8 @@ INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int 
                 H2 = _mm256_add_epi8(H2, _mm256_shuffle_epi8(h0, xl));
                 H2 = _mm256_add_epi8(H2, _mm256_shuffle_epi8(h1, xh));
                 if (next)
-                    kept += nm_decode_rows(ty, next, p, p + 1, words[cur ^ 1][0], words[cur ^ 1][1]);
+                    nm_decode_rows(ty, next, p, p + 1, words[cur ^ 1][0], words[cur ^ 1][1]);
             }
-            if (next && kept != all_kept)
-                nm_fix_rows(ty, next, words[cur ^ 1][0], words[cur ^ 1][1]);
             __m256 u[4], v[4], a1[4], mu[4];
             lut_finish(A1, B1, H1, u); /* sum U[m & s] */
             lut_finish(A2, B2, H2, v); /* sum U[m] */
@@ -1032,8 +887,6 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
         return;
     }
     pthread_once(&ctl_once, ctl_init);
-    if (is_nm(ty))
-        pthread_once(&nm_once, nm_init);
     const tile_layout L = layout_of(ty);
     const int ngrp = cols / 64;
     const uint8_t *wb = w;

@@ -72,14 +72,14 @@ static int cpu_has_bmi2(void)
     return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_BMI) && (b & bit_BMI2);
 }
 
-/* AVX-512 F, BW, VL, VBMI, with the OS saving opmask and ZMM state (XCR0
+/* AVX-512 F, BW, VL, with the OS saving opmask and ZMM state (XCR0
  * bits 5-7) besides YMM, plus what the avx2 build needs. */
 static int cpu_has_avx512(void)
 {
     unsigned a, b, c, d;
     if (!cpu_has_avx2() || !cpu_has_bmi2() || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return 0;
-    if (!(b & bit_AVX512F) || !(b & bit_AVX512BW) || !(b & bit_AVX512VL) || !(c & bit_AVX512VBMI))
+    if (!(b & bit_AVX512F) || !(b & bit_AVX512BW) || !(b & bit_AVX512VL))
         return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -142,7 +142,7 @@ static const bllm_kernel_set *select_x86(const char *name, int *known)
     }
     if (avx512 && !cpu_has_avx512()) {
         bllm_fail(BLLM_ERR_UNSUPPORTED,
-                  "kernel set 'avx512' needs AVX-512 F, BW, VL and VBMI (plus BMI1, BMI2, POPCNT) with OS "
+                  "kernel set 'avx512' needs AVX-512 F, BW and VL (plus BMI1, BMI2, POPCNT) with OS "
                   "support of the ZMM state; this CPU lacks them");
         return NULL;
     }

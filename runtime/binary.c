@@ -6,7 +6,6 @@
 #include "runtime/binary.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,68 +124,37 @@ bool bllm_nm_params(bllm_type type, int *n, int *m, int *code_bits)
 {
     int N, M, B;
     switch (type) {
-    case BLLM_TYPE_NM24: N = 2, M = 4, B = 3; break;
-    case BLLM_TYPE_NM48: N = 4, M = 8, B = 7; break;
-    case BLLM_TYPE_NM58: N = 5, M = 8, B = 6; break;
-    case BLLM_TYPE_NM68: N = 6, M = 8, B = 5; break;
+    case BLLM_TYPE_NM24: N = 2, M = 4; break;
+    case BLLM_TYPE_NM48: N = 4, M = 8; break;
+    case BLLM_TYPE_NM58: N = 5, M = 8; break;
+    case BLLM_TYPE_NM68: N = 6, M = 8; break;
     default: return false;
     }
+    B = M; /* the code is the kept mask (mask_code) */
     if (n) *n = N;
     if (m) *m = M;
     if (code_bits) *code_bits = B;
     return true;
 }
 
-static uint32_t binom(int n, int k)
-{
-    if (k < 0 || k > n)
-        return 0;
-    uint32_t c = 1;
-    for (int i = 1; i <= k; i++)
-        c = c * (uint32_t)(n - k + i) / (uint32_t)i;
-    return c;
-}
-
+/* The stored code of a group is its kept mask itself (bit p = column p of
+ * the group kept): M bits, no decoding. A combinatorial rank of the kept set
+ * would save 1 to 3 bits per group, but decoding it costs the x86 lookup
+ * kernels half their speed (docs/binary-kernels.md, "N:M"). */
 static int mask_code(int n, int m, uint32_t mask)
 {
     if (mask >> m || __builtin_popcount(mask) != n)
         return -1;
-    int code = 0, i = 0;
-    for (int p = 0; p < m; p++)
-        if (mask >> p & 1)
-            code += (int)binom(p, ++i);
-    return code;
-}
-
-/* code -> mask for each nm type, invalid codes 0. */
-static uint8_t nm_table[4][128];
-static pthread_once_t nm_once = PTHREAD_ONCE_INIT;
-
-static void nm_init(void)
-{
-    for (int t = 0; t < 4; t++) {
-        int n, m, b;
-        bllm_nm_params((bllm_type)(BLLM_TYPE_NM24 + t), &n, &m, &b);
-        for (uint32_t mask = 0; mask < (1u << m); mask++) {
-            int code = mask_code(n, m, mask);
-            if (code >= 0)
-                nm_table[t][code] = (uint8_t)mask;
-        }
-    }
-}
-
-static inline const uint8_t *nm_tab(bllm_type type)
-{
-    pthread_once(&nm_once, nm_init);
-    return nm_table[type - BLLM_TYPE_NM24];
+    return (int)mask;
 }
 
 uint32_t bllm_nm_code_mask(bllm_type type, uint32_t code)
 {
-    int n, m, b;
-    if (!bllm_nm_params(type, &n, &m, &b) || code >= (1u << b))
+    int n, m;
+    if (!bllm_nm_params(type, &n, &m, NULL))
         return 0;
-    return nm_tab(type)[code];
+    int mask = mask_code(n, m, code);
+    return mask < 0 ? 0 : (uint32_t)mask;
 }
 
 int bllm_nm_mask_code(bllm_type type, uint32_t mask)
@@ -377,7 +345,7 @@ bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nb
                         return bllm_fail(BLLM_ERR_ARG, "%s: row %d columns %d..%d keep %d weights, not %d",
                                          bllm_type_name(type), r, grp * BLLM_GROUP + k * L.m,
                                          grp * BLLM_GROUP + k * L.m + L.m - 1, __builtin_popcount(mask), L.n);
-                    codes |= (uint64_t)code << (k * L.code_bits);
+                    codes |= (uint64_t)code << (k * L.m);
                     signs |= (uint64_t)sb << (k * L.n);
                 }
                 memcpy(t + L.codes + (size_t)j * L.cb, &codes, (size_t)L.cb);
@@ -447,19 +415,12 @@ void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols
     case BLLM_TYPE_NM48:
     case BLLM_TYPE_NM58:
     case BLLM_TYPE_NM68: {
-        const uint8_t *tab = nm_tab(type);
         float a = rd16(t + L.alpha + 2 * j), mu = rd16(t + L.mu + 2 * j);
-        uint64_t codes = rd_bits(t + L.codes + (size_t)j * L.cb, L.cb);
+        uint64_t mask = rd_bits(t + L.codes + (size_t)j * L.cb, L.cb);
         uint64_t signs = rd_bits(t + L.ksigns + (size_t)j * L.sb, L.sb);
-        uint32_t cmask = (1u << L.code_bits) - 1;
         const float v[2] = {v_mg(mu, 0, a), v_mg(mu, 1, a)};
-        for (int k = 0; k < BLLM_GROUP / L.m; k++) {
-            uint32_t mask = tab[(codes >> (k * L.code_bits)) & cmask];
-            uint64_t sb = signs >> (k * L.n);
-            int idx = 0;
-            for (int p = 0; p < L.m; p++)
-                out[k * L.m + p] = (mask >> p & 1) ? v[sb >> idx++ & 1] : 0.0f;
-        }
+        for (int cc = 0, idx = 0; cc < BLLM_GROUP; cc++)
+            out[cc] = (mask >> cc & 1) ? v[signs >> idx++ & 1] : 0.0f;
         break;
     }
     case BLLM_TYPE_ONEBIT: {
@@ -498,18 +459,13 @@ float bllm_binary_weight(bllm_type type, const void *w, int rows, int cols, int 
     case BLLM_TYPE_NM48:
     case BLLM_TYPE_NM58:
     case BLLM_TYPE_NM68: {
-        int k = cc / L.m, p = cc % L.m;
-        int bit = k * L.code_bits;
-        const uint8_t *codes = t + L.codes + (size_t)j * L.cb;
-        uint32_t code = 0;
-        for (int b = 0; b < L.code_bits; b++, bit++)
-            code |= (uint32_t)(codes[bit >> 3] >> (bit & 7) & 1) << b;
-        uint32_t mask = bllm_nm_code_mask(type, code);
-        if (!(mask >> p & 1))
+        uint64_t mask = rd_bits(t + L.codes + (size_t)j * L.cb, L.cb);
+        if (!(mask >> cc & 1))
             return 0.0f;
-        int idx = k * L.n + __builtin_popcount(mask & ((1u << p) - 1));
+        int idx = __builtin_popcountll(mask & ((1ull << cc) - 1));
         const uint8_t *signs = t + L.ksigns + (size_t)j * L.sb;
-        return v_mg(rd16(t + L.mu + 2 * j), signs[idx >> 3] >> (idx & 7) & 1, rd16(t + L.alpha + 2 * j));
+        int s = idx < 8 * L.sb ? signs[idx >> 3] >> (idx & 7) & 1 : 0;
+        return v_mg(rd16(t + L.mu + 2 * j), s, rd16(t + L.alpha + 2 * j));
     }
     case BLLM_TYPE_ONEBIT:
         return v_onebit(rd16(trailer + 2 * (size_t)r), sign_at(t + L.sign, j, cc),
@@ -588,18 +544,13 @@ bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, c
                     d->sign2[i0 + cc] = (uint8_t)sign_at(t + L.sign2, j, cc);
             }
             if (L.codes != NONE) {
-                uint64_t codes = rd_bits(t + L.codes + (size_t)j * L.cb, L.cb);
+                uint64_t mask = rd_bits(t + L.codes + (size_t)j * L.cb, L.cb);
                 uint64_t signs = rd_bits(t + L.ksigns + (size_t)j * L.sb, L.sb);
-                for (int k = 0, idx = 0; k < BLLM_GROUP / L.m; k++) {
-                    uint32_t mask = bllm_nm_code_mask(type, (uint32_t)(codes >> (k * L.code_bits)) &
-                                                                ((1u << L.code_bits) - 1));
-                    idx = k * L.n;
-                    for (int p = 0; p < L.m; p++)
-                        if (mask >> p & 1) {
-                            d->mask[i0 + (size_t)(k * L.m + p)] = 1;
-                            d->sign[i0 + (size_t)(k * L.m + p)] = (uint8_t)(signs >> idx++ & 1);
-                        }
-                }
+                for (int cc = 0, idx = 0; cc < BLLM_GROUP; cc++)
+                    if (mask >> cc & 1) {
+                        d->mask[i0 + cc] = 1;
+                        d->sign[i0 + cc] = (uint8_t)(signs >> idx++ & 1);
+                    }
             }
             if (L.alpha != NONE)
                 d->alpha[gi] = rd16(t + L.alpha + 2 * j);

@@ -67,12 +67,13 @@ bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nb
 
 /* ------------------------------------------------------- N:M patterns */
 
-/* N, M and the pattern-code width of an nm type; false for other types. */
+/* N, M and the pattern-code width (M bits) of an nm type; false for other
+ * types. */
 bool bllm_nm_params(bllm_type type, int *n, int *m, int *code_bits);
-/* Kept-position mask (bit p = column p of the group kept) of a pattern
- * code: the code is the colexicographic rank of the kept set,
- * sum_i C(p_i, i + 1) over kept positions p_0 < ... < p_{N-1}. Codes >=
- * C(M, N) never appear in a valid file; they decode to 0 (all pruned). */
+/* Kept-position mask (bit p = column p of the group kept) of a stored
+ * pattern code. The code is that mask itself; a code without exactly N of
+ * its M bits set never appears in a valid file and decodes to 0 (all
+ * pruned). */
 uint32_t bllm_nm_code_mask(bllm_type type, uint32_t code);
 /* Inverse: the code of a mask with exactly N bits among the low M; -1 else. */
 int bllm_nm_mask_code(bllm_type type, uint32_t mask);

@@ -272,7 +272,7 @@ typedef struct {
     uint64_t seed;
     float std;
     int nm_n, nm_m, n_codes;
-    uint8_t code_mask[128]; /* nm: kept-position mask of each pattern code */
+    uint8_t code_mask[256]; /* nm: the valid kept-position masks */
     int pb8_k;              /* pb8: salient weights per row */
 } decomp_job;
 
@@ -355,7 +355,7 @@ static bllm_status random_packed(bllm_pool *pool, bllm_type type, const bllm_lla
     decomp_job j = {.d = &d, .seed = seed, .std = std, .pb8_k = bllm_random_pb8_per_row(d.cols)};
     int code_bits;
     if (bllm_nm_params(type, &j.nm_n, &j.nm_m, &code_bits)) {
-        for (uint32_t code = 0; code < 128; code++) {
+        for (uint32_t code = 0; code < (1u << code_bits); code++) {
             uint32_t m = bllm_nm_code_mask(type, code);
             if (m)
                 j.code_mask[j.n_codes++] = (uint8_t)m;

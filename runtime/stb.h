@@ -7,7 +7,10 @@
 #include "types.h"
 
 #define BLLM_STB_MAGIC "BLLMSTB\0"
-#define BLLM_STB_VERSION 1u
+/* Version 2 changed the N:M layouts (kept masks instead of pattern codes);
+ * version 1 files still load unless they hold an N:M tensor. */
+#define BLLM_STB_VERSION 2u
+#define BLLM_STB_VERSION_MIN 1u
 #define BLLM_STB_HEADER_BYTES 128u
 #define BLLM_STB_ALIGN 64u
 #define BLLM_STB_MAX_DIMS 4

@@ -179,6 +179,11 @@ static bllm_status parse_directory(bllm_stb_file *f)
         if (!bllm_type_valid(type))
             return bllm_fail(BLLM_ERR_FORMAT, "%s: tensor '%s' has unknown type %u (file from a newer bllm?)",
                              f->path, name, type);
+        if (f->hdr.version < 2 && type >= BLLM_TYPE_NM24 && type <= BLLM_TYPE_NM68)
+            return bllm_fail(BLLM_ERR_UNSUPPORTED,
+                             "%s: tensor '%s' is %s in the layout of .stb version 1 (pattern codes), which "
+                             "this bllm no longer reads; quantize the model again",
+                             f->path, name, bllm_type_name((bllm_type)type));
         if (ndim < 1 || ndim > BLLM_STB_MAX_DIMS)
             return bllm_fail(BLLM_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (1..%d allowed)",
                              f->path, name, ndim, BLLM_STB_MAX_DIMS);
@@ -265,9 +270,9 @@ static bllm_status check_header(bllm_stb_file *f)
             return bllm_fail(BLLM_ERR_FORMAT, "%s: this is a GGUF file; convert it first with bllm-convert", f->path);
         return bllm_fail(BLLM_ERR_FORMAT, "%s: not a .stb file (wrong magic)", f->path);
     }
-    if (h->version != BLLM_STB_VERSION)
-        return bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: .stb version %u, this bllm reads version %u",
-                         f->path, h->version, BLLM_STB_VERSION);
+    if (h->version < BLLM_STB_VERSION_MIN || h->version > BLLM_STB_VERSION)
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: .stb version %u, this bllm reads versions %u..%u",
+                         f->path, h->version, BLLM_STB_VERSION_MIN, BLLM_STB_VERSION);
     if (h->header_bytes != BLLM_STB_HEADER_BYTES)
         return bllm_fail(BLLM_ERR_FORMAT, "%s: header size %u, expected %u", f->path, h->header_bytes,
                          BLLM_STB_HEADER_BYTES);

@@ -39,15 +39,15 @@ static uint64_t tile_bytes(uint64_t rows, uint64_t cols, uint64_t per_tile, uint
 }
 
 /* Per tile: sign bits are 256 bytes; an fp16 per tile row is 64 bytes.
- * N:M tiles: 32 rows x (code bytes + kept-sign bytes) + alpha and mu. */
+ * N:M tiles: 32 rows x (8 kept-mask bytes + kept-sign bytes) + alpha and mu. */
 static uint64_t bytes_b1(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256, 2, 0); }
 static uint64_t bytes_b1g(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256 + 64, 0, 0); }
 static uint64_t bytes_b1mg(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256 + 128, 0, 0); }
 static uint64_t bytes_rb2g(uint64_t r, uint64_t c) { return tile_bytes(r, c, 512 + 192, 0, 0); }
-static uint64_t bytes_nm24(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (6 + 4) + 128, 0, 0); }
-static uint64_t bytes_nm48(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (7 + 4) + 128, 0, 0); }
-static uint64_t bytes_nm58(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (6 + 5) + 128, 0, 0); }
-static uint64_t bytes_nm68(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (5 + 6) + 128, 0, 0); }
+static uint64_t bytes_nm24(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (8 + 4) + 128, 0, 0); }
+static uint64_t bytes_nm48(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (8 + 4) + 128, 0, 0); }
+static uint64_t bytes_nm58(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (8 + 5) + 128, 0, 0); }
+static uint64_t bytes_nm68(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (8 + 6) + 128, 0, 0); }
 static uint64_t bytes_onebit(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256, 2, 2); }
 
 static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {

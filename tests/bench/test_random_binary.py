@@ -5,12 +5,12 @@ usage: test_random_binary.py BLLM_BENCH BLLM_RANDOM
 For `bllm-random smollm2-135m --type b1g` and `--type nm48`:
 - the directory (read by stb_py.py, not by the library): every blk.* matrix
   in the packed type with nbytes equal to the format's formula (b1g 320
-  bytes, nm48 480 bytes per 32 x 64 tile), token_embd f16, norms f32;
+  bytes, nm48 512 bytes per 32 x 64 tile), token_embd f16, norms f32;
 - the bytes are a plausible random decomposition: b1g alphas finite fp16 in
-  std * [0.75, 1.25], about half the sign bits set; every nm48 pattern code
-  a valid 4-of-8 rank (< C(8, 4) = 70) and all 70 codes used;
+  std * [0.75, 1.25], about half the sign bits set; every nm48 group mask
+  keeps exactly 4 of 8 and all C(8, 4) = 70 patterns are used;
 - bllm-bench loads the file and reports bits/weight of the linear layers
-  equal to the formula (1.25, 1.875) and of all tensors equal to the bytes
+  equal to the formula (1.25, 2.0) and of all tensors equal to the bytes
   computed here.
 """
 import json
@@ -28,7 +28,7 @@ from stb_py import Stb  # noqa: E402
 failures = []
 
 # docs/format.md, "Tensor types": type id, bytes per 32 x 64 tile.
-FORMAT = {"b1g": (4, 320), "nm48": (8, 480)}
+FORMAT = {"b1g": (4, 320), "nm48": (8, 512)}
 F32, F16 = 0, 1
 STD = 0.02
 
@@ -63,15 +63,12 @@ def check_b1g(s, name):
 def check_nm48(s, name):
     t = s.tensors[name]
     start = s.data_offset + t["offset"]
-    tiles = np.frombuffer(s.raw[start:start + t["nbytes"]], dtype=np.uint8).reshape(-1, 480)
-    codes = tiles[:, :32 * 7].reshape(-1, 7)  # one row's 56-bit code stream
-    v = np.zeros(len(codes), dtype=np.uint64)
-    for k in range(7):
-        v |= codes[:, k].astype(np.uint64) << np.uint64(8 * k)
-    allc = np.stack([(v >> np.uint64(7 * g)) & np.uint64(127) for g in range(8)]).ravel()
-    check(int(allc.max()) < math.comb(8, 4), f"{name}: pattern code {int(allc.max())} >= C(8,4)")
-    check(len(np.unique(allc)) == math.comb(8, 4), f"{name}: only {len(np.unique(allc))} of 70 codes used")
-    scales = tiles[:, 32 * 11:].copy().view(np.float16).astype(np.float32).reshape(-1, 2, 32)
+    tiles = np.frombuffer(s.raw[start:start + t["nbytes"]], dtype=np.uint8).reshape(-1, 512)
+    allc = tiles[:, :256].ravel()  # one kept mask byte per row and 8 columns
+    pop = np.unpackbits(allc).reshape(-1, 8).sum(-1)
+    check(bool((pop == 4).all()), f"{name}: {int((pop != 4).sum())} groups do not keep 4 of 8")
+    check(len(np.unique(allc)) == math.comb(8, 4), f"{name}: only {len(np.unique(allc))} of 70 patterns used")
+    scales = tiles[:, 32 * 12:].copy().view(np.float16).astype(np.float32).reshape(-1, 2, 32)
     alpha, mu = scales[:, 0], scales[:, 1]
     check(float(alpha.min()) > 0 and float(alpha.max()) <= 1.25 * STD * 1.001, f"{name}: alpha out of range")
     check(float(np.abs(mu).max()) <= 0.1 * STD * 1.001, f"{name}: mu out of range")

@@ -1,6 +1,6 @@
 /* Packed binary types, library level:
- *  - N:M pattern codes: colexicographic ranks, the worked examples of
- *    docs/format.md, code <-> mask inverses, invalid codes decode to 0;
+ *  - N:M pattern codes: the code is the kept mask, code <-> mask inverses,
+ *    codes without exactly N bits decode to 0;
  *  - for every type and ragged valid shapes (rows 32..224, cols 64..640),
  *    random decompositions: pack -> bytes equal to the type's size, every
  *    dequantized value bit-exact to the decomposition's value, through the
@@ -70,46 +70,30 @@ static uint32_t binom(int n, int k)
 
 static void test_nm_codes(void)
 {
-    static const uint32_t nm24_masks[6] = {0x3, 0x5, 0x6, 0x9, 0xA, 0xC}; /* docs/format.md */
-    for (int c = 0; c < 6; c++)
-        CHECK(bllm_nm_code_mask(BLLM_TYPE_NM24, (uint32_t)c) == nm24_masks[c], "2:4 code %d mask 0x%x", c,
-              bllm_nm_code_mask(BLLM_TYPE_NM24, (uint32_t)c));
-    CHECK(bllm_nm_code_mask(BLLM_TYPE_NM24, 6) == 0 && bllm_nm_code_mask(BLLM_TYPE_NM24, 7) == 0,
-          "invalid 2:4 codes must decode to 0");
-    CHECK(bllm_nm_mask_code(BLLM_TYPE_NM24, 0xA) == 4, "2:4 {1,3} must be code 4");
-    CHECK(bllm_nm_mask_code(BLLM_TYPE_NM48, (1u << 1) | (1u << 2) | (1u << 5) | (1u << 7)) == 47,
-          "4:8 {1,2,5,7} must be code 47");
+    CHECK(bllm_nm_mask_code(BLLM_TYPE_NM24, 0xA) == 0xA, "2:4 {1,3} must be code 0xA (the mask itself)");
+    CHECK(bllm_nm_code_mask(BLLM_TYPE_NM24, 0x7) == 0 && bllm_nm_code_mask(BLLM_TYPE_NM24, 0x1) == 0,
+          "2:4 codes without 2 bits set must decode to 0");
     for (int t = 0; t < N_PACKED; t++) {
         bllm_type type = packed_types[t];
         int n, m, b;
         if (!bllm_nm_params(type, &n, &m, &b))
             continue;
-        uint32_t count = binom(m, n);
-        CHECK((1u << (b - 1)) < count && count <= (1u << b), "%s: %u sets need %d bits", bllm_type_name(type),
-              count, b);
-        uint32_t prev = 0;
-        for (uint32_t code = 0; code < (1u << b); code++) {
+        CHECK(b == m, "%s: a %d-bit code for %d columns", bllm_type_name(type), b, m);
+        uint32_t valid = 0;
+        for (uint32_t code = 0; code < 2u << m; code++) {
             uint32_t mask = bllm_nm_code_mask(type, code);
-            if (code >= count) {
-                CHECK(mask == 0, "%s: invalid code %u decodes to 0x%x", bllm_type_name(type), code, mask);
+            if (code >> m || __builtin_popcount(code) != n) {
+                CHECK(mask == 0, "%s: invalid code 0x%x decodes to 0x%x", bllm_type_name(type), code, mask);
+                CHECK(bllm_nm_mask_code(type, code) == -1, "%s: mask 0x%x is not a pattern", bllm_type_name(type),
+                      code);
                 continue;
             }
-            CHECK(__builtin_popcount(mask) == n && mask >> m == 0, "%s code %u mask 0x%x", bllm_type_name(type),
-                  code, mask);
-            CHECK(bllm_nm_mask_code(type, mask) == (int)code, "%s code %u round trip", bllm_type_name(type), code);
-            /* colex order: as numbers, masks with the same popcount in colex
-             * order are increasing */
-            CHECK(code == 0 || mask > prev, "%s: code %u is not in colex order", bllm_type_name(type), code);
-            /* the rank formula */
-            uint32_t rank = 0;
-            for (int p = 0, i = 0; p < m; p++)
-                if (mask >> p & 1)
-                    rank += binom(p, ++i);
-            CHECK(rank == code, "%s: mask 0x%x has colex rank %u, code %u", bllm_type_name(type), mask, rank, code);
-            prev = mask;
+            valid++;
+            CHECK(mask == code, "%s code 0x%x mask 0x%x", bllm_type_name(type), code, mask);
+            CHECK(bllm_nm_mask_code(type, mask) == (int)code, "%s code 0x%x round trip", bllm_type_name(type), code);
         }
-        CHECK(bllm_nm_mask_code(type, 0x1) == (n == 1 ? 0 : -1), "%s: a mask with 1 bit is not a pattern",
-              bllm_type_name(type));
+        CHECK(valid == binom(m, n), "%s: %u valid codes, C(%d, %d) = %u", bllm_type_name(type), valid, m, n,
+              binom(m, n));
     }
 }
 
@@ -224,28 +208,20 @@ static float doc_value(bllm_type type, const uint8_t *w, const bllm_pb8_salient 
         return doc_sign(tile, j, cc) ? gh : -gh;
     }
     default: {
-        int n, m, b;
-        bllm_nm_params(type, &n, &m, &b);
-        int cb = (64 / m) * b / 8, sb = (64 / m) * n / 8;
-        const uint8_t *tile = w + (size_t)(32 * (cb + sb) + 128) * t;
-        int k = cc / m, p = cc % m;
-        int code = doc_stream_bits(tile + j * cb, k * b, b);
-        if ((uint32_t)code >= binom(m, n))
+        /* docs/format.md: row j's kept mask is 8 bytes at 8 j, its kept signs
+         * sb bytes at 256 + sb j; the i-th kept column of the row (counting
+         * from column 0) takes sign bit i */
+        int n, m;
+        bllm_nm_params(type, &n, &m, NULL);
+        int sb = (64 / m) * n / 8;
+        const uint8_t *tile = w + (size_t)(32 * (8 + sb) + 128) * t;
+        if (!doc_stream_bits(tile + 8 * j, cc, 1))
             return 0.0f;
-        /* unrank: largest p_i with C(p_i, i+1) <= rest, from i = n-1 down */
-        uint32_t rest = (uint32_t)code, mask = 0;
-        for (int i = n - 1; i >= 0; i--) {
-            int pi = i;
-            while (binom(pi + 1, i + 1) <= rest)
-                pi++;
-            rest -= binom(pi, i + 1);
-            mask |= 1u << pi;
-        }
-        if (!(mask >> p & 1))
-            return 0.0f;
-        int idx = __builtin_popcount(mask & ((1u << p) - 1));
-        int s = doc_stream_bits(tile + 32 * cb + j * sb, k * n + idx, 1);
-        float a = f16at(tile + 32 * (cb + sb) + 2 * j), mu = f16at(tile + 32 * (cb + sb) + 64 + 2 * j);
+        int idx = 0;
+        for (int q = 0; q < cc; q++)
+            idx += doc_stream_bits(tile + 8 * j, q, 1);
+        int s = idx < 8 * sb ? doc_stream_bits(tile + 256 + j * sb, idx, 1) : 0;
+        float a = f16at(tile + 32 * (8 + sb) + 2 * j), mu = f16at(tile + 32 * (8 + sb) + 64 + 2 * j);
         return mu + (s ? a : -a);
     }
     }
@@ -442,8 +418,8 @@ static void test_refusals(void)
     for (size_t i = 0; i < 32 * 64; i++)
         d.mask[i] = (i % 4) < 2;
     d.mask[4 * 3 + 2] = 1; /* row 0 group 3 keeps 3 */
-    uint8_t nbuf[448];
-    CHECK(bllm_binary_pack(&d, nbuf, 448) == BLLM_ERR_ARG && msg_has("columns 12..15 keep 3"),
+    uint8_t nbuf[512];
+    CHECK(bllm_binary_pack(&d, nbuf, 512) == BLLM_ERR_ARG && msg_has("columns 12..15 keep 3"),
           "3 kept of 4 accepted: %s", bllm_last_error());
     bllm_binary_decomp_free(&d);
 

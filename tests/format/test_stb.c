@@ -226,6 +226,15 @@ static void m_bad_type(unsigned char *b, size_t *n)
     memcpy(dir_entry(b, "b"), &t, 4);
     rehash(b);
 }
+/* .stb version 1 stored N:M tensors as pattern codes (docs/format.md) */
+static void m_v1_nm(unsigned char *b, size_t *n)
+{
+    (void)n;
+    uint32_t v = 1, t = BLLM_TYPE_NM48;
+    memcpy(b + 8, &v, 4);
+    memcpy(dir_entry(b, "b"), &t, 4);
+    rehash(b);
+}
 static void m_index_flip(unsigned char *b, size_t *n) { (void)n; b[BLLM_STB_HEADER_BYTES + 3] ^= 0x40; }
 static void m_data_flip(unsigned char *b, size_t *n) { b[*n - 1] ^= 0x01; }
 static void m_counts(unsigned char *b, size_t *n)
@@ -281,6 +290,14 @@ int main(void)
         expect_refused(g, len, "corrupt metadata byte", m_index_flip, BLLM_ERR_CHECKSUM, "checksum", false);
         expect_refused(g, len, "corrupt tensor byte (verify)", m_data_flip, BLLM_ERR_CHECKSUM, "c.weight", true);
         expect_refused(g, len, "absurd tensor count", m_counts, BLLM_ERR_FORMAT, "cannot fit", false);
+        expect_refused(g, len, "N:M tensor in a version 1 file", m_v1_nm, BLLM_ERR_UNSUPPORTED, "quantize the model again",
+                       false);
+        /* version 1 files without N:M tensors still load */
+        g[8] = 1;
+        char v1[300];
+        path_of(v1, sizeof v1, "v1.stb");
+        spit(v1, g, len);
+        test_round_trip(v1, a, b, c);
         free(g);
     }
     bllm_stb_file *f;

@@ -448,9 +448,13 @@ typedef struct {
     int bad_float, bad_lut, bad_exact;
 } packed_stats;
 
+/* corrupt (N:M only): after packing, random rows get random kept masks (a
+ * damaged file: groups keeping other than N of M); the values to expect
+ * are then those bllm_binary_unpack reads from the bytes, the i-th kept
+ * column of a row taking kept-sign bit i (docs/format.md). */
 static void test_packed_case(const bllm_kernel_set *scalar, const bllm_kernel_set *lut,
                              const bllm_kernel_set *flt, bllm_type ty, int rows, int cols, int n_tok,
-                             packed_stats *st)
+                             int corrupt, packed_stats *st)
 {
     bllm_binary_decomp d;
     if (bllm_binary_decomp_init(&d, ty, rows, cols) != BLLM_OK) {
@@ -469,6 +473,22 @@ static void test_packed_case(const bllm_kernel_set *scalar, const bllm_kernel_se
         free(wbuf);
         bllm_binary_decomp_free(&d);
         return;
+    }
+    if (corrupt) {
+        int sb = (int)(bllm_type_tensor_bytes(ty, 32, 64) - 128) / 32 - 8;
+        size_t tile_bytes = 32u * (8 + (size_t)sb) + 128;
+        for (int k = 0; k < 24; k++) {
+            uint8_t *row = (uint8_t *)w + (size_t)rng_int(rows / 32 * (cols / 64)) * tile_bytes + 8 * rng_int(32);
+            for (int b = 0; b < 8; b++)
+                row[b] = (uint8_t)rng_next();
+        }
+        bllm_binary_decomp_free(&d);
+        if (bllm_binary_unpack(ty, w, nbytes, NULL, rows, cols, &d) != BLLM_OK) {
+            printf("FAIL: unpack of the corrupted %s: %s\n", bllm_type_name(ty), bllm_last_error());
+            failures++;
+            free(wbuf);
+            return;
+        }
     }
     float *xbuf = malloc(((size_t)n_tok * cols + 1) * sizeof *xbuf);
     float *x = xbuf + shift;
@@ -598,9 +618,12 @@ static void test_packed(const bllm_kernel_set *lut, const bllm_kernel_set *flt)
             for (size_t n = 0; n < sizeof toks / sizeof *toks; n++) {
                 if (shapes[s][1] >= 1536 && toks[n] > 3 && toks[n] != 17)
                     continue; /* keep the emulated run short */
-                test_packed_case(bllm_kernels_scalar(), lut, flt, ty, shapes[s][0], shapes[s][1], toks[n],
+                test_packed_case(bllm_kernels_scalar(), lut, flt, ty, shapes[s][0], shapes[s][1], toks[n], 0,
                                  &st);
             }
+        if (ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68)
+            for (int n = 0; n < 3; n++)
+                test_packed_case(bllm_kernels_scalar(), lut, flt, ty, 96, 192, toks[n], 1, &st);
         checks += 3;
         printf("%-6s scalar vs double %s | neon-float max %.2e vs scalar, %.2e vs double %s | "
                "neon exact vs int8 ref, vs scalar max %.2e mean %.2e, max err/bound %.2f %s\n",
