@@ -590,14 +590,15 @@ INLINE void flt_cols(const __m256i *X, const uint8_t *tab, __m256 a[4])
 static const uint8_t nm_slot[32] = {0,  1,  4,  5,  8,  9,  12, 13, 16, 17, 20, 21, 24, 25, 28, 29,
                                     2,  3,  6,  7,  10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
 
-/* 32 64-bit words (in slot order) -> X[p] = byte p of each word, p = 0..7. */
-INLINE void transpose32x8(const uint64_t *w, __m256i X[8])
+/* 32 64-bit words -> X[p] = byte p of each word, p = 0..7. W[i] holds the
+ * words of slots 4i..4i+3 (rows 2i, 2i+1 | 16+2i, 17+2i). */
+INLINE void transpose32x8_v(const __m256i W[8], __m256i X[8])
 {
     const __m256i ctl = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15, 0, 8, 1, 9, 2,
                                          10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
     __m256i A[8], B[8], C[8];
     for (int i = 0; i < 8; i++)
-        A[i] = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(w + 4 * i)), ctl);
+        A[i] = _mm256_shuffle_epi8(W[i], ctl);
     for (int i = 0; i < 4; i++) {
         B[2 * i] = _mm256_unpacklo_epi16(A[2 * i], A[2 * i + 1]);     /* bytes 0-3 */
         B[2 * i + 1] = _mm256_unpackhi_epi16(A[2 * i], A[2 * i + 1]); /* bytes 4-7 */
@@ -622,12 +623,29 @@ INLINE uint64_t ld64(const uint8_t *p)
     return v;
 }
 
+/* Words stored in slot order (the decoded kept signs). */
+INLINE void transpose32x8(const uint64_t *w, __m256i X[8])
+{
+    __m256i W[8];
+    for (int i = 0; i < 8; i++)
+        W[i] = _mm256_load_si256((const __m256i *)(w + 4 * i));
+    transpose32x8_v(W, X);
+}
+
+/* A tile's kept masks, read in place (row j at 8 j): no copy, no decode. */
+INLINE void transpose_masks(const uint8_t *tile, __m256i X[8])
+{
+    __m256i W[8];
+    for (int i = 0; i < 8; i++)
+        W[i] = _mm256_loadu2_m128i((const __m128i *)(tile + 8 * (16 + 2 * i)), (const __m128i *)(tile + 16 * i));
+    transpose32x8_v(W, X);
+}
+
 /* Decode slot quads a0..a1-1 of one N:M tile (quad a = rows 2a, 2a+1,
  * 16+2a, 17+2a, which the transpose wants at slots 4a..4a+3) into 64-bit
- * kept masks mw and kept signs sw (bit c = column c of the tile). Reads 8
- * bytes from a row's signs, always inside the tile, and keeps the row's
- * 8 sb bits of them. */
-INLINE void nm_decode_rows(bllm_type ty, const uint8_t *tile, int a0, int a1, uint64_t *mw, uint64_t *sw)
+ * kept signs sw (bit c = column c of the tile). Reads 8 bytes from a row's
+ * signs, always inside the tile, and keeps the row's 8 sb bits of them. */
+INLINE void nm_decode_rows(bllm_type ty, const uint8_t *tile, int a0, int a1, uint64_t *sw)
 {
     const tile_layout L = layout_of(ty);
     const uint64_t smask = ~0ull >> (64 - 8 * L.sb);
@@ -636,18 +654,25 @@ INLINE void nm_decode_rows(bllm_type ty, const uint8_t *tile, int a0, int a1, ui
     for (int a = a0; a < a1; a++)
         for (int i = 0; i < 4; i++) {
             int j = 2 * a + row_of[i];
-            uint64_t m = ld64(tile + 8 * j);
-            mw[4 * a + i] = m;
-            sw[4 * a + i] = _pdep_u64(ld64(tile + L.ksigns + j * L.sb) & smask, m);
+            const uint8_t *sg = tile + L.ksigns + j * L.sb;
+            uint64_t signs;
+            if (L.sb == 4) { /* a 32-bit load needs no masking */
+                uint32_t s32;
+                memcpy(&s32, sg, 4);
+                signs = s32;
+            } else {
+                signs = ld64(sg) & smask;
+            }
+            sw[4 * a + i] = _pdep_u64(signs, ld64(tile + 8 * j));
         }
 }
 
 /* Decode one N:M tile into mask columns X and kept-sign columns Y. */
 INLINE void nm_decode(bllm_type ty, const uint8_t *tile, __m256i X[8], __m256i Y[8])
 {
-    uint64_t mw[32] __attribute__((aligned(32))), sw[32] __attribute__((aligned(32)));
-    nm_decode_rows(ty, tile, 0, 8, mw, sw);
-    transpose32x8(mw, X);
+    uint64_t sw[32] __attribute__((aligned(32)));
+    nm_decode_rows(ty, tile, 0, 8, sw);
+    transpose_masks(tile, X);
     transpose32x8(sw, Y);
 }
 
@@ -789,20 +814,21 @@ INLINE void tg_token(bllm_type ty, int path, const tg_weights *W, const gprep *G
 /* ------------------------------------------------- N:M GEMV, pipelined */
 
 /* One token, LUT path, N:M: the tiles of row tiles rt0..rt1-1, groups
- * g0..g0+ng-1, as one stream. The scalar decode of the next tile (4 rows
- * per quad pair) is interleaved with the vector lookups of this one so the
- * two run side by side, and the transposes read words stored a whole tile
- * earlier (no store-forwarding stall). Both planes share the table loads.
+ * g0..g0+ng-1, as one stream. The scalar decode of the next tile's kept
+ * signs (4 rows per quad pair) is interleaved with the vector lookups of
+ * this one so the two run side by side, and the sign transpose reads words
+ * stored a whole tile earlier (no store-forwarding stall); the masks are
+ * transposed straight from the tile. Both planes share the table loads.
  * acc_out[rt - rt0][32] receives each row tile's sums. */
 INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int rt1, int g0, int ng,
                         const gprep *gp, const uint8_t *tab, float *acc_out)
 {
     const tile_layout L = layout_of(ty);
     const __m256i m4 = _mm256_set1_epi8(15);
-    uint64_t words[2][2][32] __attribute__((aligned(32)));
+    uint64_t words[2][32] __attribute__((aligned(32))); /* kept signs: this tile's, the next's */
     const size_t row_stride = (size_t)ngrp * L.tile_bytes;
     const uint8_t *first = wb + (size_t)rt0 * row_stride + (size_t)g0 * L.tile_bytes;
-    nm_decode_rows(ty, first, 0, 8, words[0][0], words[0][1]);
+    nm_decode_rows(ty, first, 0, 8, words[0]);
     int cur = 0;
     for (int rt = rt0; rt < rt1; rt++) {
         const uint8_t *tile = wb + (size_t)rt * row_stride + (size_t)g0 * L.tile_bytes;
@@ -816,8 +842,8 @@ INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int 
             for (int b = 0; b < L.tile_bytes; b += 64)
                 _mm_prefetch((const char *)tile + PFD * L.tile_bytes + b, _MM_HINT_T0);
             __m256i X[8], Y[8];
-            transpose32x8(words[cur][0], X);
-            transpose32x8(words[cur][1], Y);
+            transpose_masks(tile, X);
+            transpose32x8(words[cur], Y);
             const uint8_t *T = tab + (size_t)g * TAB_LUT_DUP;
             __m256i A1 = _mm256_setzero_si256(), B1 = A1, H1 = A1, A2 = A1, B2 = A1, H2 = A1;
 #pragma GCC unroll 8
@@ -838,7 +864,7 @@ INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int 
                 H2 = _mm256_add_epi8(H2, _mm256_shuffle_epi8(h0, xl));
                 H2 = _mm256_add_epi8(H2, _mm256_shuffle_epi8(h1, xh));
                 if (next)
-                    nm_decode_rows(ty, next, p, p + 1, words[cur ^ 1][0], words[cur ^ 1][1]);
+                    nm_decode_rows(ty, next, p, p + 1, words[cur ^ 1]);
             }
             __m256 u[4], v[4], a1[4], mu[4];
             lut_finish(A1, B1, H1, u); /* sum U[m & s] */
