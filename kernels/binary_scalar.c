@@ -72,18 +72,6 @@ DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
 /* Groups per row at most: columns are u16 (docs/format.md, cols <= 65536). */
 #define SALIENT_MAX_GROUPS (65536 / BLLM_GROUP)
 
-/* The b1g value of sign bit `bit`: +alpha for 1, -alpha for 0, as a sign-bit
- * xor (the same bits as bit ? alpha : -alpha, which compiles to a branch that
- * mispredicts half the time on random signs). */
-static inline float b1g_signed(float alpha, unsigned bit)
-{
-    uint32_t u;
-    memcpy(&u, &alpha, 4);
-    u ^= (uint32_t)(bit ^ 1u) << 31;
-    memcpy(&alpha, &u, 4);
-    return alpha;
-}
-
 void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
                          int rows, int r0, int r1)
 {
@@ -115,7 +103,7 @@ void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8
                 for (int e = 0; e < ne; e++) {
                     int c = s->col[ec + e], g = c / 64, cc = c % 64;
                     unsigned bit = tiles[(size_t)g * 320 + 16 * (cc / 4) + (j & 15)] >> ((j >> 4) * 4 + (cc & 3)) & 1;
-                    d[e] = (float)s->val[ec + e] * scale - b1g_signed(alpha[g], bit);
+                    d[e] = (float)s->val[ec + e] * scale - bllm_b1g_signed(alpha[g], bit);
                 }
                 for (int t = 0; t < nt; t++) {
                     const float *xt = x + (size_t)(t0 + t) * cols;

@@ -5,6 +5,9 @@
 #ifndef BLLM_BINARY_SCALAR_H
 #define BLLM_BINARY_SCALAR_H
 
+#include <stdint.h>
+#include <string.h>
+
 #include "kernels/kernels.h"
 
 void bllm_matmul_b1_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
@@ -19,5 +22,17 @@ void bllm_matmul_onebit_scalar(float *y, const float *x, const void *w, int n_to
                                int r1);
 /* pb8: the b1g part only (bllm_salient_matvec adds the salient part). */
 void bllm_matmul_pb8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+
+/* The b1g value of sign bit `bit`: +alpha for 1, -alpha for 0, as a sign-bit
+ * xor (the same bits as bit ? alpha : -alpha, which compiles to a branch that
+ * mispredicts half the time on random signs). */
+static inline float bllm_b1g_signed(float alpha, unsigned bit)
+{
+    uint32_t u;
+    memcpy(&u, &alpha, 4);
+    u ^= (uint32_t)(bit ^ 1u) << 31;
+    memcpy(&alpha, &u, 4);
+    return alpha;
+}
 
 #endif

@@ -59,6 +59,7 @@
 #include "kernels/binary_scalar.h"
 #include "kernels/binary_simd.h"
 #include "kernels/kernels.h"
+#include "kernels/thread_scratch.h"
 #include "runtime/binary.h"
 
 /* Preset by tests/kernels/binary_avx512_emu.c, which runs the AVX-512 parts
@@ -115,35 +116,6 @@ INLINE tile_layout layout_of(bllm_type ty)
 }
 
 INLINE int is_nm(bllm_type ty) { return ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68; }
-
-/* --------------------------------------------------------- scratch memory */
-
-/* One growing buffer per thread, reused call after call (a pool's workers
- * live as long as the pool); a thread-specific key frees it when the thread
- * exits. */
-static _Thread_local void *scratch_buf;
-static _Thread_local size_t scratch_cap;
-static pthread_key_t scratch_key;
-static int scratch_key_ok;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, free) == 0; }
-
-static void *scratch(size_t bytes)
-{
-    if (bytes > scratch_cap) {
-        pthread_once(&scratch_once, scratch_key_init);
-        free(scratch_buf);
-        scratch_cap = 0;
-        scratch_buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        if (scratch_key_ok)
-            pthread_setspecific(scratch_key, scratch_buf);
-        if (!scratch_buf)
-            return NULL;
-        scratch_cap = bytes;
-    }
-    return scratch_buf;
-}
 
 /* ------------------------------------------------- activation preparation */
 

@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/binary_scalar.h"
 #include "kernels/kernels.h"
+#include "kernels/thread_scratch.h"
 #include "runtime/binary.h"
 
 void bllm_salient_matvec_avx2(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok,
@@ -39,36 +41,6 @@ void bllm_salient_matvec_avx2(float *y, const float *x, const void *w, const bll
 /* Entries per chunk, a multiple of 8; rows with more (only rows of more
  * than 5120 columns at 10% salient) take several. */
 #define E_CHUNK 512
-
-/* ------------------------------------------------------- scratch memory */
-
-/* The decoded tile row: one growing buffer per thread, reused call after
- * call (as kernels/binary_x86.h does); freed when the thread exits. */
-static _Thread_local void *scratch_buf;
-static _Thread_local size_t scratch_cap;
-static pthread_key_t scratch_key;
-static int scratch_key_ok;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, free) == 0; }
-
-static void *scratch(size_t bytes)
-{
-    if (bytes > scratch_cap) {
-        pthread_once(&scratch_once, scratch_key_init);
-        free(scratch_buf);
-        scratch_cap = 0;
-        bytes = (bytes + 63) & ~(size_t)63;
-        scratch_buf = aligned_alloc(64, bytes);
-        if (scratch_key_ok)
-            pthread_setspecific(scratch_key, scratch_buf);
-        if (!scratch_buf)
-            return NULL;
-        memset(scratch_buf, 0, bytes); /* the table pads are read (never used): keep them defined */
-        scratch_cap = bytes;
-    }
-    return scratch_buf;
-}
 
 /* ------------------------------------------------- tile row decoding */
 
@@ -139,16 +111,6 @@ typedef struct {
     float scale;
 } row_ctx;
 
-/* The b1g value of sign bit `bit`, as the reference computes it. */
-static inline float b1g_signed(float alpha, unsigned bit)
-{
-    uint32_t u;
-    memcpy(&u, &alpha, 4);
-    u ^= (uint32_t)(bit ^ 1u) << 31;
-    memcpy(&alpha, &u, 4);
-    return alpha;
-}
-
 /* deltas8 lane by lane, for entries spread over more than 4 groups (rare,
  * and kept out of line so the common path keeps its registers). */
 __attribute__((noinline, cold)) static __m256 deltas8_spread(const row_ctx *rc, const uint16_t *c, const int8_t *q)
@@ -157,7 +119,7 @@ __attribute__((noinline, cold)) static __m256 deltas8_spread(const row_ctx *rc, 
     for (int l = 0; l < 8; l++) {
         int g = c[l] >> 6;
         unsigned bit = (unsigned)(rc->mask[g] >> (c[l] & 63)) & 1;
-        d[l] = (float)q[l] * rc->scale - b1g_signed(rc->alpha[g], bit);
+        d[l] = (float)q[l] * rc->scale - bllm_b1g_signed(rc->alpha[g], bit);
     }
     return _mm256_load_ps(d);
 }

@@ -17,16 +17,8 @@
 #include "kernels/kernels.h"
 #include "runtime/binary.h"
 
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
-static double rng_unif(void) { return (double)(rng_next() >> 11) * 0x1p-53; }
+#define TEST_RNG_SEED 0x243f6a8885a308d3ull
+#include "tests/test_rng.h"
 static float rng_normal(void)
 {
     double u1 = rng_unif() + 0x1p-60, u2 = rng_unif();

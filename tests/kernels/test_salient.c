@@ -27,16 +27,7 @@
 
 static int failures, checks;
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
-static double rng_unif(void) { return (double)(rng_next() >> 11) * 0x1p-53; }
+#include "tests/test_rng.h"
 
 /* A random fp16 value of varied size, sometimes negative or zero. */
 static uint16_t rng_f16(void)

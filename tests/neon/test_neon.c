@@ -39,20 +39,7 @@
 static int failures;
 static int checks;
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng_next(void)
-{
-    /* splitmix64: fixed seed, so a failure reproduces */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static float rng_uniform(void) /* [-1, 1) */
-{
-    return (float)((double)(rng_next() >> 11) * 0x1p-52 - 1.0);
-}
-static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
+#include "tests/test_rng.h"
 
 static float bits_f32(uint32_t u)
 {
