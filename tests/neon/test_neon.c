@@ -1,13 +1,8 @@
 /* The aarch64 kernel sets against the scalar reference, run under qemu-user
  * (tests/neon/meson.build cross-builds this file with the kernel layer only).
  *
- * Float types, same rules as tests/kernels/test_kernels.c: an f32 sum of n
- * products reordered (vector lanes, FMA, column blocks) differs from the plain
- * order by at most ~2*n*2^-24*sum|w||x| and typically ~sqrt(n)*2^-24*sum|w||x|;
- * we allow TOL = 1e-5 * sum|w||x|, while a dropped, doubled or misconverted
- * weight costs ~1/cols of it, orders of magnitude more. Products in the f32
- * subnormal range may each add an absolute 2^-149. Outputs outside the
- * requested rows must stay bit-for-bit untouched.
+ * Float types: the checks and tolerance of tests/test_float_kernels.h, as
+ * for the x86 sets.
  *
  * Packed binary types (random decompositions packed by runtime/binary.c,
  * shapes of 1..3 row tiles and 1..24 column groups, 1..17 tokens so token
@@ -34,262 +29,7 @@
 #include "kernels/kernels.h"
 #include "runtime/binary.h"
 
-#define TOL 1e-5
-
-static int failures;
-static int checks;
-
-#include "tests/test_rng.h"
-
-static float bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* A weight of the given float type as stored, plus its exact f32 value:
- * mostly uniform values of varied scale, some random bit patterns so that
- * subnormals and large exponents of the 16-bit types get exercised. */
-static float gen_weight(bllm_type ty, void *dst, size_t i)
-{
-    float v = rng_uniform() * (rng_int(4) == 0 ? 100.0f : 1.0f);
-    if (ty == BLLM_TYPE_F32) {
-        if (rng_int(20) == 0)
-            v = bits_f32((uint32_t)rng_int(0x800000) | (rng_int(2) ? 0x80000000u : 0));
-        ((float *)dst)[i] = v;
-        return v;
-    }
-    uint16_t h;
-    if (ty == BLLM_TYPE_F16) {
-        h = bllm_f32_to_f16(v);
-        if (rng_int(10) == 0) {
-            do
-                h = (uint16_t)rng_next();
-            while ((h & 0x7c00) == 0x7c00);
-        }
-        ((uint16_t *)dst)[i] = h;
-        return bllm_f16_to_f32(h);
-    }
-    h = bllm_f32_to_bf16(v);
-    if (rng_int(10) == 0) {
-        uint32_t e = rng_int(8) == 0 ? 0 : (uint32_t)(97 + rng_int(41));
-        h = (uint16_t)((rng_next() & 0x807f) | (e << 7));
-    }
-    ((uint16_t *)dst)[i] = h;
-    return bllm_bf16_to_f32(h);
-}
-
-static const uint32_t SENTINEL = 0x7fc0beefu; /* a NaN no kernel produces */
-
-static void fill_sentinel(float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        memcpy(&y[i], &SENTINEL, 4);
-}
-
-static int is_sentinel(const float *v)
-{
-    uint32_t u;
-    memcpy(&u, v, 4);
-    return u == SENTINEL;
-}
-
-/* Run set on rows r0..r1 and compare with the scalar output yref and with a
- * double sum over the exact weights wf; track max errors relative to
- * sum|w||x|. */
-static void check_float(const bllm_kernel_set *set, bllm_type ty, int n_tok, int rows, int cols,
-                        int r0, int r1, const void *w, const float *wf, const float *x,
-                        const float *yref, double *max_vs_scalar, double *max_vs_double, int *bad)
-{
-    size_t ny = (size_t)n_tok * rows;
-    float *y = malloc((ny + 1) * sizeof *y);
-    fill_sentinel(y, ny + 1);
-    set->matmul[ty](y, x, w, n_tok, cols, rows, r0, r1);
-    for (int t = 0; t < n_tok; t++) {
-        for (int r = 0; r < rows; r++) {
-            const float *out = &y[(size_t)t * rows + r];
-            if (r < r0 || r >= r1) {
-                if (!is_sentinel(out)) {
-                    if (*bad < 5)
-                        printf("  FAIL %s %s: wrote y[t=%d][r=%d] outside rows [%d,%d)\n",
-                               set->name, bllm_type_name(ty), t, r, r0, r1);
-                    (*bad)++;
-                }
-                continue;
-            }
-            double exact = 0, mag = 0;
-            for (int c = 0; c < cols; c++) {
-                double p = (double)wf[(size_t)r * cols + c] * x[(size_t)t * cols + c];
-                exact += p;
-                mag += fabs(p);
-            }
-            double scale = mag + (cols + 1) * 0x1p-149 / TOL;
-            double e_d = fabs(*out - exact) / scale;
-            double e_s = yref ? fabs(*out - yref[(size_t)t * rows + r]) / scale : 0;
-            if (!(e_d <= TOL) || !(e_s <= TOL)) {
-                if (*bad < 5)
-                    printf("  FAIL %s %s: y[t=%d][r=%d] = %.9g, scalar %.9g, exact %.9g "
-                           "(sum|wx| %.3g)\n",
-                           set->name, bllm_type_name(ty), t, r, *out,
-                           yref ? yref[(size_t)t * rows + r] : NAN, exact, mag);
-                (*bad)++;
-            }
-            if (!(e_d <= *max_vs_double))
-                *max_vs_double = e_d;
-            if (!(e_s <= *max_vs_scalar))
-                *max_vs_scalar = e_s;
-        }
-    }
-    if (!is_sentinel(&y[ny])) {
-        printf("  FAIL %s %s: wrote past the end of y\n", set->name, bllm_type_name(ty));
-        (*bad)++;
-    }
-    free(y);
-}
-
-/* Ragged shapes around the vector widths (4 f32, 8 f16 per q-register) and
- * the tile sizes (4 rows, 4 tokens), plus a Llama width and one above
- * GEMM_KC (1024) so the column blocking runs. Smaller than the x86 test's
- * list: everything here runs under emulation. */
-static void test_float(const bllm_kernel_set *const *sets, int n_sets)
-{
-    static const int rows_list[] = {1, 3, 7, 9, 64, 67};
-    static const int cols_list[] = {1, 3, 4, 7, 17, 64, 100, 576, 1537};
-    static const int tok_list[] = {1, 2, 4, 5, 9};
-    const bllm_type types[] = {BLLM_TYPE_F32, BLLM_TYPE_F16, BLLM_TYPE_BF16};
-    const int nr = sizeof rows_list / sizeof *rows_list;
-    const int nc = sizeof cols_list / sizeof *cols_list;
-    const int nt = sizeof tok_list / sizeof *tok_list;
-
-    for (int ti = 0; ti < 3; ti++) {
-        bllm_type ty = types[ti];
-        size_t es = ty == BLLM_TYPE_F32 ? 4 : 2;
-        double mx_s[4] = {0}, mx_d[4] = {0};
-        int bad[4] = {0}, cases = 0;
-        for (int ri = 0; ri < nr; ri++)
-            for (int ci = 0; ci < nc; ci++)
-                for (int ki = 0; ki < nt; ki++) {
-                    int rows = rows_list[ri], cols = cols_list[ci], n_tok = tok_list[ki];
-                    /* odd cases shift the buffers by one element so rows and
-                     * tokens start misaligned even where cols % 4 == 0 */
-                    int shift = (ri + ci + ki) & 1;
-                    size_t nw = (size_t)rows * cols;
-                    char *wbuf = malloc((nw + 1) * es);
-                    void *w = wbuf + shift * es;
-                    float *wf = malloc(nw * sizeof *wf);
-                    float *xbuf = malloc(((size_t)n_tok * cols + 1) * sizeof *xbuf);
-                    float *x = xbuf + shift;
-                    for (size_t i = 0; i < nw; i++)
-                        wf[i] = gen_weight(ty, w, i);
-                    for (size_t i = 0; i < (size_t)n_tok * cols; i++)
-                        x[i] = rng_uniform();
-
-                    /* full range, a random sub-range, and an empty one */
-                    int ranges[3][2] = {{0, rows}, {0, 0}, {rows / 2, rows / 2}};
-                    ranges[1][0] = rng_int(rows);
-                    ranges[1][1] = ranges[1][0] + 1 + rng_int(rows - ranges[1][0]);
-
-                    size_t ny = (size_t)n_tok * rows;
-                    float *yref = malloc(ny * sizeof *yref);
-                    int bad_before[4];
-                    memcpy(bad_before, bad, sizeof bad);
-                    for (int g = 0; g < 3; g++) {
-                        int r0 = ranges[g][0], r1 = ranges[g][1];
-                        fill_sentinel(yref, ny);
-                        sets[0]->matmul[ty](yref, x, w, n_tok, cols, rows, r0, r1);
-                        for (int s = 0; s < n_sets; s++)
-                            check_float(sets[s], ty, n_tok, rows, cols, r0, r1, w, wf, x,
-                                        s == 0 ? NULL : yref, &mx_s[s], &mx_d[s], &bad[s]);
-                    }
-                    for (int s = 0; s < n_sets; s++)
-                        if (bad[s] != bad_before[s])
-                            printf("  ^ %s %s n_tok=%d rows=%d cols=%d sub=[%d,%d)\n",
-                                   sets[s]->name, bllm_type_name(ty), n_tok, rows, cols,
-                                   ranges[1][0], ranges[1][1]);
-                    cases++;
-                    free(yref);
-                    free(wbuf);
-                    free(wf);
-                    free(xbuf);
-                }
-        for (int s = 0; s < n_sets; s++) {
-            checks++;
-            printf("%-6s %-5s %d shapes x 3 row ranges: max err/sum|wx| vs scalar %.2e, "
-                   "vs double %.2e (tol %.0e) %s\n",
-                   sets[s]->name, bllm_type_name(ty), cases, mx_s[s], mx_d[s], TOL,
-                   bad[s] ? "FAIL" : "ok");
-            if (bad[s])
-                failures++;
-        }
-    }
-}
-
-static void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets)
-{
-    static const int ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000, 4097};
-    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
-        int n = ns[k];
-        int shift = (int)(k & 1);
-        float *a = malloc((n + 2) * sizeof *a), *b = malloc((n + 2) * sizeof *b);
-        float *y0 = malloc((n + 2) * sizeof *y0), *y = malloc((n + 2) * sizeof *y);
-        float *yref = malloc((n + 2) * sizeof *yref);
-        for (int i = 0; i < n + 2; i++) {
-            a[i] = rng_uniform();
-            b[i] = rng_uniform() * 10;
-            y0[i] = rng_uniform() * 5;
-        }
-        float alpha = rng_uniform() * 3;
-        double exact = 0, mag = 0;
-        for (int i = 0; i < n; i++) {
-            exact += (double)a[shift + i] * b[shift + i];
-            mag += fabs((double)a[shift + i] * b[shift + i]);
-        }
-        double scale = mag > 0 ? mag : 1e-30;
-        float dref = sets[0]->dot_f32(a + shift, b + shift, n);
-        memcpy(yref, y0, (n + 2) * sizeof *y);
-        sets[0]->axpy_f32(yref + shift, alpha, a + shift, n);
-        for (int s = 0; s < n_sets; s++) {
-            int bad = 0;
-            float d = sets[s]->dot_f32(a + shift, b + shift, n);
-            double ed = fabs(d - exact) / scale, es = fabs(d - dref) / scale;
-            if (!(ed <= TOL) || !(es <= TOL) || (n == 0 && d != 0.0f))
-                bad++;
-            /* y + a*x rounded once (FMA) or twice: at most 2 ulp apart */
-            memcpy(y, y0, (n + 2) * sizeof *y);
-            sets[s]->axpy_f32(y + shift, alpha, a + shift, n);
-            double ea = 0;
-            for (int i = 0; i < n + 2; i++) {
-                if (i < shift || i >= shift + n) {
-                    if (memcmp(&y[i], &y0[i], 4) != 0)
-                        bad++; /* touched outside [0, n) */
-                    continue;
-                }
-                double m = fabs(y0[i]) + fabs((double)alpha * a[i]);
-                double e = fabs(y[i] - ((double)y0[i] + (double)alpha * a[i])) / (m > 0 ? m : 1e-30);
-                double e2 = fabs(y[i] - yref[i]) / (m > 0 ? m : 1e-30);
-                if (e2 > e)
-                    e = e2;
-                if (!(e <= 1e-6))
-                    bad++;
-                if (e > ea)
-                    ea = e;
-            }
-            checks++;
-            if (bad || n == 4097)
-                printf("%-6s dot  n=%-4d err/sum|ab|: vs scalar %.2e, vs double %.2e (tol %.0e); "
-                       "axpy max rel err %.2e (tol 1e-06) %s\n",
-                       sets[s]->name, n, es, ed, TOL, ea, bad ? "FAIL" : "ok");
-            if (bad)
-                failures++;
-        }
-        free(a);
-        free(b);
-        free(y0);
-        free(y);
-        free(yref);
-    }
-}
+#include "tests/test_float_kernels.h"
 
 /* ------------------------------------------------------ packed types */
 
@@ -703,8 +443,15 @@ int main(int argc, char **argv)
                 failures++;
             }
 
-    test_float(sets, n_sets);
-    test_dot_axpy(sets, n_sets);
+    /* ragged shapes around the vector widths (4 f32, 8 f16 per q-register)
+     * and the tile sizes (4 rows, 4 tokens), a Llama width and one above
+     * GEMM_KC (1024); fewer than the x86 test's: all of it is emulated */
+    static const int rows_list[] = {1, 3, 7, 9, 64, 67};
+    static const int cols_list[] = {1, 3, 4, 7, 17, 64, 100, 576, 1537};
+    static const int tok_list[] = {1, 2, 4, 5, 9};
+    static const int ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000, 4097};
+    test_float_matmuls(sets, n_sets, rows_list, 6, cols_list, 9, tok_list, 5);
+    test_dot_axpy(sets, n_sets, ns, (int)(sizeof ns / sizeof *ns), 0);
 
     /* neon-float differs from neon in the packed types only */
     const bllm_kernel_set *nf = bllm_kernels_neon_float();
