@@ -178,6 +178,20 @@ INLINE void nm_planes(bllm_type ty, const uint8_t *tile, uint8_t sp[256], uint8_
     }
 }
 
+/* The two nibble planes a tile is looked up with: its sign planes (rb2g's
+ * second, others' unused), or an N:M tile decoded into sp (kept and +1)
+ * and mp (kept). */
+INLINE void tile_planes(bllm_type ty, const tile_layout *L, const uint8_t *tile, uint8_t sp[256], uint8_t mp[256],
+                        const uint8_t **p1, const uint8_t **p2)
+{
+    if (is_nm(ty)) {
+        nm_planes(ty, tile, sp, mp);
+        *p1 = sp, *p2 = mp;
+    } else {
+        *p1 = tile + L->sign, *p2 = tile + L->sign2;
+    }
+}
+
 /* ------------------------------------------------- per-tile row scales */
 
 /* 32 fp16 values to f32 (exact). */
@@ -380,11 +394,8 @@ INLINE void matmul_f32path(bllm_type ty, float *y, const float *x, const void *w
                     acc[t][j] = vdupq_n_f32(0.0f);
             for (int g = 0; g < ngrp; g++) {
                 const uint8_t *tile = wb + ((size_t)rt * ngrp + g) * L.tile_bytes;
-                const uint8_t *p1 = tile + L.sign, *p2 = tile + L.sign2;
-                if (is_nm(ty)) {
-                    nm_planes(ty, tile, sp, mp);
-                    p1 = sp, p2 = mp;
-                }
+                const uint8_t *p1, *p2;
+                tile_planes(ty, &L, tile, sp, mp, &p1, &p2);
                 tile_scales s;
                 load_scales(ty, &L, tile, trailer, rt, &s);
                 for (int i = 0; i < 8; i++) {
@@ -616,11 +627,8 @@ INLINE void matmul_lut(bllm_type ty, float *y, const float *x, const void *w, in
                     acc[t][i] = vdupq_n_f32(0.0f);
             for (int g = 0; g < ngrp; g++) {
                 const uint8_t *tile = wb + ((size_t)rt * ngrp + g) * L.tile_bytes;
-                const uint8_t *p1 = tile + L.sign, *p2 = tile + L.sign2;
-                if (is_nm(ty)) {
-                    nm_planes(ty, tile, sp, mp);
-                    p1 = sp, p2 = mp;
-                }
+                const uint8_t *p1, *p2;
+                tile_planes(ty, &L, tile, sp, mp, &p1, &p2);
                 tile_scales s;
                 load_scales(ty, &L, tile, trailer, rt, &s);
                 const uint8_t *tp[TOKC];
