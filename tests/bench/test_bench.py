@@ -17,6 +17,7 @@ usage: test_bench.py BLLM_BENCH BLLM_RANDOM STORIES260K_F32_STB PROJECT_VERSION
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,8 @@ def check_record(r, model_path, exp, reps, tests, roofline):
     else:
         check(r["bandwidth_bytes_per_s"] is None and r["ceiling_ts"] is None and r["ceiling_pct"] is None,
               f"{where}: roofline fields should be null")
-    check(r["kernels"] in ("avx2", "scalar"), f"{where}: kernels {r['kernels']!r}")
+    want = expected_kernel_set()
+    check(want is None or r["kernels"] == want, f"{where}: kernels {r['kernels']!r}, want {want!r} for this CPU")
     check(r["build"].startswith(VERSION + " (") and ("gcc" in r["build"] or "clang" in r["build"]),
           f"{where}: build {r['build']!r} does not start with version {VERSION}")
 
@@ -136,6 +138,22 @@ def cpuinfo_flags():
     except OSError:
         pass
     return None
+
+
+def expected_kernel_set():
+    """The set kernels/dispatch.c should pick, derived independently from
+    /proc/cpuinfo (None where that cannot be told: another OS, or a set
+    forced through BLLM_KERNELS, which the record must then echo)."""
+    forced = os.environ.get("BLLM_KERNELS")
+    if forced:
+        return forced
+    flags = cpuinfo_flags()
+    if flags is None or platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    avx2 = {"avx", "avx2", "fma", "f16c"} <= flags
+    if avx2 and {"avx512f", "avx512bw", "avx512vl", "bmi1", "bmi2", "popcnt"} <= flags:
+        return "avx512"
+    return "avx2" if avx2 else "scalar"
 
 
 def test_stories(bench, stories, tmp):
