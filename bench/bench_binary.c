@@ -27,9 +27,9 @@
 #include "bllm.h"
 #include "kernels/binary_simd.h"
 #include "kernels/kernels.h"
-#include "runtime/bench.h"
-#include "runtime/binary.h"
-#include "runtime/stb.h"
+#include "runtime/eval/bench.h"
+#include "runtime/quant/rtn.h"
+#include "runtime/format/stb.h"
 #include "runtime/threadpool.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -482,7 +482,7 @@ int main(int argc, char **argv)
             return 1;
         }
     /* The bandwidth of a shared machine drifts by tens of percent over
-     * minutes, so besides the figure at the start (runtime/membw.c, and a
+     * minutes, so besides the figure at the start (runtime/eval/membw.c, and a
      * 4-stream probe) every cold row is preceded by a short probe over a
      * buffer kept for the purpose, and its "% BW" is against that. */
     double bw[4] = {0};

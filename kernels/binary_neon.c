@@ -1,6 +1,6 @@
 /* NEON matmuls of the packed binary types: a float path and a table-lookup
- * (T-MAC style) integer path. Byte layouts are those of runtime/binary.c
- * (docs/format.md); weight values those of runtime/binary.h.
+ * (T-MAC style) integer path. Byte layouts are those of runtime/format/binary.c
+ * (docs/format.md); weight values those of runtime/format/binary.h.
  *
  * Both paths work on 32x64 tiles and see every tile as nibble planes: 16
  * column quads of 16 bytes, byte j holding row j (low nibble) and row j+16
@@ -56,7 +56,7 @@
  *
  * ---- the float path (bllm_matmul_*_neon_float) -------------------------
  * Each tile is decoded to its exact f32 weights (the operations of
- * runtime/binary.h: mu + (+-a), then + (+-a2); g * h; 0 where pruned) with
+ * runtime/format/binary.h: mu + (+-a), then + (+-a2); g * h; 0 where pruned) with
  * one bit-select per 4 weights, and multiplied with x by a 4-row x 2-token
  * FMA register tile, partial sums kept as vectors across the groups. It
  * differs from the scalar reference by summation order only.
@@ -69,7 +69,7 @@
 #include <string.h>
 
 #include "kernels/binary_neon.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 #define INLINE static inline __attribute__((always_inline))
 #define NONE UINT32_MAX
@@ -79,7 +79,7 @@
 
 /* ------------------------------------------------------------- layouts */
 
-/* How a tile's bytes divide, as in runtime/binary.c. b1 and onebit keep
+/* How a tile's bytes divide, as in runtime/format/binary.c. b1 and onebit keep
  * their scales in trailers after the tiles. */
 typedef struct {
     uint32_t tile_bytes;

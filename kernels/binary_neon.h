@@ -8,7 +8,7 @@
  *                per 64 columns, integer sums by vqtbl1q_u8 table lookups;
  *                bit-exact against the int8 reference described in
  *                binary_neon.c (tests/neon checks this).
- *   _neon_float  the float path: the exact f32 weights of runtime/binary.h,
+ *   _neon_float  the float path: the exact f32 weights of runtime/format/binary.h,
  *                decoded a 32x64 tile at a time, times x with f32 FMAs;
  *                equal to the scalar reference up to summation order. */
 #ifndef BLLM_BINARY_NEON_H

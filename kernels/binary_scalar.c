@@ -1,5 +1,5 @@
 /* Scalar reference matmuls for the packed binary types. Each weight is the
- * f32 value runtime/binary.h defines (decoded 64 columns at a time by
+ * f32 value runtime/format/binary.h defines (decoded 64 columns at a time by
  * bllm_binary_dequant_group), and each output is summed exactly like the f32
  * reference in kernels/scalar.c: s = 0, then s += w[c] * x[c] for c in
  * increasing order, a separate multiply and add. So the result is
@@ -8,7 +8,7 @@
 #include <string.h>
 #include "kernels/binary_scalar.h"
 
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 /* Tokens whose partial sums are carried across column groups at once; the
  * group is decoded once per chunk. */

@@ -60,7 +60,7 @@
 #include "kernels/binary_simd.h"
 #include "kernels/kernels.h"
 #include "kernels/thread_scratch.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 /* Preset by tests/kernels/binary_avx512_emu.c, which runs the AVX-512 parts
  * on an AVX2 CPU through SIMDe's emulation of the intrinsics. */
@@ -81,7 +81,7 @@
 
 enum { PATH_LUT = 1, PATH_FLT = 2 };
 
-/* Byte offsets inside one tile (runtime/binary.c, docs/format.md). */
+/* Byte offsets inside one tile (runtime/format/binary.c, docs/format.md). */
 typedef struct {
     int tile_bytes;
     int sign2, alpha, alpha2, mu; /* -1: absent */

@@ -14,14 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/binary.h"
-#include "runtime/types.h"
+#include "runtime/format/binary.h"
+#include "runtime/format/types.h"
 
 typedef void (*bllm_matmul_fn)(float *y, const float *x, const void *w, int n_tok,
                                int cols, int rows, int r0, int r1);
 
 /* pb8's salient part, added to y after matmul[BLLM_TYPE_PB8] (which computes
- * the b1g part): the contract of bllm_salient_matvec (runtime/binary.h),
+ * the b1g part): the contract of bllm_salient_matvec (runtime/format/binary.h),
  * the scalar reference. Rows r0..r1-1, any split. */
 typedef void (*bllm_salient_fn)(float *y, const float *x, const void *w, const bllm_pb8_salient *s,
                                 int n_tok, int cols, int rows, int r0, int r1);

@@ -33,7 +33,7 @@
 #include "kernels/binary_scalar.h"
 #include "kernels/kernels.h"
 #include "kernels/thread_scratch.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 void bllm_salient_matvec_avx2(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok,
                               int cols, int rows, int r0, int r1);

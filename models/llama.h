@@ -5,8 +5,8 @@
 
 #include "kernels/kernels.h"
 #include "models/llama_hparams.h"
-#include "runtime/binary.h"
-#include "runtime/stb.h"
+#include "runtime/format/binary.h"
+#include "runtime/format/stb.h"
 #include "runtime/threadpool.h"
 
 typedef struct {

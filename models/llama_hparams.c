@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "runtime/error.h"
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 
 bllm_status bllm_llama_hparams_to_stb(const bllm_llama_hparams *hp, bllm_stb_writer *w)
 {

@@ -8,7 +8,7 @@
 #include "kernels/kernels.h"
 #include "models/llama.h"
 #include "runtime/error.h"
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 #include "runtime/threadpool.h"
 #include "tokenizer/tokenizer.h"
 

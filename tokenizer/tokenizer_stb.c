@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "runtime/error.h"
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 #include "tokenizer/tok_internal.h"
 
 static const char *const KIND_NAMES[] = {"spm", "bpe", "llama2c"};

@@ -4,7 +4,7 @@
  * from an empty context on random token ids (fixed seed); t/s is the mean
  * and sample deviation over the runs. What each column means, and how
  * bits/weight and the roofline are computed: docs/bench.md. Measuring code
- * lives in runtime/bench.h; this file runs the loops and prints. */
+ * lives in runtime/eval/bench.h; this file runs the loops and prints. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "bllm.h"
-#include "runtime/bench.h"
+#include "runtime/eval/bench.h"
 
 enum { MAX_MODELS = 64, MAX_LIST = 64 };
 typedef enum { FMT_MD, FMT_JSON, FMT_CSV } out_format;

@@ -1,5 +1,5 @@
 /* bllm-convert: a GGUF file, HF checkpoint folder or llama2.c checkpoint in,
- * a .stb file out. The importers (runtime/source.h) do the reading and the
+ * a .stb file out. The importers (runtime/import/source.h) do the reading and the
  * normalization; this program chooses output types, writes the metadata
  * (hyperparameters, tokenizer, chat template, provenance) and streams the
  * tensors one at a time through the .stb writer. */
@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "models/llama_hparams.h"
-#include "runtime/source.h"
-#include "runtime/stb.h"
-#include "runtime/types.h"
+#include "runtime/import/source.h"
+#include "runtime/format/stb.h"
+#include "runtime/format/types.h"
 #include "tokenizer/tokenizer.h"
 
 #ifndef BLLM_VERSION

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 
 static void usage(FILE *f)
 {

@@ -14,7 +14,7 @@
 
 #include "bllm.h"
 #include "tools/cli.h"
-#include "runtime/perplexity.h"
+#include "runtime/eval/perplexity.h"
 
 #define PROG "bllm-perplexity"
 

@@ -1,13 +1,13 @@
 /* bllm-quantize: binarize a model's linear layers into a packed .stb, or
  * (--dequantize) turn a packed .stb back into an f32 one. The work is in
- * runtime/quantize.c; this file parses options and prints the outcome. */
+ * runtime/quant/quantize.c; this file parses options and prints the outcome. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/quantize.h"
+#include "runtime/quant/quantize.h"
 
 #ifndef BLLM_VERSION
 #define BLLM_VERSION "0.1.0"

@@ -1,7 +1,7 @@
 /* bllm-random: a .stb model with random weights and the shape of a real one,
  * for measuring throughput without a checkpoint (docs/bench.md).
  *   bllm-random tinyllama-1.1b -o /root/.cache/bllm/bench/tinyllama-f16.stb --type f16
- * The writing is runtime/random_model.c; this program checks the disk and
+ * The writing is runtime/eval/random_model.c; this program checks the disk and
  * shows progress. */
 #include <errno.h>
 #include <libgen.h>
@@ -11,8 +11,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "runtime/random_model.h"
-#include "runtime/stb.h"
+#include "runtime/eval/random_model.h"
+#include "runtime/format/stb.h"
 
 #ifndef BLLM_VERSION
 #define BLLM_VERSION "0.1.0"

@@ -15,14 +15,14 @@
  *    within that bound of a double-precision product;
  *  - refusals: bad shapes, inexact fp16 scales, bad masks, and every field
  *    of a damaged pb8 companion, each with a message naming it;
- *  - RTN binarization: the rules of runtime/binary.h on random weights. */
+ *  - RTN binarization: the rules of runtime/format/binary.h on random weights. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "runtime/binary.h"
+#include "runtime/quant/rtn.h"
 #include "runtime/error.h"
 
 static int failures, checks;

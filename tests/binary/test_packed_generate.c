@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "bllm.h"
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 
 static int missing_marker(const char *path)
 {

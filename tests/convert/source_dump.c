@@ -1,4 +1,4 @@
-/* Test helper: exposes what the importers (runtime/source.h) and the .stb
+/* Test helper: exposes what the importers (runtime/import/source.h) and the .stb
  * reader see, so the Python tests can compare it with gguf-py, safetensors,
  * numpy and sentencepiece.
  *
@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/source.h"
-#include "runtime/stb.h"
-#include "runtime/types.h"
+#include "runtime/import/source.h"
+#include "runtime/format/stb.h"
+#include "runtime/format/types.h"
 
 static int die(const char *what, bllm_status st) {
     fprintf(stderr, "source_dump: %s: %s: %s\n", what, bllm_status_name(st), bllm_last_error());

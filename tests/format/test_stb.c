@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/stb.h"
-#include "runtime/stb_layout.h"
+#include "runtime/format/stb.h"
+#include "runtime/format/stb_layout.h"
 
 static int failures, checks;
 

@@ -15,7 +15,7 @@
 #include "bllm.h"
 #include "kernels/binary_simd.h"
 #include "kernels/kernels.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 #define TEST_RNG_SEED 0x243f6a8885a308d3ull
 #include "tests/test_rng.h"

@@ -1,6 +1,6 @@
 /* The SIMD matmuls of the packed binary types against the scalar reference
  * (kernels/binary_scalar.c), for every type, every x86 kernel set this CPU
- * runs, on random decompositions packed by runtime/binary.c: rows 32..352,
+ * runs, on random decompositions packed by runtime/format/binary.c: rows 32..352,
  * cols 64..1216, n_tok 1..17, row sub-ranges in steps of 32.
  *
  * FLOAT path ("avx2-float"): f32 sums in another order, so
@@ -28,7 +28,7 @@
 #include "bllm.h"
 #include "kernels/binary_simd.h"
 #include "kernels/kernels.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 #include "binary_checks.h"
 
 static int failures, checks;

@@ -23,7 +23,7 @@
 
 #include "bllm.h"
 #include "kernels/kernels.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 static int failures, checks;
 

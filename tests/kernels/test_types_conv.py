@@ -1,4 +1,4 @@
-"""Checks the f16/bf16 conversions of runtime/types.c against numpy.
+"""Checks the f16/bf16 conversions of runtime/format/types.c against numpy.
 
 f16: numpy's float16 is the reference both ways (its float32 -> float16 cast
 rounds to nearest even, subnormals included). bf16 has no numpy type, so

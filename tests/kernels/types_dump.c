@@ -1,4 +1,4 @@
-/* Exposes the half-precision conversions of runtime/types.c to
+/* Exposes the half-precision conversions of runtime/format/types.c to
  * test_types_conv.py, which checks them against numpy:
  *   types-dump f16-to-f32 | bf16-to-f32   all 65536 inputs, writes f32 bits
  *   types-dump f32-to-f16 | f32-to-bf16   reads f32 bits from stdin, writes
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/types.h"
+#include "runtime/format/types.h"
 
 int main(int argc, char **argv)
 {

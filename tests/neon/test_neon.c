@@ -4,7 +4,7 @@
  * Float types: the checks and tolerance of tests/test_float_kernels.h, as
  * for the x86 sets.
  *
- * Packed binary types (random decompositions packed by runtime/binary.c,
+ * Packed binary types (random decompositions packed by runtime/format/binary.c,
  * shapes of 1..3 row tiles and 1..24 column groups, 1..17 tokens so token
  * chunks and pairs end raggedly, row ranges that are whole tiles, partial
  * tiles or empty, buffers misaligned on odd cases):
@@ -27,7 +27,7 @@
 
 #include "bllm.h"
 #include "kernels/kernels.h"
-#include "runtime/binary.h"
+#include "runtime/format/binary.h"
 
 #include "tests/test_float_kernels.h"
 

@@ -1,4 +1,4 @@
-/* Test driver for the scoring arithmetic of runtime/perplexity.c: reads rows
+/* Test driver for the scoring arithmetic of runtime/eval/perplexity.c: reads rows
  * of logits and prints what bllm_ppl_score_row makes of each, then the
  * summary of all of them, for test_ppl_math.py to compare with numpy.
  *
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/perplexity.h"
+#include "runtime/eval/perplexity.h"
 
 static int rd(void *p, size_t n, FILE *f) { return fread(p, 1, n, f) == n ? 0 : -1; }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The scoring arithmetic of runtime/perplexity.c against numpy float64:
+"""The scoring arithmetic of runtime/eval/perplexity.c against numpy float64:
 per-row NLL (-log_softmax[target]), KL(base || model), top-1 agreement, and
 the summary (mean, standard error as llama.cpp computes it, ppl, ppl error).
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 #include "tokenizer/tokenizer.h"
 
 static int n_pass, n_fail;

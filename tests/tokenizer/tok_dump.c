@@ -6,7 +6,7 @@
  *   tok_dump (--gguf F | --spm-model F | --llama2c F | --source F) [--via-stb OUT.stb]
  *            [--bos] [--special] MODE FILE
  *   --pre NAME: replace the BPE pre-tokenizer name (to test each pattern).
- *   --source F: the spec bllm_source_open() (runtime/source.h, the converters'
+ *   --source F: the spec bllm_source_open() (runtime/import/source.h, the converters'
  *   path) builds from a GGUF file or HF directory.
  *   MODE encode: FILE is text; prints token ids, one per line
  *        decode: FILE holds ids (whitespace separated); writes the bytes
@@ -17,7 +17,7 @@
  *                "start end" byte offsets, one per line
  *
  * The GGUF reader here is deliberately tiny and separate from
- * runtime/gguf.c: it reads only the tokenizer.ggml.* keys, so this test does
+ * runtime/import/gguf.c: it reads only the tokenizer.ggml.* keys, so this test does
  * not depend on the converter's source code path. */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/source.h"
-#include "runtime/stb.h"
+#include "runtime/import/source.h"
+#include "runtime/format/stb.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 

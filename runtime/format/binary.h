@@ -1,10 +1,10 @@
-/* Packed binary weights (types b1 .. pb8, runtime/types.h): the explicit
+/* Packed binary weights (types b1 .. pb8, runtime/format/types.h): the explicit
  * decomposition a quantizer produces (signs, masks, scales), packing it into
  * the byte layouts of docs/format.md, reading those bytes back
  * (dequantization to f32, one 64-column group at a time for kernels), the
- * pb8 salient companion, and round-to-nearest binarization from float
- * weights. Internal to libbllm, its tools and tests; the SIMD kernels build
- * on the same layout (kernels/binary_*.c).
+ * pb8 salient companion. The quantizers that produce decompositions live
+ * in runtime/quant/. Internal to libbllm, its tools and tests; the SIMD
+ * kernels build on the same layout (kernels/binary_*.c).
  *
  * The value of every weight is defined here, in f32, by the decomposition:
  *   b1      s ? a : -a                    a = alpha[r]
@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "bllm.h"
-#include "runtime/types.h"
+#include "runtime/format/types.h"
 
 /* ------------------------------------------------------ decomposition */
 
@@ -138,30 +138,5 @@ bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, c
  * pb8 matmul (kernels->matmul[BLLM_TYPE_PB8] computes the b1g part only). */
 void bllm_salient_matvec(float *y, const float *x, const void *w, const bllm_pb8_salient *s, int n_tok, int cols,
                          int rows, int r0, int r1);
-
-/* ------------------------------------------- round-to-nearest binarization */
-
-typedef struct {
-    float salient_frac; /* pb8: fraction of each row kept as int8 (0.1) */
-    int onebit_iters;   /* onebit: power iterations for the rank-1 |W| (32) */
-} bllm_rtn_options;
-
-void bllm_rtn_options_default(bllm_rtn_options *o);
-/* Binarize w (rows x cols f32, row-major) into d (initialized here), by
- * type: b1 alpha = mean|w| per row; b1g per row per 64 columns; b1mg mu =
- * mean, alpha = mean|w - mu|; rb2g the same on the residual, twice; nmNM
- * keeps the N largest |w| of every M (ties to the lower column), then b1mg
- * over the kept weights of each 64 columns; onebit signs of w and g, h from
- * the leading singular vectors of |W| (power iteration), balanced as
- * sqrt(sigma) u, sqrt(sigma) v; pb8 the top salient_frac |w| of each row in
- * int8 with scale max|w| / 127 per row, the rest b1g (alpha over the
- * non-salient weights). Scales are computed in f32/f64, rounded to fp16,
- * and the rounded values are used from then on (signs of residuals
- * included). Sign of 0 is +1. */
-bllm_status bllm_binary_rtn(bllm_type type, const float *w, int rows, int cols, const bllm_rtn_options *o,
-                            bllm_binary_decomp *d);
-/* Salient weights RTN pb8 keeps in every row: lround(salient_frac * cols)
- * (so a writer can size the companion before quantizing). */
-int bllm_rtn_pb8_per_row(int cols, float salient_frac);
 
 #endif

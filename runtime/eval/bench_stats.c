@@ -1,5 +1,5 @@
 /* Clock and summary statistics for benchmarks. */
-#include "runtime/bench.h"
+#include "runtime/eval/bench.h"
 
 #include <math.h>
 #include <time.h>

@@ -3,7 +3,7 @@
  * a 7B model needs one tensor of memory, not the whole model. The output is
  * written to "<path>.tmp" and renamed on success so a crash never leaves a
  * half-written file under the real name. */
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include <xxhash.h>
 
 #include "runtime/error.h"
-#include "runtime/stb_layout.h"
+#include "runtime/format/stb_layout.h"
 
 typedef struct {
     char *name;

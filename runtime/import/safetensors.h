@@ -3,7 +3,7 @@
 #ifndef BLLM_SAFETENSORS_H
 #define BLLM_SAFETENSORS_H
 
-#include "runtime/source_impl.h"
+#include "runtime/import/source_impl.h"
 
 typedef enum {
     BLLM_ST_BOOL, BLLM_ST_U8, BLLM_ST_I8, BLLM_ST_F8_E4M3, BLLM_ST_F8_E5M2,

@@ -2,7 +2,7 @@
  * reports. A feature counts only if the OS also saves its registers
  * (XCR0), since otherwise the instructions fault even though CPUID lists
  * them. */
-#include "runtime/bench.h"
+#include "runtime/eval/bench.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  * GEMV kernels get from their four-row tiles on real models: a single
  * stream understates what the hardware prefetchers deliver, and a roofline
  * below the measured tg speed is no ceiling. */
-#include "runtime/bench.h"
+#include "runtime/eval/bench.h"
 
 #include <stdlib.h>
 #include <string.h>

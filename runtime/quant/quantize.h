@@ -4,7 +4,7 @@
  * The input is anything bllm_source_open reads (GGUF, HF folder, llama2.c)
  * or a .stb file (float or already packed: it is dequantized first). Every
  * 2-D "blk.*" matrix whose shape fits the target type is binarized (RTN,
- * runtime/binary.h); a blk.* matrix that does not fit (rows % 32, cols % 64)
+ * runtime/format/binary.h); a blk.* matrix that does not fit (rows % 32, cols % 64)
  * stays at keep_type and is counted in the report; embeddings and the output
  * head are stored as keep_type (f16 or f32), 1-D tensors (norms) as f32.
  * Metadata (hyperparameters, tokenizer, chat template) is carried over and
@@ -13,7 +13,7 @@
 #define BLLM_QUANTIZE_H
 
 #include "bllm.h"
-#include "runtime/binary.h"
+#include "runtime/quant/rtn.h"
 
 typedef struct {
     bllm_type type;             /* packed type for the blk.* matrices */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "runtime/error.h"
-#include "runtime/gguf.h"
-#include "runtime/types.h"
+#include "runtime/import/gguf.h"
+#include "runtime/format/types.h"
 
 #define QK_K 256
 

@@ -1,7 +1,7 @@
 /* A dependency-free SVG scatter chart: panels side by side, axes from 0 with
  * rounded ticks, one colour per series, a label beside each point moved off
  * its neighbours' labels. Enough for bllm-bench --chart. */
-#include "runtime/bench.h"
+#include "runtime/eval/bench.h"
 
 #include <errno.h>
 #include <math.h>

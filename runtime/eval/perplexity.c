@@ -1,5 +1,5 @@
-/* Windowed perplexity / KL scoring (runtime/perplexity.h). */
-#include "runtime/perplexity.h"
+/* Windowed perplexity / KL scoring (runtime/eval/perplexity.h). */
+#include "runtime/eval/perplexity.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Source checkpoints: format detection, the shared bookkeeping of the
  * importers, provenance hashing, and the final check that what an importer
  * produced follows the Llama conventions of models/llama_hparams.h. */
-#include "runtime/source_impl.h"
+#include "runtime/import/source_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>

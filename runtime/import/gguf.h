@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "bllm.h"
-#include "runtime/source_impl.h"
+#include "runtime/import/source_impl.h"
 
 /* Metadata value types (GGUF numbering). */
 enum {

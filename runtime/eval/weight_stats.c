@@ -2,12 +2,12 @@
  * .stb tensor directory. Counting the bytes each tensor actually occupies
  * (not a nominal width) keeps bits/weight honest for packed types whose
  * scales, masks or indices live inside their blocks. */
-#include "runtime/bench.h"
+#include "runtime/eval/bench.h"
 
 #include <string.h>
 
 #include "runtime/error.h"
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 
 double bllm_bits_per_weight(uint64_t bytes, uint64_t weights)
 {

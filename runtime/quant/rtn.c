@@ -1,5 +1,5 @@
 /* Round-to-nearest binarization: from float weights to the decomposition of
- * each packed type (runtime/binary.h), with no calibration data. These are
+ * each packed type (runtime/format/binary.h), with no calibration data. These are
  * the baselines the calibrated quantizers (a later issue) must beat, and the
  * way test models are made. Every scale is rounded to fp16 as soon as it is
  * computed and the rounded value is what later steps (residuals, signs) see,
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/binary.h"
+#include "runtime/quant/rtn.h"
 #include "runtime/error.h"
 
 void bllm_rtn_options_default(bllm_rtn_options *o)

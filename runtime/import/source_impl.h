@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "runtime/error.h"
-#include "runtime/source.h"
+#include "runtime/import/source.h"
 
 /* Read-only mapping of a whole file. size 0 leaves data NULL. */
 typedef struct {

@@ -1,7 +1,7 @@
 /* safetensors reader: u64 header length, a JSON header mapping names to
  * {dtype, shape, data_offsets} (relative to the end of the header), then
  * the data. Everything the header claims is checked against the file. */
-#include "runtime/safetensors.h"
+#include "runtime/import/safetensors.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/types.h"
+#include "runtime/format/types.h"
 
 /* Headers of real checkpoints are well under a few MiB. */
 #define ST_MAX_HEADER ((uint64_t)256 << 20)

@@ -2,8 +2,8 @@
  * byte layouts are specified in docs/format.md ("Packed binary types"); this
  * file is their reference implementation, and everything else (the scalar
  * kernels, the quantizer, bllm-info) goes through it. RTN binarization is in
- * runtime/binary_rtn.c. */
-#include "runtime/binary.h"
+ * runtime/quant/rtn.c. */
+#include "runtime/format/binary.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/import/safetensors.h"
 
 #define JSON_MAX_BYTES ((size_t)512 << 20)
 

@@ -1,4 +1,4 @@
-#include "runtime/types.h"
+#include "runtime/format/types.h"
 
 #include <string.h>
 

@@ -1,9 +1,9 @@
-/* Whole-model quantization (runtime/quantize.h). One tensor in memory at a
+/* Whole-model quantization (runtime/quant/quantize.h). One tensor in memory at a
  * time: read it as f32 from the input, binarize or convert it, stream it to
  * the .stb writer. The pb8 companion's size is known before quantizing
  * (RTN keeps a fixed count per row), so the directory is complete before the
  * first byte of data is written, as the writer requires. */
-#include "runtime/quantize.h"
+#include "runtime/quant/quantize.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,8 +16,8 @@
 
 #include "models/llama_hparams.h"
 #include "runtime/error.h"
-#include "runtime/source.h"
-#include "runtime/stb.h"
+#include "runtime/import/source.h"
+#include "runtime/format/stb.h"
 #include "tokenizer/tokenizer.h"
 
 #ifndef BLLM_VERSION

@@ -1,7 +1,7 @@
 /* .stb reader: map the file, then validate every byte we will ever trust
  * before handing out a pointer. A corrupt file must produce a message, never
  * a crash, so all parsing goes through a bounds-checked cursor. */
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include <xxhash.h>
 
 #include "runtime/error.h"
-#include "runtime/stb_layout.h"
+#include "runtime/format/stb_layout.h"
 
 typedef struct {
     char *key;

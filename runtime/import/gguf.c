@@ -2,7 +2,7 @@
  * (counts against the bytes that remain, string lengths, tensor shapes,
  * offsets, alignment, overlaps), so a truncated or corrupt file fails with
  * a message naming what is wrong instead of reading past the mapping. */
-#include "runtime/gguf.h"
+#include "runtime/import/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * generated in fixed chunks, each from its own counter-based seed, so the
  * file is identical for any thread count and a 7B model costs one tensor of
  * memory. */
-#include "runtime/random_model.h"
+#include "runtime/eval/random_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/binary.h"
+#include "runtime/quant/rtn.h"
 #include "runtime/error.h"
-#include "runtime/stb.h"
+#include "runtime/format/stb.h"
 #include "runtime/threadpool.h"
 #include "tokenizer/tokenizer.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/gguf.h"
+#include "runtime/import/gguf.h"
 
 typedef struct {
     bllm_gguf *g;

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/source_impl.h"
+#include "runtime/import/source_impl.h"
 
 #define L2C_MAGIC 0x616b3432u
 #define L2C_V1_HEADER 256u

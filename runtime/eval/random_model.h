@@ -7,7 +7,7 @@
 
 #include "bllm.h"
 #include "models/llama_hparams.h"
-#include "runtime/types.h"
+#include "runtime/format/types.h"
 
 /* A named shape of a published model. */
 typedef struct {
@@ -65,7 +65,7 @@ typedef struct {
 /* Write a model with matrices drawn from N(0, std^2) and norm weights 1,
  * one tensor in memory at a time. The values depend on (seed, tensor index,
  * element index) only, not on the thread count.
- * Packed types: each blk.* matrix is a random decomposition (runtime/binary.h)
+ * Packed types: each blk.* matrix is a random decomposition (runtime/format/binary.h)
  * packed with bllm_binary_pack: uniform random signs, uniform N:M patterns,
  * fp16 scales alpha = std * U(0.75, 1.25) per row/group (rb2g: alpha2 at
  * half that), mu = std * U(-0.1, 0.1), onebit g = h = sqrt(std) * U(0.75,
