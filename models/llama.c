@@ -8,6 +8,7 @@
 #include "models/llama.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,16 +141,6 @@ void bllm_llama_unbind(bllm_llama_weights *w)
 
 /* ------------------------------------------------------------------ state */
 
-struct bllm_llama_state {
-    int n_ctx, max_batch;
-    float *key_cache, *value_cache; /* [layer][pos][kv_dim] */
-    float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2; /* [max_batch][...] */
-    float *rope_cos, *rope_sin;     /* [max_batch][head_dim/2] */
-    float *inv_freq;                /* [head_dim/2] */
-    float *scores;                  /* [n_threads][n_ctx], grown on demand */
-    int scores_threads;
-};
-
 static void compute_inv_freq(const bllm_llama_hparams *hp, float *inv_freq)
 {
     int half = (int)hp->head_dim / 2;
@@ -176,10 +167,9 @@ static void compute_inv_freq(const bllm_llama_hparams *hp, float *inv_freq)
     }
 }
 
-bllm_status bllm_llama_state_new(const bllm_llama_weights *w, int n_ctx, int max_batch, bllm_llama_state **out)
+bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bllm_llama_state **out)
 {
     *out = NULL;
-    const bllm_llama_hparams *hp = &w->hp;
     if (n_ctx < 1 || max_batch < 1)
         return bllm_fail(BLLM_ERR_ARG, "context %d and batch %d must be positive", n_ctx, max_batch);
     bllm_llama_state *s = calloc(1, sizeof *s);
@@ -187,6 +177,7 @@ bllm_status bllm_llama_state_new(const bllm_llama_weights *w, int n_ctx, int max
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
     s->n_ctx = n_ctx;
     s->max_batch = max_batch;
+    s->n_layers = (int)hp->n_layers;
     size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, q_dim = (size_t)hp->n_heads * hp->head_dim;
     size_t cache = (size_t)hp->n_layers * n_ctx * kv_dim;
     size_t B = (size_t)max_batch;
@@ -231,7 +222,7 @@ void bllm_llama_state_free(bllm_llama_state *s)
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->inv_freq);
-    free(s->scores);
+    free(s->scratch);
     free(s);
 }
 
@@ -275,49 +266,6 @@ static void matmul(bllm_pool *pool, const float *x, int n_tok, float *y0, const 
     if (w2)
         job.m[job.count].y = y2, job.m[job.count++].w = w2;
     bllm_pool_run(pool, matmul_worker, &job);
-}
-
-typedef struct {
-    const bllm_llama_hparams *hp;
-    bllm_llama_state *s;
-    int layer, n_tok, pos;
-} attention_job;
-
-/* Causal attention for every (token, head) pair; the pairs are split across
- * threads, each with its own score buffer. */
-static void attention_worker(void *arg, int ith, int nth)
-{
-    const attention_job *job = arg;
-    const bllm_llama_hparams *hp = job->hp;
-    bllm_llama_state *s = job->s;
-    const bllm_kernel_set *ks = bllm_kernels();
-    int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    int kv_dim = (int)hp->n_kv_heads * hd, group = n_heads / (int)hp->n_kv_heads;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = s->key_cache + (size_t)job->layer * s->n_ctx * kv_dim;
-    const float *vc = s->value_cache + (size_t)job->layer * s->n_ctx * kv_dim;
-    float *scores = s->scores + (size_t)ith * s->n_ctx;
-    int p0, p1;
-    bllm_pool_range(job->n_tok * n_heads, 1, ith, nth, &p0, &p1);
-    for (int p = p0; p < p1; p++) {
-        int t = p / n_heads, h = p % n_heads;
-        int n_keys = job->pos + t + 1;
-        const float *q = s->q + (size_t)t * n_heads * hd + (size_t)h * hd;
-        int kvh = h / group;
-        float maxv = -INFINITY;
-        for (int j = 0; j < n_keys; j++) {
-            float d = ks->dot_f32(q, kc + (size_t)j * kv_dim + (size_t)kvh * hd, hd) * scale;
-            scores[j] = d;
-            if (d > maxv)
-                maxv = d;
-        }
-        float sum = bllm_vec_exp_sub_sum(scores, n_keys, maxv);
-        float inv = 1.0f / sum;
-        float *out = s->att_out + (size_t)t * n_heads * hd + (size_t)h * hd;
-        memset(out, 0, hd * sizeof(float));
-        for (int j = 0; j < n_keys; j++)
-            ks->axpy_f32(out, scores[j] * inv, vc + (size_t)j * kv_dim + (size_t)kvh * hd, hd);
-    }
 }
 
 /* ------------------------------------------------------------ small ops */
@@ -370,57 +318,242 @@ static void embed_row(const bllm_matrix *m, int32_t token, float *out)
     }
 }
 
-/* ---------------------------------------------------------- the forward */
+/* ------------------------------------------------------------ attention */
 
-static bllm_status forward_batch(const bllm_llama_weights *w, bllm_llama_state *s, bllm_pool *pool,
-                                 const int32_t *tokens, int T, int pos, float *logits, bool all_logits)
+/* Query rows per block of the batched attention: one block's scores
+ * (ATT_QB x keys) and its keys stay in L2 while both products run. */
+#define ATT_QB 64
+/* Batches at least this long take the blocked path. */
+#define ATT_BLOCKED_MIN 16
+
+typedef struct {
+    const bllm_llama_hparams *hp;
+    bllm_llama_state *s;
+    int layer, n_tok, pos;
+    int n_qblk;             /* blocked path: query blocks per head */
+    atomic_int next;        /* blocked path: next (head, block) job */
+} attention_job;
+
+/* One (token, head) pair at a time with dot products and axpys: decoding
+ * and short batches. Pairs are split evenly across threads. */
+static void attention_rows_worker(void *arg, int ith, int nth)
 {
-    const bllm_llama_hparams *hp = &w->hp;
-    const int dim = (int)hp->dim, hd = (int)hp->head_dim, hidden = (int)hp->hidden_dim;
-    const int n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
-    const int q_dim = n_heads * hd, kv_dim = n_kv * hd, half = hd / 2;
+    attention_job *job = arg;
+    const bllm_llama_hparams *hp = job->hp;
+    bllm_llama_state *s = job->s;
+    const bllm_kernel_set *ks = bllm_kernels();
+    int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
+    int kv_dim = (int)hp->n_kv_heads * hd, group = n_heads / (int)hp->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = s->key_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    const float *vc = s->value_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    float *scores = s->scratch + (size_t)ith * s->scratch_floats;
+    int p0, p1;
+    bllm_pool_range(job->n_tok * n_heads, 1, ith, nth, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int t = p / n_heads, h = p % n_heads;
+        int n_keys = job->pos + t + 1;
+        const float *q = s->q + (size_t)t * n_heads * hd + (size_t)h * hd;
+        int kvh = h / group;
+        float maxv = -INFINITY;
+        for (int j = 0; j < n_keys; j++) {
+            float d = ks->dot_f32(q, kc + (size_t)j * kv_dim + (size_t)kvh * hd, hd) * scale;
+            scores[j] = d;
+            if (d > maxv)
+                maxv = d;
+        }
+        float sum = bllm_vec_exp_sub_sum(scores, n_keys, maxv);
+        float inv = 1.0f / sum;
+        float *out = s->att_out + (size_t)t * n_heads * hd + (size_t)h * hd;
+        memset(out, 0, hd * sizeof(float));
+        for (int j = 0; j < n_keys; j++)
+            ks->axpy_f32(out, scores[j] * inv, vc + (size_t)j * kv_dim + (size_t)kvh * hd, hd);
+    }
+}
 
-    /* Token embeddings. */
-    for (int t = 0; t < T; t++)
-        embed_row(&w->tok_embd, tokens[t], s->x + (size_t)t * dim);
+/* Per-thread scratch of the blocked path: keys and transposed values of one
+ * head (n_ctx x hd each), one block's queries and outputs (ATT_QB x hd) and
+ * scores (ATT_QB x n_ctx). */
+static size_t attention_scratch_floats(const bllm_llama_hparams *hp, int n_ctx)
+{
+    size_t hd = hp->head_dim, n = (size_t)n_ctx;
+    size_t blocked = 2 * n * hd + 2 * ATT_QB * hd + ATT_QB * n;
+    return blocked > n ? blocked : n;
+}
 
-    /* RoPE angles for this batch's positions, shared by all layers. */
+/* A block of ATT_QB queries of one head at a time, as two matrix products
+ * through the f32 kernel (scores = Q K^T, out = P V), so long prompts and
+ * calibration windows run at GEMM speed. Jobs (head, block) are claimed
+ * from a shared counter; each is computed entirely by whichever thread
+ * claims it, in a fixed order, so results do not depend on the thread
+ * count. */
+static void attention_blocked_worker(void *arg, int ith, int nth)
+{
+    (void)nth;
+    attention_job *job = arg;
+    const bllm_llama_hparams *hp = job->hp;
+    bllm_llama_state *s = job->s;
+    const bllm_matmul_fn mm = bllm_kernels()->matmul[BLLM_TYPE_F32];
+    const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
+    const int kv_dim = (int)hp->n_kv_heads * hd, q_dim = n_heads * hd, group = n_heads / (int)hp->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = s->key_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    const float *vc = s->value_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    float *kh = s->scratch + (size_t)ith * s->scratch_floats;
+    float *vt = kh + (size_t)s->n_ctx * hd;
+    float *qb = vt + (size_t)s->n_ctx * hd;
+    float *ob = qb + (size_t)ATT_QB * hd;
+    float *sc = ob + (size_t)ATT_QB * hd;
+    const int n_jobs = n_heads * job->n_qblk;
+    for (int jb; (jb = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) < n_jobs;) {
+        const int h = jb / job->n_qblk, b = jb % job->n_qblk, kvh = h / group;
+        const int t0 = b * ATT_QB, nq = job->n_tok - t0 < ATT_QB ? job->n_tok - t0 : ATT_QB;
+        const int n_keys = job->pos + t0 + nq; /* keys the block's last query sees */
+        for (int j = 0; j < n_keys; j++) {
+            const float *kj = kc + (size_t)j * kv_dim + (size_t)kvh * hd;
+            const float *vj = vc + (size_t)j * kv_dim + (size_t)kvh * hd;
+            memcpy(kh + (size_t)j * hd, kj, (size_t)hd * sizeof(float));
+            for (int i = 0; i < hd; i++)
+                vt[(size_t)i * n_keys + j] = vj[i];
+        }
+        for (int t = 0; t < nq; t++)
+            memcpy(qb + (size_t)t * hd, s->q + (size_t)(t0 + t) * q_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
+        mm(sc, qb, kh, nq, hd, n_keys, 0, n_keys);
+        float inv[ATT_QB];
+        for (int t = 0; t < nq; t++) {
+            float *row = sc + (size_t)t * n_keys;
+            int n_valid = job->pos + t0 + t + 1;
+            float maxv = -INFINITY;
+            for (int j = 0; j < n_valid; j++) {
+                row[j] *= scale;
+                maxv = row[j] > maxv ? row[j] : maxv;
+            }
+            inv[t] = 1.0f / bllm_vec_exp_sub_sum(row, n_valid, maxv);
+            for (int j = n_valid; j < n_keys; j++)
+                row[j] = 0.0f;
+        }
+        mm(ob, sc, vt, nq, n_keys, hd, 0, hd);
+        for (int t = 0; t < nq; t++) {
+            float *out = s->att_out + (size_t)(t0 + t) * q_dim + (size_t)h * hd;
+            for (int i = 0; i < hd; i++)
+                out[i] = ob[(size_t)t * hd + i] * inv[t];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ block stages */
+
+void bllm_llama_set_positions(const bllm_llama_hparams *hp, bllm_llama_state *s, int T, int pos)
+{
+    const int half = (int)hp->head_dim / 2;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
             float angle = (float)(pos + t) * s->inv_freq[i];
             s->rope_cos[t * half + i] = cosf(angle);
             s->rope_sin[t * half + i] = sinf(angle);
         }
+}
+
+void bllm_llama_attn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, int T)
+{
+    const int dim = (int)hp->dim;
+    for (int t = 0; t < T; t++)
+        rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
+}
+
+bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_layer *L, int cache_layer,
+                                 bllm_llama_state *s, bllm_pool *pool, int T, int pos)
+{
+    const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
+    const int q_dim = n_heads * hd, kv_dim = n_kv * hd, half = hd / 2;
+    if (cache_layer < 0 || cache_layer >= s->n_layers || T < 1 || T > s->max_batch || pos < 0 ||
+        T > s->n_ctx - pos)
+        return bllm_fail(BLLM_ERR_ARG, "attention: %d tokens at %d (layer %d) do not fit the state", T, pos,
+                         cache_layer);
+    const int nth = bllm_pool_size(pool);
+    const size_t need = attention_scratch_floats(hp, s->n_ctx);
+    if (s->scratch_threads < nth || s->scratch_floats < need) {
+        float *sc = realloc(s->scratch, (size_t)nth * need * sizeof(float));
+        if (!sc)
+            return bllm_fail(BLLM_ERR_NOMEM, "out of memory for attention scratch");
+        s->scratch = sc;
+        s->scratch_threads = nth;
+        s->scratch_floats = need;
+    }
+    matmul(pool, s->xb, T, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
+    for (int t = 0; t < T; t++) {
+        rope(s->q + (size_t)t * q_dim, n_heads, hd, s->rope_cos + t * half, s->rope_sin + t * half);
+        rope(s->k + (size_t)t * kv_dim, n_kv, hd, s->rope_cos + t * half, s->rope_sin + t * half);
+    }
+    float *kc = s->key_cache + ((size_t)cache_layer * s->n_ctx + pos) * kv_dim;
+    float *vc = s->value_cache + ((size_t)cache_layer * s->n_ctx + pos) * kv_dim;
+    memcpy(kc, s->k, (size_t)T * kv_dim * sizeof(float));
+    memcpy(vc, s->v, (size_t)T * kv_dim * sizeof(float));
+    attention_job aj = {.hp = hp, .s = s, .layer = cache_layer, .n_tok = T, .pos = pos};
+    if (T >= ATT_BLOCKED_MIN) {
+        aj.n_qblk = (T + ATT_QB - 1) / ATT_QB;
+        atomic_init(&aj.next, 0);
+        bllm_pool_run(pool, attention_blocked_worker, &aj);
+    } else {
+        bllm_pool_run(pool, attention_rows_worker, &aj);
+    }
+    return BLLM_OK;
+}
+
+void bllm_llama_attn_residual(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                              bllm_pool *pool, int T)
+{
+    matmul(pool, s->att_out, T, s->xb, &L->wo, NULL, NULL, NULL, NULL);
+    for (size_t i = 0; i < (size_t)T * hp->dim; i++)
+        s->x[i] += s->xb[i];
+}
+
+void bllm_llama_ffn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, int T)
+{
+    const int dim = (int)hp->dim;
+    for (int t = 0; t < T; t++)
+        rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
+}
+
+void bllm_llama_ffn_hidden(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                           bllm_pool *pool, int T)
+{
+    matmul(pool, s->xb, T, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL);
+    bllm_vec_swiglu(s->hb, s->hb2, (size_t)T * hp->hidden_dim);
+}
+
+void bllm_llama_ffn_residual(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                             bllm_pool *pool, int T)
+{
+    matmul(pool, s->hb, T, s->xb, &L->w_down, NULL, NULL, NULL, NULL);
+    for (size_t i = 0; i < (size_t)T * hp->dim; i++)
+        s->x[i] += s->xb[i];
+}
+
+/* ---------------------------------------------------------- the forward */
+
+static bllm_status forward_batch(const bllm_llama_weights *w, bllm_llama_state *s, bllm_pool *pool,
+                                 const int32_t *tokens, int T, int pos, float *logits, bool all_logits)
+{
+    const bllm_llama_hparams *hp = &w->hp;
+    const int dim = (int)hp->dim;
+
+    /* Token embeddings; RoPE angles for this batch's positions. */
+    for (int t = 0; t < T; t++)
+        embed_row(&w->tok_embd, tokens[t], s->x + (size_t)t * dim);
+    bllm_llama_set_positions(hp, s, T, pos);
 
     for (uint32_t l = 0; l < hp->n_layers; l++) {
         const bllm_llama_layer *L = &w->layers[l];
-
-        /* Attention block. */
-        for (int t = 0; t < T; t++)
-            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
-        matmul(pool, s->xb, T, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
-        float *kc = s->key_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
-        float *vc = s->value_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
-        for (int t = 0; t < T; t++) {
-            rope(s->q + (size_t)t * q_dim, n_heads, hd, s->rope_cos + t * half, s->rope_sin + t * half);
-            rope(s->k + (size_t)t * kv_dim, n_kv, hd, s->rope_cos + t * half, s->rope_sin + t * half);
-        }
-        memcpy(kc, s->k, (size_t)T * kv_dim * sizeof(float));
-        memcpy(vc, s->v, (size_t)T * kv_dim * sizeof(float));
-        attention_job aj = {hp, s, (int)l, T, pos};
-        bllm_pool_run(pool, attention_worker, &aj);
-        matmul(pool, s->att_out, T, s->xb, &L->wo, NULL, NULL, NULL, NULL);
-        for (size_t i = 0; i < (size_t)T * dim; i++)
-            s->x[i] += s->xb[i];
-
-        /* Feed-forward block (SwiGLU). */
-        for (int t = 0; t < T; t++)
-            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
-        matmul(pool, s->xb, T, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL);
-        bllm_vec_swiglu(s->hb, s->hb2, (size_t)T * hidden);
-        matmul(pool, s->hb, T, s->xb, &L->w_down, NULL, NULL, NULL, NULL);
-        for (size_t i = 0; i < (size_t)T * dim; i++)
-            s->x[i] += s->xb[i];
+        /* Attention block, then the feed-forward block (SwiGLU). */
+        bllm_llama_attn_norm(hp, L, s, T);
+        bllm_status st = bllm_llama_attention(hp, L, (int)l, s, pool, T, pos);
+        if (st)
+            return st;
+        bllm_llama_attn_residual(hp, L, s, pool, T);
+        bllm_llama_ffn_norm(hp, L, s, T);
+        bllm_llama_ffn_hidden(hp, L, s, pool, T);
+        bllm_llama_ffn_residual(hp, L, s, pool, T);
     }
 
     if (!logits)
@@ -441,17 +574,11 @@ bllm_status bllm_llama_forward(const bllm_llama_weights *w, bllm_llama_state *s,
     if (pos < 0 || n > s->n_ctx - pos)
         return bllm_fail(BLLM_ERR_CONTEXT, "%d tokens at position %d do not fit the %d-token context", n, pos,
                          s->n_ctx);
+    if (s->n_layers != (int)w->hp.n_layers)
+        return bllm_fail(BLLM_ERR_ARG, "state has %d cache layers, the model %u", s->n_layers, w->hp.n_layers);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= w->hp.n_vocab)
             return bllm_fail(BLLM_ERR_ARG, "token id %d out of range (vocabulary %u)", tokens[i], w->hp.n_vocab);
-    int nth = bllm_pool_size(pool);
-    if (s->scores_threads < nth) {
-        float *sc = realloc(s->scores, (size_t)nth * s->n_ctx * sizeof(float));
-        if (!sc)
-            return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-        s->scores = sc;
-        s->scores_threads = nth;
-    }
     size_t n_vocab = w->hp.n_vocab;
     for (int done = 0; done < n;) {
         int T = n - done < s->max_batch ? n - done : s->max_batch;

@@ -41,11 +41,27 @@ typedef struct {
 bllm_status bllm_llama_bind(const bllm_stb_file *f, const bllm_llama_hparams *hp, bllm_llama_weights *w);
 void bllm_llama_unbind(bllm_llama_weights *w);
 
-typedef struct bllm_llama_state bllm_llama_state;
+/* Activations and KV cache of one sequence. The buffers hold max_batch
+ * tokens; the calibration engine (runtime/quant/) reads and writes them
+ * between the block stages below. */
+typedef struct {
+    int n_ctx, max_batch, n_layers;
+    float *key_cache, *value_cache; /* [layer][pos][kv_dim] */
+    float *x;        /* [max_batch][dim]: the residual stream */
+    float *xb;       /* [max_batch][max(dim, q_dim)]: normed input / product */
+    float *q, *k, *v;
+    float *att_out;  /* [max_batch][q_dim]: attention, input of attn_output */
+    float *hb, *hb2; /* [max_batch][hidden]: hb = input of ffn_down */
+    float *rope_cos, *rope_sin; /* [max_batch][head_dim/2] */
+    float *inv_freq;            /* [head_dim/2] */
+    float *scratch;             /* attention scratch, per thread, grown on demand */
+    size_t scratch_floats;      /* per thread */
+    int scratch_threads;
+} bllm_llama_state;
 
-/* max_batch: tokens processed per internal step (longer inputs are split). */
-bllm_status bllm_llama_state_new(const bllm_llama_weights *w, int n_ctx, int max_batch,
-                                 bllm_llama_state **out);
+/* n_layers of hp's cache are allocated (the engine uses 1: one block at a
+ * time). max_batch: tokens processed per internal step. */
+bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bllm_llama_state **out);
 void bllm_llama_state_free(bllm_llama_state *s);
 
 /* Run tokens[0..n) at positions pos..pos+n-1 (the cache must hold pos
@@ -53,5 +69,31 @@ void bllm_llama_state_free(bllm_llama_state *s);
  * only; may be NULL. */
 bllm_status bllm_llama_forward(const bllm_llama_weights *w, bllm_llama_state *s, bllm_pool *pool,
                                const int32_t *tokens, int n, int pos, float *logits, bool all_logits);
+
+/* ---- one block, in stages ----
+ * bllm_llama_forward runs every block as these six calls in this order, on
+ * the T <= max_batch tokens in s->x at positions pos..pos+T-1; the
+ * calibration engine runs the same calls one stage at a time, reading each
+ * linear layer's input where it lies (in brackets) and quantizing that
+ * layer before the next stage uses it. cache_layer: which layer of the KV
+ * cache the block uses. Before any stage: bllm_llama_set_positions. */
+void bllm_llama_set_positions(const bllm_llama_hparams *hp, bllm_llama_state *s, int T, int pos);
+/* s->xb = attn_norm(s->x)                          [input of wq, wk, wv] */
+void bllm_llama_attn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, int T);
+/* Q, K, V from s->xb, RoPE, cache, causal attention -> s->att_out
+ *                                                  [input of wo] */
+bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_layer *L, int cache_layer,
+                                 bllm_llama_state *s, bllm_pool *pool, int T, int pos);
+/* s->x += wo s->att_out */
+void bllm_llama_attn_residual(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                              bllm_pool *pool, int T);
+/* s->xb = ffn_norm(s->x)                           [input of w_gate, w_up] */
+void bllm_llama_ffn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, int T);
+/* s->hb = silu(w_gate s->xb) * (w_up s->xb)        [input of w_down] */
+void bllm_llama_ffn_hidden(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                           bllm_pool *pool, int T);
+/* s->x += w_down s->hb */
+void bllm_llama_ffn_residual(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                             bllm_pool *pool, int T);
 
 #endif

@@ -160,7 +160,7 @@ bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, b
     c->n_ctx = n_ctx;
     bllm_status s = bllm_pool_new(n_threads, &c->pool);
     if (!s)
-        s = bllm_llama_state_new(&m->weights, n_ctx, BLLM_MAX_BATCH, &c->state);
+        s = bllm_llama_state_new(&m->weights.hp, n_ctx, BLLM_MAX_BATCH, &c->state);
     if (s) {
         bllm_context_free(c);
         return s;
