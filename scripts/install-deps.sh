@@ -13,6 +13,7 @@ log() { printf '[bllm] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(build-essential pkg-config meson ninja-build unzip python3 python3-venv
               libsentencepiece-dev libsleef-dev libpcre2-dev libxxhash-dev libcjson-dev libssl-dev
+              libopenblas-dev liblapacke-dev
               gcc-aarch64-linux-gnu qemu-user libsimde-dev)
 
 install_apt() {

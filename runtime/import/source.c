@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include "runtime/sha256.h"
 
 /* ---------------------------------------------------------------- files */
 
@@ -366,60 +366,6 @@ bllm_status bllm_source_read_f32(bllm_source *s, int i, float *out) {
 
 /* ------------------------------------------------------------- provenance */
 
-static void to_hex(const unsigned char *d, unsigned n, char *hex) {
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < n; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[2 * n] = '\0';
-}
-
-static bllm_status sha256_buf(const void *data, size_t n, char hex[65]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (!EVP_Digest(data, n, md, &len, EVP_sha256(), NULL) || len != 32)
-        return bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
-    to_hex(md, len, hex);
-    return BLLM_OK;
-}
-
-static bllm_status sha256_file(const char *path, char hex[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bllm_fail(BLLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t cap = (size_t)1 << 20;
-    unsigned char *buf = malloc(cap);
-    bllm_status st = BLLM_OK;
-    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        st = bllm_fail(BLLM_ERR_NOMEM, "cannot start SHA-256");
-        goto done;
-    }
-    size_t n;
-    while ((n = fread(buf, 1, cap, f)) > 0)
-        if (!EVP_DigestUpdate(ctx, buf, n)) {
-            st = bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
-            goto done;
-        }
-    if (ferror(f)) {
-        st = bllm_fail(BLLM_ERR_IO, "read error on '%s'", path);
-        goto done;
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (!EVP_DigestFinal_ex(ctx, md, &len) || len != 32) {
-        st = bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
-        goto done;
-    }
-    to_hex(md, len, hex);
-done:
-    free(buf);
-    EVP_MD_CTX_free(ctx);
-    fclose(f);
-    return st;
-}
-
 static const char *base_name(const char *p) {
     const char *b = strrchr(p, '/');
     return b ? b + 1 : p;
@@ -443,7 +389,7 @@ const char *bllm_source_sha256(const bllm_source *cs) {
         return NULL;
     }
     if (s->n_files == 1) {
-        if (sha256_file(s->files[0], s->sha256) != BLLM_OK)
+        if (bllm_sha256_file(s->files[0], s->sha256) != BLLM_OK)
             return NULL;
     } else {
         char **sorted = malloc((size_t)s->n_files * sizeof(*sorted));
@@ -463,12 +409,12 @@ const char *bllm_source_sha256(const bllm_source *cs) {
         bllm_status st = BLLM_OK;
         for (int i = 0; i < s->n_files && st == BLLM_OK; i++) {
             char hex[65];
-            st = sha256_file(sorted[i], hex);
+            st = bllm_sha256_file(sorted[i], hex);
             if (st == BLLM_OK)
                 len += (size_t)sprintf(man + len, "%s  %s\n", hex, base_name(sorted[i]));
         }
         if (st == BLLM_OK)
-            st = sha256_buf(man, len, s->sha256);
+            st = bllm_sha256_buf(man, len, s->sha256);
         free(sorted);
         free(man);
         if (st != BLLM_OK)

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include "models/llama_hparams.h"
 #include "runtime/error.h"
+#include "runtime/sha256.h"
 #include "runtime/import/source.h"
 #include "runtime/format/stb.h"
 #include "tokenizer/tokenizer.h"
@@ -48,33 +48,6 @@ static void progress(int i, int n, const char *name)
     bar[width] = '\0';
     fprintf(stderr, "\r[%s] %4d/%-4d %-40.40s", bar, i, n, name);
     fflush(stderr);
-}
-
-static bllm_status sha256_file(const char *path, char hex[65])
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bllm_fail(BLLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t cap = (size_t)1 << 20, n;
-    unsigned char *buf = malloc(cap), md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    bllm_status st = BLLM_OK;
-    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-        st = bllm_fail(BLLM_ERR_NOMEM, "cannot start SHA-256");
-    while (!st && (n = fread(buf, 1, cap, f)) > 0)
-        if (!EVP_DigestUpdate(ctx, buf, n))
-            st = bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
-    if (!st && ferror(f))
-        st = bllm_fail(BLLM_ERR_IO, "read error on '%s'", path);
-    if (!st && (!EVP_DigestFinal_ex(ctx, md, &len) || len != 32))
-        st = bllm_fail(BLLM_ERR_IO, "SHA-256 failed (OpenSSL)");
-    for (unsigned i = 0; !st && i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    free(buf);
-    EVP_MD_CTX_free(ctx);
-    fclose(f);
-    return st;
 }
 
 /* ------------------------------------------------------------ the input */
@@ -147,7 +120,7 @@ static bllm_status input_open(const char *path, const char *tokenizer_path, inpu
                                  path, t->name, t->ndim);
             in->stb_index[in->n++] = i;
         }
-        return sha256_file(path, in->sha);
+        return bllm_sha256_file(path, in->sha);
     }
     if ((s = bllm_source_open(path, BLLM_SOURCE_AUTO, tokenizer_path, &in->src)))
         return s;
