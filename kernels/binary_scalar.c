@@ -55,6 +55,7 @@ DEFINE(nm58, BLLM_TYPE_NM58)
 DEFINE(nm68, BLLM_TYPE_NM68)
 DEFINE(onebit, BLLM_TYPE_ONEBIT)
 DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
+DEFINE(billm, BLLM_TYPE_BILLM)
 
 /* pb8's salient part: one correction per salient weight, since its int8
  * value replaces the binary value stored at the same place. This is the

@@ -371,6 +371,30 @@ static void attention_rows_worker(void *arg, int ith, int nth)
     }
 }
 
+/* row[j] = exp(scale * row[j] - max) for j < n, returning their sum: the
+ * unnormalized softmax of one query's scores. The max runs in 8 lanes so
+ * the compiler vectorizes it (this loop and the exp are most of the
+ * attention's time outside the two products). */
+static float scaled_softmax_numerators(float *row, int n, float scale)
+{
+    float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++) {
+            float v = row[j + l] * scale;
+            row[j + l] = v;
+            lane[l] = v > lane[l] ? v : lane[l];
+        }
+    float maxv = -INFINITY;
+    for (; j < n; j++) {
+        row[j] *= scale;
+        maxv = row[j] > maxv ? row[j] : maxv;
+    }
+    for (int l = 0; l < 8; l++)
+        maxv = lane[l] > maxv ? lane[l] : maxv;
+    return bllm_vec_exp_sub_sum(row, n, maxv);
+}
+
 /* Per-thread scratch of the blocked path: keys and transposed values of one
  * head (n_ctx x hd each), one block's queries and outputs (ATT_QB x hd) and
  * scores (ATT_QB x n_ctx). */
@@ -394,6 +418,7 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
     const bllm_llama_hparams *hp = job->hp;
     bllm_llama_state *s = job->s;
     const bllm_matmul_fn mm = bllm_kernels()->matmul[BLLM_TYPE_F32];
+    const bllm_llama_attn_gemm_fn gemm = s->attn_gemm;
     const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     const int kv_dim = (int)hp->n_kv_heads * hd, q_dim = n_heads * hd, group = n_heads / (int)hp->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -409,30 +434,32 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
         const int h = jb / job->n_qblk, b = jb % job->n_qblk, kvh = h / group;
         const int t0 = b * ATT_QB, nq = job->n_tok - t0 < ATT_QB ? job->n_tok - t0 : ATT_QB;
         const int n_keys = job->pos + t0 + nq; /* keys the block's last query sees */
-        for (int j = 0; j < n_keys; j++) {
-            const float *kj = kc + (size_t)j * kv_dim + (size_t)kvh * hd;
-            const float *vj = vc + (size_t)j * kv_dim + (size_t)kvh * hd;
-            memcpy(kh + (size_t)j * hd, kj, (size_t)hd * sizeof(float));
-            for (int i = 0; i < hd; i++)
-                vt[(size_t)i * n_keys + j] = vj[i];
+        const float *qh = s->q + (size_t)t0 * q_dim + (size_t)h * hd;
+        const float *kv = kc + (size_t)kvh * hd, *vv = vc + (size_t)kvh * hd;
+        if (gemm) {
+            gemm(true, nq, n_keys, hd, qh, q_dim, kv, kv_dim, sc, n_keys);
+        } else {
+            for (int j = 0; j < n_keys; j++) {
+                memcpy(kh + (size_t)j * hd, kv + (size_t)j * kv_dim, (size_t)hd * sizeof(float));
+                for (int i = 0; i < hd; i++)
+                    vt[(size_t)i * n_keys + j] = vv[(size_t)j * kv_dim + i];
+            }
+            for (int t = 0; t < nq; t++)
+                memcpy(qb + (size_t)t * hd, qh + (size_t)t * q_dim, (size_t)hd * sizeof(float));
+            mm(sc, qb, kh, nq, hd, n_keys, 0, n_keys);
         }
-        for (int t = 0; t < nq; t++)
-            memcpy(qb + (size_t)t * hd, s->q + (size_t)(t0 + t) * q_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
-        mm(sc, qb, kh, nq, hd, n_keys, 0, n_keys);
         float inv[ATT_QB];
         for (int t = 0; t < nq; t++) {
             float *row = sc + (size_t)t * n_keys;
             int n_valid = job->pos + t0 + t + 1;
-            float maxv = -INFINITY;
-            for (int j = 0; j < n_valid; j++) {
-                row[j] *= scale;
-                maxv = row[j] > maxv ? row[j] : maxv;
-            }
-            inv[t] = 1.0f / bllm_vec_exp_sub_sum(row, n_valid, maxv);
+            inv[t] = 1.0f / scaled_softmax_numerators(row, n_valid, scale);
             for (int j = n_valid; j < n_keys; j++)
                 row[j] = 0.0f;
         }
-        mm(ob, sc, vt, nq, n_keys, hd, 0, hd);
+        if (gemm)
+            gemm(false, nq, hd, n_keys, sc, n_keys, vv, kv_dim, ob, hd);
+        else
+            mm(ob, sc, vt, nq, n_keys, hd, 0, hd);
         for (int t = 0; t < nq; t++) {
             float *out = s->att_out + (size_t)(t0 + t) * q_dim + (size_t)h * hd;
             for (int i = 0; i < hd; i++)

@@ -1,13 +1,19 @@
-/* bllm-quantize: binarize a model's linear layers into a packed .stb, or
- * (--dequantize) turn a packed .stb back into an f32 one. The work is in
- * runtime/quant/quantize.c; this file parses options and prints the outcome. */
+/* bllm-quantize: binarize a model's linear layers into a packed .stb, by
+ * round-to-nearest or by a calibrated method, or (--dequantize) turn a
+ * packed .stb back into an f32 one. The work is in runtime/quant/; this file
+ * parses options and prints the outcome. */
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include "runtime/quant/calib.h"
 #include "runtime/quant/quantize.h"
+#include "tools/cli.h"
 
 #ifndef BLLM_VERSION
 #define BLLM_VERSION "0.1.0"
@@ -16,55 +22,208 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bllm-quantize INPUT -o OUT.stb --type TYPE [options]\n"
+            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE | --method pb-llm|billm] [options]\n"
             "       bllm-quantize --dequantize PACKED.stb -o OUT.stb\n"
             "\n"
             "INPUT is a GGUF file, a Hugging Face checkpoint folder, a llama2.c checkpoint or a\n"
             ".stb file. Every 2-D blk.* matrix is binarized; embeddings and the output head\n"
             "keep --keep-type, norms stay f32.\n"
             "\n"
+            "methods:\n"
+            "  rtn      round to nearest, no calibration, into any packed --type (default)\n"
+            "  pb-llm   PB-LLM: the most salient weights (Hessian criterion) at 8 bits, the\n"
+            "           rest binarized, GPTQ error compensation; stored as pb8\n"
+            "  billm    BiLLM: residual-binarized salient columns, two magnitude groups for\n"
+            "           the rest, GPTQ error compensation; stored as billm\n"
+            "\n"
             "options:\n"
             "  -o, --output PATH      the .stb file to write (required)\n"
-            "  -m, --method METHOD    rtn (default; calibrated methods come later)\n"
-            "  -t, --type TYPE        b1, b1g (default), b1mg, rb2g, nm24, nm48, nm58, nm68,\n"
+            "  -m, --method METHOD    rtn (default), pb-llm or billm\n"
+            "      --type TYPE        rtn: b1, b1g (default), b1mg, rb2g, nm24, nm48, nm58, nm68,\n"
             "                         onebit or pb8 (docs/format.md)\n"
-            "      --salient FRAC     pb8: fraction of each row kept in int8 (default 0.1)\n"
-            "      --onebit-iters N   onebit: power iterations for rank-1 |W| (default 32)\n"
             "      --keep-type TYPE   f16 (default) or f32 for the matrices not binarized\n"
+            "      --salient FRAC     pb8 / pb-llm: share of weights kept at 8 bits (default 0.1;\n"
+            "                         rtn per row, pb-llm over the whole matrix)\n"
+            "      --onebit-iters N   rtn onebit: power iterations for rank-1 |W| (default 32)\n"
+            "calibrated methods:\n"
+            "      --calib FILE       calibration text (default: ../shared/data/wikitext-2/\n"
+            "                         valid.tokens.txt, the WikiText-2 validation split)\n"
+            "      --calib-samples N  random windows (default 128)\n"
+            "      --calib-len L      tokens per window (default 2048, capped at the context)\n"
+            "      --seed S           window positions (default 0)\n"
+            "      --damp F           Hessian damping, share of its mean diagonal (default 0.01)\n"
+            "      --block N          GPTQ column block, a multiple of 64 (default 128)\n"
+            "      --billm-max-salient N   salient columns searched per block, 1..N (default 49)\n"
+            "      --billm-block-errors on|off  feed errors inside a block too (default on;\n"
+            "                         off = the authors' code)\n"
+            "      --write-simulated PATH   also write the quantizer's own f32 simulation\n"
+            "  -t, --threads N        threads (default: all online CPUs)\n"
             "      --tokenizer PATH   tokenizer.bin of a llama2.c checkpoint\n"
             "      --dequantize       write the f32 copy of a packed .stb instead\n"
             "  -q, --quiet            no progress bar\n"
             "  -h, --help             this text\n");
 }
 
+/* The default calibration file: $BLLM_SHARED/data/..., else ../shared/data/...
+ * from the working directory, else beside the source tree the tool was built
+ * in (build/tools/ -> ../../../shared). */
+static const char *default_calib(const char *argv0, char *buf, size_t cap)
+{
+    const char *env = getenv("BLLM_SHARED");
+    if (env && *env) {
+        snprintf(buf, cap, "%s/%s", env, BLLM_CALIB_DEFAULT_REL);
+        if (access(buf, R_OK) == 0)
+            return buf;
+    }
+    snprintf(buf, cap, "../shared/%s", BLLM_CALIB_DEFAULT_REL);
+    if (access(buf, R_OK) == 0)
+        return buf;
+    char exe[PATH_MAX];
+    if (realpath("/proc/self/exe", exe) || realpath(argv0, exe)) {
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            int n = snprintf(buf, cap, "%s/../../../shared/%s", exe, BLLM_CALIB_DEFAULT_REL);
+            if (n > 0 && (size_t)n < cap && access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    return NULL;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
+/* The closing table: one row per matrix, then the model. */
+static void print_table(const bllm_quantize_report *rep, const bllm_quantize_params *p)
+{
+    const bllm_engine_result *e = &rep->engine;
+    const char *method = p->method;
+    printf("\n| matrix | method | type | shape | salient | rel. output error | bits/weight |\n");
+    printf("|---|---|---|---|---:|---:|---:|\n");
+    double bits = 0.0, weights = 0.0, err2 = 0.0, sal = 0.0;
+    for (int i = 0; i < e->n; i++) {
+        const bllm_engine_matrix *m = &e->m[i];
+        double nw = (double)m->rows * m->cols, b = 8.0 * (double)(m->nbytes + m->companion_bytes);
+        printf("| %s | %s | %s | %dx%d | %.2f%% | %.4f | %.4f |\n", m->name, method, bllm_type_name(m->type),
+               m->rows, m->cols, 100.0 * m->rep.salient_share, m->rep.rel_error, b / nw);
+        bits += b, weights += nw, err2 += m->rep.rel_error * m->rep.rel_error, sal += m->rep.salient_share * nw;
+    }
+    if (e->n)
+        printf("| **all %d matrices** | %s | | | %.2f%% | %.4f (rms) | %.4f |\n", e->n, method,
+               100.0 * sal / weights, sqrt(err2 / e->n), bits / weights);
+    printf("\nwhole file: %.4f bits per weight (%.1f MiB); calibration: %d windows x %d tokens, sha256 %.12s...; "
+           "activations in %s\n",
+           weights > 0 ? 8.0 * (double)rep->file_bytes / weights : 0.0, (double)rep->file_bytes / 1048576.0, p->calib_samples,
+           e->calib_len, e->calib_sha256, e->act_f16 ? "f16" : "f32");
+}
+
 int main(int argc, char **argv)
 {
-    const char *out = NULL, *method = "rtn", *type_s = "b1g", *keep_s = "f16", *tok = NULL;
-    const char *salient_s = NULL, *iters_s = NULL;
+    const char *out = NULL, *method = "rtn", *type_s = NULL, *keep_s = "f16", *tok = NULL, *calib = NULL;
+    const char *salient_s = NULL, *iters_s = NULL, *sim = NULL;
     bool quiet = false, dequantize = false;
-    enum { OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS };
+    bllm_quantize_params p;
+    bllm_quantize_params_default(&p);
+    long seed = 0;
+    enum {
+        OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
+        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM
+    };
     static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},     {"method", required_argument, NULL, 'm'},
-        {"type", required_argument, NULL, 't'},       {"salient", required_argument, NULL, OPT_SALIENT},
+        {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
+        {"type", required_argument, NULL, 256 + 100},     {"salient", required_argument, NULL, OPT_SALIENT},
         {"keep-type", required_argument, NULL, OPT_KEEP}, {"tokenizer", required_argument, NULL, OPT_TOK},
-        {"dequantize", no_argument, NULL, OPT_DEQ},   {"onebit-iters", required_argument, NULL, OPT_ITERS},
-        {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dequantize", no_argument, NULL, OPT_DEQ},       {"onebit-iters", required_argument, NULL, OPT_ITERS},
+        {"calib", required_argument, NULL, OPT_CALIB},    {"calib-samples", required_argument, NULL, OPT_SAMPLES},
+        {"calib-len", required_argument, NULL, OPT_LEN},  {"seed", required_argument, NULL, OPT_SEED},
+        {"damp", required_argument, NULL, OPT_DAMP},      {"block", required_argument, NULL, OPT_BLOCK},
+        {"billm-max-salient", required_argument, NULL, OPT_MAXSAL},
+        {"billm-block-errors", required_argument, NULL, OPT_BLKERR},
+        {"write-simulated", required_argument, NULL, OPT_SIM},
+        {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "o:m:t:qh", opts, NULL)) != -1) {
+    float fv;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:m:t:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'm': method = optarg; break;
-        case 't': type_s = optarg; break;
+        case 256 + 100: type_s = optarg; break;
         case OPT_SALIENT: salient_s = optarg; break;
         case OPT_KEEP: keep_s = optarg; break;
         case OPT_TOK: tok = optarg; break;
         case OPT_DEQ: dequantize = true; break;
         case OPT_ITERS: iters_s = optarg; break;
+        case OPT_CALIB: calib = optarg; break;
+        case OPT_SIM: sim = optarg; break;
+        case OPT_SAMPLES:
+            if (!bllm_cli_parse_int(optarg, 1, 1000000, &p.calib_samples)) {
+                fprintf(stderr, "bllm-quantize: --calib-samples must be 1..1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_LEN:
+            if (!bllm_cli_parse_int(optarg, 2, 1 << 20, &p.calib_len)) {
+                fprintf(stderr, "bllm-quantize: --calib-len must be 2..1048576, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_SEED: {
+            char *end;
+            seed = strtol(optarg, &end, 10);
+            if (*end || end == optarg || seed < 0) {
+                fprintf(stderr, "bllm-quantize: --seed must be a non-negative integer, not '%s'\n", optarg);
+                return 2;
+            }
+            p.seed = (uint64_t)seed;
+            break;
+        }
+        case OPT_DAMP:
+            if (!bllm_cli_parse_float(optarg, &fv) || !(fv > 0.0f && fv <= 10.0f)) {
+                fprintf(stderr, "bllm-quantize: --damp must be in (0, 10], not '%s'\n", optarg);
+                return 2;
+            }
+            p.mopts.percdamp = fv;
+            break;
+        case OPT_BLOCK:
+            if (!bllm_cli_parse_int(optarg, 64, 1 << 16, &p.mopts.block) || p.mopts.block % 64) {
+                fprintf(stderr, "bllm-quantize: --block must be a multiple of 64, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_MAXSAL:
+            if (!bllm_cli_parse_int(optarg, 1, 127, &p.mopts.max_salient_cols)) {
+                fprintf(stderr, "bllm-quantize: --billm-max-salient must be 1..127, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_BLKERR:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                fprintf(stderr, "bllm-quantize: --billm-block-errors takes on or off, not '%s'\n", optarg);
+                return 2;
+            }
+            p.mopts.intra_block = !strcmp(optarg, "on");
+            break;
+        case 't':
+            if (!bllm_cli_parse_int(optarg, 1, 1024, &p.n_threads)) {
+                fprintf(stderr, "bllm-quantize: -t must be 1..1024, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case ':':
+            fprintf(stderr, "bllm-quantize: option '%s' needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "bllm-quantize: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return 2;
         }
     }
     if (optind != argc - 1 || !out) {
@@ -91,15 +250,26 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    bllm_quantize_params p;
-    bllm_quantize_params_default(&p);
-    if (strcmp(method, "rtn")) {
-        fprintf(stderr, "bllm-quantize: unknown --method '%s' (only rtn so far)\n", method);
+    const bllm_method *cm = bllm_method_find(method);
+    if (!cm && strcmp(method, "rtn")) {
+        fprintf(stderr, "bllm-quantize: unknown --method '%s' (rtn, pb-llm, billm)\n", method);
         return 2;
     }
-    if (!bllm_type_from_name(type_s, &p.type) || !bllm_type_is_packed(p.type)) {
+    p.method = method;
+    if (cm) {
+        p.type = cm->type;
+        if (type_s && strcmp(type_s, bllm_type_name(cm->type))) {
+            fprintf(stderr, "bllm-quantize: --method %s stores %s; --type %s does not apply\n", method,
+                    bllm_type_name(cm->type), type_s);
+            return 2;
+        }
+    } else if (!bllm_type_from_name(type_s ? type_s : "b1g", &p.type) || !bllm_type_is_packed(p.type)) {
         fprintf(stderr, "bllm-quantize: unknown --type '%s' (b1, b1g, b1mg, rb2g, nm24, nm48, nm58, nm68, "
-                        "onebit, pb8)\n", type_s);
+                        "onebit, pb8, billm)\n", type_s);
+        return 2;
+    }
+    if (!cm && p.type == BLLM_TYPE_BILLM) {
+        fprintf(stderr, "bllm-quantize: billm holds BiLLM's calibrated decomposition; use --method billm\n");
         return 2;
     }
     if (!bllm_type_from_name(keep_s, &p.keep_type) ||
@@ -108,31 +278,59 @@ int main(int argc, char **argv)
         return 2;
     }
     if (salient_s) {
-        char *end;
-        p.rtn.salient_frac = strtof(salient_s, &end);
-        if (*end || end == salient_s || !(p.rtn.salient_frac >= 0.0f && p.rtn.salient_frac <= 1.0f)) {
+        if (!bllm_cli_parse_float(salient_s, &fv) || !(fv >= 0.0f && fv <= 1.0f)) {
             fprintf(stderr, "bllm-quantize: --salient must be a fraction in [0, 1], not '%s'\n", salient_s);
             return 2;
         }
+        p.rtn.salient_frac = p.mopts.salient_frac = fv;
         if (p.type != BLLM_TYPE_PB8)
-            fprintf(stderr, "bllm-quantize: note: --salient only applies to --type pb8\n");
+            fprintf(stderr, "bllm-quantize: note: --salient only applies to pb8 and pb-llm\n");
     }
     if (iters_s) {
-        char *end;
-        long n = strtol(iters_s, &end, 10);
-        if (*end || end == iters_s || n < 1 || n > 10000) {
+        int n;
+        if (!bllm_cli_parse_int(iters_s, 1, 10000, &n)) {
             fprintf(stderr, "bllm-quantize: --onebit-iters must be 1..10000, not '%s'\n", iters_s);
             return 2;
         }
-        p.rtn.onebit_iters = (int)n;
+        p.rtn.onebit_iters = n;
     }
-    char options[1024];
-    int len = snprintf(options, sizeof options, "--method %s --type %s --keep-type %s", method, type_s, keep_s);
+    char calib_buf[PATH_MAX];
+    if (cm) {
+        if (!calib && !(calib = default_calib(argv[0], calib_buf, sizeof calib_buf))) {
+            fprintf(stderr, "bllm-quantize: no calibration file: the default %s was not found under $BLLM_SHARED, "
+                            "../shared or beside the source tree; give one with --calib FILE\n",
+                    BLLM_CALIB_DEFAULT_REL);
+            return 2;
+        }
+        if (cm->type == BLLM_TYPE_BILLM && p.mopts.block != 128) {
+            fprintf(stderr, "bllm-quantize: billm stores its scales per 128 columns; --block must be 128\n");
+            return 2;
+        }
+    } else if (calib || sim) {
+        fprintf(stderr, "bllm-quantize: --calib and --write-simulated apply to the calibrated methods, not rtn\n");
+        return 2;
+    }
+    p.calib_path = calib;
+    p.simulated_path = sim;
+
+    char options[2048];
+    int len = snprintf(options, sizeof options, "--method %s --type %s --keep-type %s", method,
+                       bllm_type_name(p.type), keep_s);
     if (p.type == BLLM_TYPE_PB8)
-        len += snprintf(options + len, sizeof options - (size_t)len, " --salient %g", (double)p.rtn.salient_frac);
-    if (p.type == BLLM_TYPE_ONEBIT)
+        len += snprintf(options + len, sizeof options - (size_t)len, " --salient %g",
+                        (double)(cm ? p.mopts.salient_frac : p.rtn.salient_frac));
+    if (!cm && p.type == BLLM_TYPE_ONEBIT)
         len += snprintf(options + len, sizeof options - (size_t)len, " --onebit-iters %d", p.rtn.onebit_iters);
-    if (tok)
+    if (cm) {
+        len += snprintf(options + len, sizeof options - (size_t)len,
+                        " --calib %s --calib-samples %d --calib-len %d --seed %llu --damp %g --block %d", calib,
+                        p.calib_samples, p.calib_len, (unsigned long long)p.seed, p.mopts.percdamp, p.mopts.block);
+        if (cm->type == BLLM_TYPE_BILLM)
+            len += snprintf(options + len, sizeof options - (size_t)len,
+                            " --billm-max-salient %d --billm-block-errors %s", p.mopts.max_salient_cols,
+                            p.mopts.intra_block ? "on" : "off");
+    }
+    if (tok && len < (int)sizeof options)
         snprintf(options + len, sizeof options - (size_t)len, " --tokenizer %s", tok);
     p.options_text = options;
     p.created_by = created;
@@ -144,11 +342,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "bllm-quantize: %s: %s\n", bllm_status_name(s), bllm_last_error());
         return 1;
     }
+    if (cm) {
+        print_table(&rep, &p);
+        const bllm_engine_result *e = &rep.engine;
+        printf("time: %.1f s in all (forward %.1f s, Hessians %.1f s, %s %.1f s); peak memory %.0f MiB\n",
+               e->seconds, e->seconds_forward, e->seconds_hessian, method, e->seconds_method, peak_rss_mib());
+    }
     printf("bllm-quantize: wrote %s: %d tensors, %d matrices (%.1fM weights) in %s, %.1f MiB, in %.1f s\n", out,
            rep.n_tensors, rep.n_binarized, (double)rep.weights_binarized / 1e6, bllm_type_name(p.type),
-           (double)rep.file_bytes / 1048576.0, rep.seconds);
+           (double)rep.file_bytes / 1048576.0, cm ? rep.engine.seconds + rep.seconds : rep.seconds);
+    if (sim)
+        printf("bllm-quantize: wrote the f32 simulation to %s\n", sim);
     if (rep.n_kept)
-        printf("bllm-quantize: note: %d blk.* matrices kept in %s because their shape is not a multiple of "
-               "32 x 64 (first: %s)\n", rep.n_kept, bllm_type_name(p.keep_type), rep.first_kept);
+        printf("bllm-quantize: note: %d blk.* matrices kept in %s because their shape does not fit %s (first: %s)\n",
+               rep.n_kept, bllm_type_name(p.keep_type), bllm_type_name(p.type), rep.first_kept);
+    bllm_quantize_report_free(&rep);
     return 0;
 }

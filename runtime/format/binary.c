@@ -118,6 +118,36 @@ static inline uint64_t sign_row(const uint8_t *signs, int j)
     return v;
 }
 
+/* ------------------------------------------------------- billm layout */
+
+/* Per 32-row tile row, per column block of 128 (the last one 64 wide when
+ * cols % 128 == 64): for each 64-column half a sign plane and a second
+ * plane (256 bytes each, sign-tile layout), then the rows' 8 fp16 scales
+ * (scale k of row j at 2 (32 k + j)). After every tile row: one bit per
+ * column, set for salient columns. */
+static size_t billm_tile_row_bytes(int cols)
+{
+    return (size_t)(cols / BLLM_BILLM_BLOCK) * 1536 + (cols % BLLM_BILLM_BLOCK ? 1024 : 0);
+}
+
+static int billm_halves(int cols, int b) { return cols - b * BLLM_BILLM_BLOCK >= BLLM_BILLM_BLOCK ? 2 : 1; }
+
+static const uint8_t *billm_block_at(const void *w, int cols, int r, int b)
+{
+    return (const uint8_t *)w + (size_t)(r / BLLM_TILE_ROWS) * billm_tile_row_bytes(cols) + (size_t)b * 1536;
+}
+
+static const uint8_t *billm_flags(const void *w, int rows, int cols)
+{
+    return (const uint8_t *)w + (size_t)(rows / BLLM_TILE_ROWS) * billm_tile_row_bytes(cols);
+}
+
+/* Scale k of row j of a block. */
+static inline size_t billm_scale_off(int cols, int b, int k, int j)
+{
+    return (size_t)billm_halves(cols, b) * 512 + 2 * (size_t)(32 * k + j);
+}
+
 /* ------------------------------------------------------------ N:M codes */
 
 bool bllm_nm_params(bllm_type type, int *n, int *m, int *code_bits)
@@ -167,7 +197,10 @@ int bllm_nm_mask_code(bllm_type type, uint32_t mask)
 
 /* ------------------------------------------------------ decompositions */
 
-static bool has_group_alpha(bllm_type t) { return t != BLLM_TYPE_B1 && t != BLLM_TYPE_ONEBIT; }
+static bool has_group_alpha(bllm_type t)
+{
+    return t != BLLM_TYPE_B1 && t != BLLM_TYPE_ONEBIT && t != BLLM_TYPE_BILLM;
+}
 static bool has_mu(bllm_type t)
 {
     return t == BLLM_TYPE_B1MG || t == BLLM_TYPE_RB2G || bllm_nm_params(t, NULL, NULL, NULL);
@@ -190,6 +223,8 @@ void bllm_binary_decomp_free(bllm_binary_decomp *d)
     free(d->salient);
     free(d->q);
     free(d->sal_scale);
+    free(d->col_salient);
+    free(d->bscale);
     memset(d, 0, sizeof *d);
 }
 
@@ -208,6 +243,9 @@ bllm_status bllm_binary_decomp_init(bllm_binary_decomp *d, bllm_type type, int r
     bool ok = (d->sign = calloc(n, 1)) != NULL;
     if (type == BLLM_TYPE_RB2G)
         ok = ok && (d->sign2 = calloc(n, 1)) && (d->alpha2 = calloc(ng, sizeof(float)));
+    if (type == BLLM_TYPE_BILLM)
+        ok = ok && (d->sign2 = calloc(n, 1)) && (d->col_salient = calloc((size_t)cols, 1)) &&
+             (d->bscale = calloc((size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES, sizeof(float)));
     if (bllm_nm_params(type, NULL, NULL, NULL))
         ok = ok && (d->mask = calloc(n, 1));
     if (type == BLLM_TYPE_B1)
@@ -241,6 +279,15 @@ static inline float v_onebit(float g, int s, float h)
     float gh = g * h;
     return s ? gh : -gh;
 }
+/* billm, sc = the row's 8 block scales. */
+static inline float v_billm(const float *sc, int salient, int s, int s2)
+{
+    if (salient) {
+        float v1 = v_mg(sc[BLLM_BILLM_MU_1], s, sc[BLLM_BILLM_A_1]);
+        return v1 + v_mg(sc[BLLM_BILLM_MU_2], s2, sc[BLLM_BILLM_A_2]);
+    }
+    return s2 ? v_mg(sc[BLLM_BILLM_MU_S], s, sc[BLLM_BILLM_A_S]) : v_mg(sc[BLLM_BILLM_MU_C], s, sc[BLLM_BILLM_A_C]);
+}
 
 float bllm_binary_decomp_value(const bllm_binary_decomp *d, int r, int c)
 {
@@ -259,6 +306,11 @@ float bllm_binary_decomp_value(const bllm_binary_decomp *d, int r, int c)
     case BLLM_TYPE_NM58:
     case BLLM_TYPE_NM68: return d->mask[i] ? v_mg(d->mu[gi], d->sign[i], d->alpha[gi]) : 0.0f;
     case BLLM_TYPE_ONEBIT: return v_onebit(d->g[r], d->sign[i], d->h[c]);
+    case BLLM_TYPE_BILLM: {
+        const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(c / BLLM_BILLM_BLOCK)) *
+                                          BLLM_BILLM_SCALES;
+        return v_billm(sc, d->col_salient[c], d->sign[i], d->sign2[i]);
+    }
     default: return 0.0f;
     }
 }
@@ -287,6 +339,35 @@ static bllm_status check_bits(const char *what, const uint8_t *v, size_t n, int 
     return BLLM_OK;
 }
 
+static bllm_status pack_billm(const bllm_binary_decomp *d, void *out, uint64_t nbytes)
+{
+    const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols);
+    uint8_t *base = out;
+    memset(base, 0, nbytes);
+    for (int r = 0; r < rows; r++) {
+        const int j = r % BLLM_TILE_ROWS;
+        for (int b = 0; b < nblk; b++) {
+            uint8_t *blk = (uint8_t *)billm_block_at(base, cols, r, b);
+            for (int h = 0; h < billm_halves(cols, b); h++)
+                for (int cc = 0; cc < BLLM_GROUP; cc++) {
+                    size_t i = (size_t)r * cols + (size_t)b * BLLM_BILLM_BLOCK + (size_t)h * BLLM_GROUP + cc;
+                    if (d->sign[i])
+                        sign_set(blk + 512 * h, j, cc);
+                    if (d->sign2[i])
+                        sign_set(blk + 512 * h + 256, j, cc);
+                }
+            const float *sc = d->bscale + ((size_t)r * nblk + b) * BLLM_BILLM_SCALES;
+            for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+                wr16(blk + billm_scale_off(cols, b, k, j), sc[k]);
+        }
+    }
+    uint8_t *flags = (uint8_t *)billm_flags(base, rows, cols);
+    for (int c = 0; c < cols; c++)
+        if (d->col_salient[c])
+            flags[c / 8] |= (uint8_t)(1u << (c % 8));
+    return BLLM_OK;
+}
+
 bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nbytes)
 {
     bllm_type type = d->type;
@@ -308,8 +389,13 @@ bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nb
         (s = check_scale("alpha", d->alpha, type == BLLM_TYPE_B1 ? (size_t)rows : ng, type)) ||
         (s = check_scale("alpha2", d->alpha2, ng, type)) || (s = check_scale("mu", d->mu, ng, type)) ||
         (s = check_scale("g", d->g, (size_t)rows, type)) || (s = check_scale("h", d->h, (size_t)cols, type)) ||
-        (s = check_scale("salient scale", d->sal_scale, (size_t)rows, type)))
+        (s = check_scale("salient scale", d->sal_scale, (size_t)rows, type)) ||
+        (s = check_bits("salient column flag", d->col_salient, (size_t)cols, cols, type)) ||
+        (s = check_scale("block scale", d->bscale,
+                         d->bscale ? (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES : 0, type)))
         return s;
+    if (type == BLLM_TYPE_BILLM)
+        return pack_billm(d, out, nbytes);
 
     layout L = layout_of(type);
     uint8_t *base = out;
@@ -374,9 +460,31 @@ bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nb
 
 /* -------------------------------------------------------- dequantization */
 
+/* billm: the 64 values of row r, group grp. The 8 values a row's block can
+ * take are computed once and selected by (salient column, s2, s). */
+static void dequant_group_billm(const void *w, int rows, int cols, int r, int grp, float out[BLLM_GROUP])
+{
+    const int b = grp / 2, h = grp % 2, j = r % BLLM_TILE_ROWS;
+    const uint8_t *blk = billm_block_at(w, cols, r, b);
+    float sc[BLLM_BILLM_SCALES];
+    for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+        sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
+    float v[8];
+    for (int k = 0; k < 8; k++) /* index: salient << 2 | s2 << 1 | s */
+        v[k] = v_billm(sc, k >> 2, k & 1, k >> 1 & 1);
+    uint64_t s1 = sign_row(blk + 512 * h, j), s2 = sign_row(blk + 512 * h + 256, j);
+    uint64_t fl = rd_bits(billm_flags(w, rows, cols) + (size_t)grp * 8, 8);
+    for (int cc = 0; cc < BLLM_GROUP; cc++)
+        out[cc] = v[(fl >> cc & 1) << 2 | (s2 >> cc & 1) << 1 | (s1 >> cc & 1)];
+}
+
 void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols, int r, int grp,
                                float out[BLLM_GROUP])
 {
+    if (type == BLLM_TYPE_BILLM) {
+        dequant_group_billm(w, rows, cols, r, grp, out);
+        return;
+    }
     layout L = layout_of(type);
     const uint8_t *t = tile_at(&L, w, cols, r, grp);
     int j = r % BLLM_TILE_ROWS;
@@ -443,6 +551,16 @@ void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols
  * bllm_binary_dequant_group. */
 float bllm_binary_weight(bllm_type type, const void *w, int rows, int cols, int r, int c)
 {
+    if (type == BLLM_TYPE_BILLM) {
+        const int b = c / BLLM_BILLM_BLOCK, h = c % BLLM_BILLM_BLOCK / BLLM_GROUP, cc = c % BLLM_GROUP;
+        const int j = r % BLLM_TILE_ROWS;
+        const uint8_t *blk = billm_block_at(w, cols, r, b);
+        float sc[BLLM_BILLM_SCALES];
+        for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+            sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
+        int salient = billm_flags(w, rows, cols)[c / 8] >> (c % 8) & 1;
+        return v_billm(sc, salient, sign_at(blk + 512 * h, j, cc), sign_at(blk + 512 * h + 256, j, cc));
+    }
     layout L = layout_of(type);
     int grp = c / BLLM_GROUP, cc = c % BLLM_GROUP, j = r % BLLM_TILE_ROWS;
     const uint8_t *t = tile_at(&L, w, cols, r, grp);
@@ -521,6 +639,29 @@ bllm_status bllm_binary_dequantize(bllm_type type, const void *w, uint64_t nbyte
     return BLLM_OK;
 }
 
+static void unpack_billm(const void *w, bllm_binary_decomp *d)
+{
+    const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols);
+    const uint8_t *flags = billm_flags(w, rows, cols);
+    for (int c = 0; c < cols; c++)
+        d->col_salient[c] = flags[c / 8] >> (c % 8) & 1;
+    for (int r = 0; r < rows; r++) {
+        const int j = r % BLLM_TILE_ROWS;
+        for (int b = 0; b < nblk; b++) {
+            const uint8_t *blk = billm_block_at(w, cols, r, b);
+            for (int h = 0; h < billm_halves(cols, b); h++)
+                for (int cc = 0; cc < BLLM_GROUP; cc++) {
+                    size_t i = (size_t)r * cols + (size_t)b * BLLM_BILLM_BLOCK + (size_t)h * BLLM_GROUP + cc;
+                    d->sign[i] = (uint8_t)sign_at(blk + 512 * h, j, cc);
+                    d->sign2[i] = (uint8_t)sign_at(blk + 512 * h + 256, j, cc);
+                }
+            float *sc = d->bscale + ((size_t)r * nblk + b) * BLLM_BILLM_SCALES;
+            for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+                sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
+        }
+    }
+}
+
 bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, const bllm_pb8_salient *sal,
                                int rows, int cols, bllm_binary_decomp *d)
 {
@@ -529,6 +670,10 @@ bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, c
         s = bllm_binary_decomp_init(d, type, rows, cols);
     if (s)
         return s;
+    if (type == BLLM_TYPE_BILLM) {
+        unpack_billm(w, d);
+        return BLLM_OK;
+    }
     layout L = layout_of(type);
     const uint8_t *trailer = (const uint8_t *)w + tile_region(&L, rows, cols);
     int ngrp = cols / BLLM_GROUP;

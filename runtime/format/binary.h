@@ -14,6 +14,10 @@
  *   nmNM    kept ? mu + (s ? a : -a) : 0
  *   onebit  s ? gh : -gh                  gh = g[r] * h[c] (one f32 product)
  *   pb8     salient ? (float)q * scale[r] : the b1g value
+ *   billm   per row per 128-column block (the last may be 64 wide):
+ *           salient column  (mu1 + (s ? a1 : -a1)) + (mu2 + (s2 ? a2 : -a2))
+ *           other, s2 = 0   mu_c + (s ? a_c : -a_c)   (concentrated group)
+ *           other, s2 = 1   mu_s + (s ? a_s : -a_s)   (sparse group)
  * with every scale an fp16 value and every operation one f32 rounding, so
  * pack -> dequantize reproduces exactly what the quantizer meant. */
 #ifndef BLLM_BINARY_H
@@ -36,7 +40,9 @@ typedef struct {
     int rows, cols;
     uint8_t *sign;      /* all types: 1 = +1, 0 = -1 (nm: only kept positions
                            are stored) */
-    uint8_t *sign2;     /* rb2g: the second (residual) sign plane */
+    uint8_t *sign2;     /* rb2g: the second (residual) sign plane; billm:
+                           the residual sign in salient columns, the group
+                           (1 = sparse) elsewhere */
     uint8_t *mask;      /* nm types: 1 = kept; exactly N per aligned group of
                            M columns */
     float *alpha;       /* b1: [rows]; b1g, b1mg, rb2g, nm, pb8: groups */
@@ -46,7 +52,21 @@ typedef struct {
     uint8_t *salient;   /* pb8: 1 = salient (value q * sal_scale[r]) */
     int8_t *q;          /* pb8: int8 value at salient positions */
     float *sal_scale;   /* pb8: [rows] */
+    uint8_t *col_salient; /* billm: [cols], 1 = salient column (every row) */
+    float *bscale;      /* billm: [rows][blocks][BLLM_BILLM_SCALES], blocks =
+                           ceil(cols / 128) */
 } bllm_binary_decomp;
+
+/* The scales of a billm block row, in their stored order. */
+enum {
+    BLLM_BILLM_MU_C, BLLM_BILLM_A_C, /* concentrated group (small |w|) */
+    BLLM_BILLM_MU_S, BLLM_BILLM_A_S, /* sparse group (large |w|) */
+    BLLM_BILLM_MU_1, BLLM_BILLM_A_1, /* salient columns, first order */
+    BLLM_BILLM_MU_2, BLLM_BILLM_A_2, /* salient columns, residual */
+    BLLM_BILLM_SCALES
+};
+/* Column blocks of a billm matrix. */
+static inline int bllm_billm_blocks(int cols) { return (cols + BLLM_BILLM_BLOCK - 1) / BLLM_BILLM_BLOCK; }
 
 /* Allocate (zeroed) the arrays type uses. Refuses a non-packed type or a
  * shape the type does not accept (rows % 32, cols % 64). */

@@ -27,13 +27,18 @@ typedef enum {
     BLLM_TYPE_ONEBIT = 11, /* g[r] * s * h[c] */
     BLLM_TYPE_PB8 = 12,   /* b1g bytes; salient int8 part in "X.salient" */
     BLLM_TYPE_U8 = 13,    /* raw bytes (companion data, 1-D) */
+    BLLM_TYPE_BILLM = 14, /* BiLLM: salient columns mu1 + a1 s1 + mu2 + a2 s2,
+                             the rest mu + a s in two magnitude groups, per
+                             row per 128 columns */
     BLLM_TYPE_COUNT
 } bllm_type;
 
-/* Packed types tile 32 rows x 64 columns; group scales cover 64 columns. */
+/* Packed types tile 32 rows x 64 columns; group scales cover 64 columns
+ * (billm's cover blocks of two groups). */
 #define BLLM_TILE_ROWS 32
 #define BLLM_TILE_COLS 64
 #define BLLM_GROUP 64
+#define BLLM_BILLM_BLOCK 128
 
 typedef struct {
     const char *name;
@@ -51,7 +56,7 @@ const bllm_type_traits *bllm_type_get(bllm_type type);
 const char *bllm_type_name(bllm_type type);
 /* Look a type up by its name ("f32", "b1g", "nm24", ...). */
 bool bllm_type_from_name(const char *name, bllm_type *out);
-/* The packed binary weight types (b1 .. pb8). */
+/* The packed binary weight types (b1 .. pb8, billm). */
 bool bllm_type_is_packed(bllm_type type);
 bool bllm_type_shape_ok(bllm_type type, uint64_t rows, uint64_t ncols);
 /* Bytes of one row of ncols weights, for element types only (f32, f16,

@@ -1,8 +1,10 @@
-/* Whole-model quantization (runtime/quant/quantize.h). One tensor in memory at a
- * time: read it as f32 from the input, binarize or convert it, stream it to
- * the .stb writer. The pb8 companion's size is known before quantizing
- * (RTN keeps a fixed count per row), so the directory is complete before the
- * first byte of data is written, as the writer requires. */
+/* Whole-model quantization (runtime/quant/quantize.h). RTN needs one tensor
+ * in memory at a time: read it as f32 from the input, binarize or convert
+ * it, stream it to the .stb writer; the pb8 companion's size is known
+ * before quantizing (RTN keeps a fixed count per row), so the directory is
+ * complete before the first byte of data is written, as the writer
+ * requires. The calibrated methods run the engine over the whole model
+ * first (its packed results are small) and then write the same way. */
 #include "runtime/quant/quantize.h"
 
 #include <errno.h>
@@ -27,9 +29,19 @@
 void bllm_quantize_params_default(bllm_quantize_params *p)
 {
     memset(p, 0, sizeof *p);
+    p->method = "rtn";
     p->type = BLLM_TYPE_B1G;
     p->keep_type = BLLM_TYPE_F16;
     bllm_rtn_options_default(&p->rtn);
+    p->calib_samples = 128;
+    p->calib_len = 2048;
+    bllm_method_options_default(&p->mopts);
+}
+
+void bllm_quantize_report_free(bllm_quantize_report *r)
+{
+    if (r)
+        bllm_engine_result_free(&r->engine);
 }
 
 static double now(void)
@@ -270,15 +282,82 @@ static bllm_status write_metadata(bllm_stb_writer *w, const input *in, const cha
     return BLLM_OK;
 }
 
+/* The engine reads weights by name through this. */
+static bllm_status engine_read(void *ctx, const char *name, float *out, uint64_t n)
+{
+    input *in = ctx;
+    for (int i = 0; i < in->n; i++) {
+        tinfo t = input_tensor(in, i);
+        if (strcmp(t.name, name))
+            continue;
+        if (numel(&t) != n)
+            return bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' holds %llu values, the hyperparameters need %llu", name,
+                             (unsigned long long)numel(&t), (unsigned long long)n);
+        bllm_status s = input_read(in, i, out);
+        for (uint64_t k = 0; !s && k < n; k++)
+            if (!isfinite(out[k]))
+                s = bllm_fail(BLLM_ERR_FORMAT, "tensor '%s' holds a non-finite value at index %llu", name,
+                              (unsigned long long)k);
+        return s;
+    }
+    return bllm_fail(BLLM_ERR_FORMAT, "the model lacks tensor '%s'", name);
+}
+
+/* Provenance of a quantization: method, type and every option that shaped
+ * the result (docs/format.md). */
+static bllm_status write_quant_metadata(bllm_stb_writer *w, const bllm_quantize_params *p,
+                                        const bllm_engine_result *eng, const char *mode)
+{
+    bllm_status s;
+    const bllm_method *m = bllm_method_find(p->method);
+    bllm_type type = m ? m->type : p->type;
+    if ((s = set_s(w, "provenance.quantization.method", p->method)) ||
+        (s = set_s(w, "provenance.quantization.type", bllm_type_name(type))) ||
+        (s = set_s(w, "provenance.quantization.keep_type", bllm_type_name(p->keep_type))))
+        return s;
+    if (mode && (s = set_s(w, "provenance.quantization.simulated", mode)))
+        return s;
+    if (!m) {
+        if (p->type == BLLM_TYPE_PB8 &&
+            (s = bllm_stb_set_f32(w, "provenance.quantization.salient_frac", p->rtn.salient_frac)))
+            return s;
+        if (p->type == BLLM_TYPE_ONEBIT &&
+            (s = bllm_stb_set_u32(w, "provenance.quantization.onebit_iters", (uint32_t)p->rtn.onebit_iters)))
+            return s;
+        return BLLM_OK;
+    }
+    char abs_calib[PATH_MAX];
+    if (!realpath(p->calib_path, abs_calib))
+        snprintf(abs_calib, sizeof abs_calib, "%s", p->calib_path);
+    if ((s = set_s(w, "provenance.quantization.calib_file", abs_calib)) ||
+        (s = set_s(w, "provenance.quantization.calib_sha256", eng->calib_sha256)) ||
+        (s = bllm_stb_set_u32(w, "provenance.quantization.calib_samples", (uint32_t)p->calib_samples)) ||
+        (s = bllm_stb_set_u32(w, "provenance.quantization.calib_len", (uint32_t)eng->calib_len)) ||
+        (s = bllm_stb_set_u64(w, "provenance.quantization.seed", p->seed)) ||
+        (s = bllm_stb_set_f32(w, "provenance.quantization.percdamp", (float)p->mopts.percdamp)) ||
+        (s = bllm_stb_set_u32(w, "provenance.quantization.block", (uint32_t)p->mopts.block)))
+        return s;
+    if (type == BLLM_TYPE_PB8 &&
+        (s = bllm_stb_set_f32(w, "provenance.quantization.salient_frac", p->mopts.salient_frac)))
+        return s;
+    if (type == BLLM_TYPE_BILLM &&
+        ((s = bllm_stb_set_u32(w, "provenance.quantization.max_salient_cols", (uint32_t)p->mopts.max_salient_cols)) ||
+         (s = bllm_stb_set_bool(w, "provenance.quantization.block_errors", p->mopts.intra_block))))
+        return s;
+    return BLLM_OK;
+}
+
 /* ------------------------------------------------------------- writing */
 
 typedef enum { PLAN_F32, PLAN_F16, PLAN_PACKED } plan_kind;
 
 typedef struct {
     plan_kind kind;
+    bllm_type type;
     int index;      /* writer index */
     int companion;  /* pb8: writer index of X.salient, else -1 */
     uint64_t companion_bytes;
+    const bllm_engine_matrix *eng; /* calibrated result, else NULL */
 } plan;
 
 static bool is_block_matrix(const tinfo *t) { return t->ndim == 2 && !strncmp(t->name, "blk.", 4); }
@@ -294,35 +373,29 @@ static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t
     return BLLM_OK;
 }
 
+/* What run() writes: the quantized model, the f32 copy of a packed one, or
+ * the f32 model holding a calibrated quantizer's simulated weights. */
+typedef enum { WRITE_QUANTIZED, WRITE_DEQUANTIZED, WRITE_SIMULATED } write_mode;
+
 static bllm_status run(input *in, const char *input_path, const char *output, const bllm_quantize_params *p,
-                       bool dequantize, bllm_quantize_report *rep)
+                       const bllm_engine_result *eng, write_mode mode, bllm_quantize_report *rep)
 {
     double t0 = now();
-    memset(rep, 0, sizeof *rep);
     bllm_stb_writer *w = bllm_stb_writer_new();
     plan *pl = calloc((size_t)(in->n ? in->n : 1), sizeof *pl);
     float *f32 = NULL;
     void *buf = NULL;
     bllm_status s = BLLM_OK;
+    const bllm_method *method = bllm_method_find(p->method);
     if (!w || !pl) {
         s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
         goto done;
     }
     if ((s = write_metadata(w, in, input_path, p->options_text, p->created_by)))
         goto done;
-    if (!dequantize) {
-        if ((s = set_s(w, "provenance.quantization.method", "rtn")) ||
-            (s = set_s(w, "provenance.quantization.type", bllm_type_name(p->type))) ||
-            (s = set_s(w, "provenance.quantization.keep_type", bllm_type_name(p->keep_type))))
-            goto done;
-        if (p->type == BLLM_TYPE_PB8) {
-            if ((s = bllm_stb_set_f32(w, "provenance.quantization.salient_frac", p->rtn.salient_frac)))
-                goto done;
-        }
-        if (p->type == BLLM_TYPE_ONEBIT &&
-            (s = bllm_stb_set_u32(w, "provenance.quantization.onebit_iters", (uint32_t)p->rtn.onebit_iters)))
-            goto done;
-    }
+    if (mode != WRITE_DEQUANTIZED &&
+        (s = write_quant_metadata(w, p, eng, mode == WRITE_SIMULATED ? "f32 simulation of the quantizer" : NULL)))
+        goto done;
 
     /* Directory: every tensor's final type and shape. */
     uint64_t max_n = 1, max_bytes = 1;
@@ -331,17 +404,23 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
         uint64_t n = numel(&t);
         max_n = n > max_n ? n : max_n;
         uint64_t rows = t.ndim == 2 ? (uint64_t)t.dims[0] : 1, cols = (uint64_t)t.dims[t.ndim - 1];
+        const bllm_engine_matrix *em = eng && is_block_matrix(&t) ? bllm_engine_find(eng, t.name) : NULL;
         bllm_type type;
-        if (dequantize || t.ndim == 1) {
+        pl[i].eng = em;
+        if (mode == WRITE_DEQUANTIZED || mode == WRITE_SIMULATED || t.ndim == 1) {
             pl[i].kind = PLAN_F32, type = BLLM_TYPE_F32;
-        } else if (is_block_matrix(&t) && bllm_type_shape_ok(p->type, rows, cols)) {
+        } else if (em) {
+            pl[i].kind = PLAN_PACKED, type = em->type;
+        } else if (!method && is_block_matrix(&t) && bllm_type_shape_ok(p->type, rows, cols)) {
             pl[i].kind = PLAN_PACKED, type = p->type;
         } else {
-            if (is_block_matrix(&t) && rep->n_kept++ == 0)
-                snprintf(rep->first_kept, sizeof rep->first_kept, "%s", t.name);
             pl[i].kind = p->keep_type == BLLM_TYPE_F32 ? PLAN_F32 : PLAN_F16;
             type = p->keep_type == BLLM_TYPE_F32 ? BLLM_TYPE_F32 : BLLM_TYPE_F16;
         }
+        if (is_block_matrix(&t) && mode != WRITE_DEQUANTIZED && !(em || (!method && pl[i].kind == PLAN_PACKED)) &&
+            rep->n_kept++ == 0)
+            snprintf(rep->first_kept, sizeof rep->first_kept, "%s", t.name);
+        pl[i].type = type;
         uint64_t bytes = bllm_type_tensor_bytes(type, rows, cols);
         max_bytes = bytes > max_bytes ? bytes : max_bytes;
         pl[i].companion = -1;
@@ -352,8 +431,9 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
         if (pl[i].kind == PLAN_PACKED && type == BLLM_TYPE_PB8) {
             char cname[160];
             snprintf(cname, sizeof cname, "%s.salient", t.name);
-            uint64_t nnz = rows * (uint64_t)bllm_rtn_pb8_per_row((int)cols, p->rtn.salient_frac);
-            pl[i].companion_bytes = bllm_pb8_salient_bytes(rows, nnz);
+            pl[i].companion_bytes = em ? em->companion_bytes
+                                       : bllm_pb8_salient_bytes(rows, rows * (uint64_t)bllm_rtn_pb8_per_row(
+                                                                              (int)cols, p->rtn.salient_frac));
             int64_t cd[1] = {(int64_t)pl[i].companion_bytes};
             if ((pl[i].companion = bllm_stb_add_tensor(w, cname, BLLM_TYPE_U8, 1, cd)) < 0) {
                 s = BLLM_ERR_ARG;
@@ -375,8 +455,27 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
         tinfo t = input_tensor(in, i);
         uint64_t n = numel(&t);
         int rows = t.ndim == 2 ? (int)t.dims[0] : 1, cols = (int)t.dims[t.ndim - 1];
+        const bllm_engine_matrix *em = pl[i].eng;
         if (p->progress)
             progress(i, in->n, t.name);
+        if (em && pl[i].kind == PLAN_PACKED) {
+            if (!(s = bllm_stb_write_tensor(w, pl[i].index, em->data, em->nbytes)) && pl[i].companion >= 0)
+                s = bllm_stb_write_tensor(w, pl[i].companion, em->companion, em->companion_bytes);
+            rep->n_binarized++;
+            rep->weights_binarized += n;
+            if (s)
+                goto done;
+            continue;
+        }
+        if (em && mode == WRITE_SIMULATED) {
+            if (!em->sim) {
+                s = bllm_fail(BLLM_ERR_ARG, "internal error: no simulated weights kept for '%s'", t.name);
+                goto done;
+            }
+            if ((s = bllm_stb_write_tensor(w, pl[i].index, em->sim, n * sizeof(float))))
+                goto done;
+            continue;
+        }
         if ((s = input_read(in, i, f32)))
             goto done;
         for (uint64_t k = 0; k < n; k++)
@@ -452,24 +551,64 @@ done:
     return s;
 }
 
+static bool has_packed(const input *in)
+{
+    for (int i = 0; in->stb && i < in->n; i++)
+        if (bllm_type_is_packed(bllm_stb_tensor_at(in->stb, in->stb_index[i])->type))
+            return true;
+    return false;
+}
+
 bllm_status bllm_quantize_model(const char *input_path, const char *output, const bllm_quantize_params *p,
                                 bllm_quantize_report *report)
 {
     bllm_quantize_report dummy;
     if (!report)
         report = &dummy;
-    if (!bllm_type_is_packed(p->type))
+    memset(report, 0, sizeof *report);
+    const char *mname = p->method ? p->method : "rtn";
+    const bllm_method *method = bllm_method_find(mname);
+    if (!method && strcmp(mname, "rtn"))
+        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm)", mname);
+    if (!method && !bllm_type_is_packed(p->type))
         return bllm_fail(BLLM_ERR_ARG, "quantization target %s is not a packed binary type",
                          bllm_type_name(p->type));
     if (p->keep_type != BLLM_TYPE_F16 && p->keep_type != BLLM_TYPE_F32)
         return bllm_fail(BLLM_ERR_ARG, "keep type must be f16 or f32, not %s", bllm_type_name(p->keep_type));
-    if (p->type == BLLM_TYPE_PB8 && !(p->rtn.salient_frac >= 0.0f && p->rtn.salient_frac <= 1.0f))
+    if (!method && p->type == BLLM_TYPE_PB8 && !(p->rtn.salient_frac >= 0.0f && p->rtn.salient_frac <= 1.0f))
         return bllm_fail(BLLM_ERR_ARG, "salient fraction %g is not in [0, 1]", (double)p->rtn.salient_frac);
+    if (method && (p->calib_samples < 1 || p->calib_len < 2))
+        return bllm_fail(BLLM_ERR_ARG, "calibration needs at least 1 window of at least 2 tokens (got %d x %d)",
+                         p->calib_samples, p->calib_len);
+    if (method && !p->calib_path)
+        return bllm_fail(BLLM_ERR_ARG, "%s needs a calibration file", mname);
+    if (!method && p->simulated_path)
+        return bllm_fail(BLLM_ERR_ARG, "a simulated model is written by the calibrated methods only");
+    bllm_quantize_params q = *p;
+    q.method = mname;
     input in;
     bllm_status s = input_open(input_path, p->tokenizer_path, &in);
+    if (!s && method && has_packed(&in))
+        s = bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: its matrices are already packed; %s calibrates float weights "
+                      "(give it the F16/F32 model or the original checkpoint)", input_path, mname);
+    if (!s && method) {
+        bllm_engine_params ep = {.calib_path = p->calib_path, .calib_samples = p->calib_samples,
+                                 .calib_len = p->calib_len, .seed = p->seed, .method = method,
+                                 .mopts = p->mopts, .n_threads = p->n_threads,
+                                 .keep_sim = p->simulated_path != NULL, .progress = p->progress};
+        bllm_engine_source src = {&in, engine_read};
+        s = bllm_engine_run(&src, &in.hp, input_tokenizer(&in), &ep, &report->engine);
+    }
     if (!s)
-        s = run(&in, input_path, output, p, false, report);
+        s = run(&in, input_path, output, &q, method ? &report->engine : NULL, WRITE_QUANTIZED, report);
+    if (!s && p->simulated_path) {
+        bllm_quantize_report sim_rep;
+        memset(&sim_rep, 0, sizeof sim_rep);
+        s = run(&in, input_path, p->simulated_path, &q, &report->engine, WRITE_SIMULATED, &sim_rep);
+    }
     input_close(&in);
+    if (s)
+        bllm_quantize_report_free(report);
     return s;
 }
 
@@ -479,6 +618,7 @@ bllm_status bllm_dequantize_model(const char *input_path, const char *output, co
     bllm_quantize_report dummy;
     if (!report)
         report = &dummy;
+    memset(report, 0, sizeof *report);
     if (!is_stb(input_path))
         return bllm_fail(BLLM_ERR_ARG, "%s: --dequantize reads a .stb file", input_path);
     bllm_quantize_params p;
@@ -489,7 +629,7 @@ bllm_status bllm_dequantize_model(const char *input_path, const char *output, co
     input in;
     bllm_status s = input_open(input_path, NULL, &in);
     if (!s)
-        s = run(&in, input_path, output, &p, true, report);
+        s = run(&in, input_path, output, &p, NULL, WRITE_DEQUANTIZED, report);
     input_close(&in);
     return s;
 }

@@ -2,23 +2,37 @@
  * library behind bllm-quantize (tools/bllm-quantize.c stays a thin CLI).
  *
  * The input is anything bllm_source_open reads (GGUF, HF folder, llama2.c)
- * or a .stb file (float or already packed: it is dequantized first). Every
- * 2-D "blk.*" matrix whose shape fits the target type is binarized (RTN,
- * runtime/format/binary.h); a blk.* matrix that does not fit (rows % 32, cols % 64)
- * stays at keep_type and is counted in the report; embeddings and the output
- * head are stored as keep_type (f16 or f32), 1-D tensors (norms) as f32.
- * Metadata (hyperparameters, tokenizer, chat template) is carried over and
- * provenance keys record the input and every option (docs/format.md). */
+ * or a .stb file (float; RTN also takes an already packed one, dequantized
+ * first). Every 2-D "blk.*" matrix whose shape fits the target type is
+ * quantized: by round-to-nearest (method "rtn", rtn.h, any packed type) or
+ * by a calibrated method (method.h: "pb-llm" -> pb8, "billm" -> billm)
+ * through the calibration engine (engine.h). A blk.* matrix that does not
+ * fit (rows % 32, cols % 64) stays at keep_type and is counted in the
+ * report; embeddings and the output head are stored as keep_type (f16 or
+ * f32), 1-D tensors (norms) as f32. Metadata (hyperparameters, tokenizer,
+ * chat template) is carried over and provenance keys record the input, the
+ * calibration data and every option (docs/format.md). */
 #ifndef BLLM_QUANTIZE_H
 #define BLLM_QUANTIZE_H
 
 #include "bllm.h"
+#include "runtime/quant/engine.h"
 #include "runtime/quant/rtn.h"
 
 typedef struct {
-    bllm_type type;             /* packed type for the blk.* matrices */
+    const char *method;         /* "rtn" (default), "pb-llm", "billm" */
+    bllm_type type;             /* rtn: packed type for the blk.* matrices
+                                   (calibrated methods: their own type) */
     bllm_type keep_type;        /* BLLM_TYPE_F16 (default) or BLLM_TYPE_F32 */
     bllm_rtn_options rtn;
+    /* calibrated methods */
+    const char *calib_path;     /* default: the shared WikiText-2 valid split */
+    int calib_samples, calib_len;
+    uint64_t seed;
+    bllm_method_options mopts;
+    int n_threads;              /* 0: online CPUs */
+    const char *simulated_path; /* also write the quantizer's own f32
+                                   simulation of the model here (or NULL) */
     const char *tokenizer_path; /* llama2.c checkpoints: tokenizer.bin */
     const char *options_text;   /* command-line options, for provenance */
     const char *created_by;     /* e.g. "bllm-quantize 0.1.0" */
@@ -27,6 +41,8 @@ typedef struct {
 
 typedef struct {
     int n_tensors;          /* written (pb8 companions included) */
+    bllm_engine_result engine; /* calibrated methods: every matrix's result;
+                                  free with bllm_quantize_report_free */
     int n_binarized;        /* matrices stored in the packed type */
     int n_kept;             /* blk.* matrices left at keep_type (shape) */
     char first_kept[96];    /* name of the first of those, for messages */
@@ -36,6 +52,7 @@ typedef struct {
 } bllm_quantize_report;
 
 void bllm_quantize_params_default(bllm_quantize_params *p);
+void bllm_quantize_report_free(bllm_quantize_report *r);
 bllm_status bllm_quantize_model(const char *input, const char *output, const bllm_quantize_params *p,
                                 bllm_quantize_report *report);
 

@@ -10,6 +10,7 @@
 
 #include "runtime/quant/rtn.h"
 #include "runtime/error.h"
+#include "runtime/quant/topk.h"
 
 void bllm_rtn_options_default(bllm_rtn_options *o)
 {
@@ -177,37 +178,6 @@ static bllm_status rtn_onebit(const float *w, int iters, bllm_binary_decomp *d)
     return s;
 }
 
-/* The k-th largest (k >= 1) of a[0..n), reordering a (quickselect). */
-static float kth_largest(float *a, int n, int k)
-{
-    int lo = 0, hi = n - 1, want = k - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        /* median of three as the pivot keeps sorted rows linear */
-        float x = a[lo], y = a[mid], z = a[hi];
-        float pivot = x > y ? (y > z ? y : (x > z ? z : x)) : (x > z ? x : (y > z ? z : y));
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] > pivot)
-                i++;
-            while (a[j] < pivot)
-                j--;
-            if (i <= j) {
-                float t = a[i];
-                a[i] = a[j], a[j] = t;
-                i++, j--;
-            }
-        }
-        if (want <= j)
-            hi = j;
-        else if (want >= i)
-            lo = i;
-        else
-            return a[want];
-    }
-    return a[want];
-}
-
 int bllm_rtn_pb8_per_row(int cols, float salient_frac)
 {
     double k = salient_frac >= 0.0f && salient_frac <= 1.0f ? (double)salient_frac * cols : 0.0;
@@ -230,18 +200,11 @@ static bllm_status rtn_pb8(const float *w, float frac, bllm_binary_decomp *d)
         int8_t *q = d->q + (size_t)r * cols;
         float maxabs = 0.0f;
         if (k > 0) {
-            /* Top k by |w|: all above the k-th largest, then ties at it from
-             * the lowest column. */
+            /* Top k by |w|, ties to the lowest column. */
             for (int c = 0; c < cols; c++)
                 tmp[c] = fabsf(wr[c]);
-            float t = kth_largest(tmp, cols, k);
-            int taken = 0;
-            for (int c = 0; c < cols; c++)
-                if (fabsf(wr[c]) > t)
-                    sal[c] = 1, taken++;
-            for (int c = 0; c < cols && taken < k; c++)
-                if (fabsf(wr[c]) == t)
-                    sal[c] = 1, taken++;
+            if ((s = bllm_topk_mask(tmp, (size_t)cols, (size_t)k, sal)))
+                break;
             for (int c = 0; c < cols; c++)
                 if (sal[c] && fabsf(wr[c]) > maxabs)
                     maxabs = fabsf(wr[c]);

@@ -497,7 +497,7 @@ def main():
         table = {}
         for t in ["b1", "b1g", "b1mg", "rb2g", "nm24", "nm48", "nm58", "nm68", "onebit", "pb8"]:
             out, deq = os.path.join(d, f"{t}.stb"), os.path.join(d, f"{t}-f32.stb")
-            run([quantize, f32, "-t", t, "-o", out, "-q"], f"bllm-quantize -t {t}")
+            run([quantize, f32, "--type", t, "-o", out, "-q"], f"bllm-quantize --type {t}")
             run([quantize, "--dequantize", out, "-o", deq, "-q"], f"bllm-quantize --dequantize {t}")
             r = run([info, out, "--json"], f"bllm-info {t}")
             js = json.loads(r.stdout)
@@ -512,7 +512,7 @@ def main():
             check(g.returncode == 0, f"{t}: bllm-run on the packed model: {g.stderr.strip()}")
         # the HF folder straight in gives the same packed bytes
         direct = os.path.join(d, "direct.stb")
-        run([quantize, hf, "-t", "nm48", "-o", direct, "-q"], "bllm-quantize from HF")
+        run([quantize, hf, "--type", "nm48", "-o", direct, "-q"], "bllm-quantize from HF")
         a, b = Stb(direct), Stb(os.path.join(d, "nm48.stb"))
         same = all(bytes(a.raw(n)) == bytes(b.raw(n)) for n in a.tensors)
         check(same and a.tensors.keys() == b.tensors.keys(), "HF input and .stb input quantize differently")

@@ -1,0 +1,581 @@
+#include "runtime/quant/engine.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "models/llama.h"
+#include "runtime/error.h"
+#include "runtime/format/types.h"
+#include "runtime/quant/calib.h"
+#include "runtime/threadpool.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ activations */
+
+/* The activations of every window at one point of the block, in f32 or f16. */
+typedef struct {
+    bool f16;
+    size_t per_window; /* values */
+    void *data;
+} act_buf;
+
+static bllm_status act_alloc(act_buf *b, bool f16, size_t windows, size_t per_window)
+{
+    b->f16 = f16;
+    b->per_window = per_window;
+    b->data = malloc(windows * per_window * (f16 ? 2 : 4));
+    if (!b->data)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory for the calibration activations (%.1f GiB)",
+                         (double)(windows * per_window * (f16 ? 2 : 4)) / (1 << 30));
+    return BLLM_OK;
+}
+
+static void act_put(act_buf *b, int w, const float *src, size_t n)
+{
+    if (!b->f16) {
+        memcpy((float *)b->data + (size_t)w * b->per_window, src, n * sizeof(float));
+        return;
+    }
+    uint16_t *dst = (uint16_t *)b->data + (size_t)w * b->per_window;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bllm_f32_to_f16(src[i]);
+}
+
+static void act_get(const act_buf *b, int w, float *dst, size_t n)
+{
+    if (!b->f16) {
+        memcpy(dst, (const float *)b->data + (size_t)w * b->per_window, n * sizeof(float));
+        return;
+    }
+    const uint16_t *src = (const uint16_t *)b->data + (size_t)w * b->per_window;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bllm_f16_to_f32(src[i]);
+}
+
+/* --------------------------------------------------------------- Hessians */
+
+/* S = sum over calibration tokens of x x^T (upper triangle), H = 2 S /
+ * tokens at the end. A window's tokens are split across the pool's
+ * threads; each thread's share (at most a few thousand tokens) is one f32
+ * product by single-threaded BLAS ssyrk, twice as fast as dsyrk, and is
+ * added into that thread's double-precision sum, so the error of a product
+ * stays that of a sum of T/threads terms while the accumulation over the
+ * whole calibration set is in double. (OpenBLAS's own threads would spin
+ * against the pool's between calls.) The per-thread sums are added at the
+ * end. */
+typedef struct {
+    int n, nth;
+    double *S;      /* [nth][n][n] */
+    float *P;       /* [nth][n][n]: one window share's product */
+    const float *x; /* the window being added */
+    int T;
+    uint64_t tokens;
+} hessian;
+
+static bllm_status hessian_init(hessian *h, int n, int nth)
+{
+    h->n = n;
+    h->nth = nth;
+    h->tokens = 0;
+    h->S = calloc((size_t)nth * n * n, sizeof(double));
+    h->P = malloc((size_t)nth * n * n * sizeof(float));
+    if (!h->S || !h->P)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory for a %d x %d Hessian", n, n);
+    return BLLM_OK;
+}
+
+static void hessian_free(hessian *h)
+{
+    free(h->S);
+    free(h->P);
+    memset(h, 0, sizeof *h);
+}
+
+/* Start a Hessian of n inputs (n at most the size given to init). */
+static void hessian_reset(hessian *h, int n)
+{
+    h->n = n;
+    memset(h->S, 0, (size_t)h->nth * n * n * sizeof(double));
+    h->tokens = 0;
+}
+
+static void hessian_worker(void *arg, int ith, int nth)
+{
+    hessian *h = arg;
+    int t0, t1;
+    bllm_pool_range(h->T, 1, ith, nth, &t0, &t1);
+    if (t0 >= t1)
+        return;
+    const int n = h->n;
+    float *P = h->P + (size_t)ith * n * n;
+    double *S = h->S + (size_t)ith * n * n;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, t1 - t0, 1.0f, h->x + (size_t)t0 * n, n, 0.0f, P, n);
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++)
+            S[(size_t)i * n + j] += P[(size_t)i * n + j];
+}
+
+static void hessian_add(hessian *h, bllm_pool *pool, const float *x, int T)
+{
+    h->x = x;
+    h->T = T;
+    bllm_pool_run(pool, hessian_worker, h);
+    h->tokens += (uint64_t)T;
+}
+
+/* H = 2 S / tokens, both triangles. */
+static void hessian_finish(hessian *h, double *H)
+{
+    const int n = h->n;
+    const double f = h->tokens ? 2.0 / (double)h->tokens : 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++) {
+            double v = 0.0;
+            for (int t = 0; t < h->nth; t++)
+                v += h->S[((size_t)t * n + i) * n + j];
+            H[(size_t)i * n + j] = H[(size_t)j * n + i] = f * v;
+        }
+}
+
+/* ------------------------------------------------------------ the engine */
+
+enum { M_Q, M_K, M_V, M_O, M_GATE, M_UP, M_DOWN, M_COUNT };
+static const char *const mat_names[M_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                               "ffn_gate", "ffn_up", "ffn_down"};
+
+typedef struct {
+    const bllm_engine_source *src;
+    const bllm_llama_hparams *hp;
+    const bllm_engine_params *p;
+    bllm_engine_result *out;
+    bllm_pool *pool;
+    bllm_llama_state *st;
+    int N, T;          /* windows, tokens per window */
+    int dim, q_dim, kv_dim, hidden;
+    act_buf X, A, M;   /* block input; attention out then h; FFN hidden */
+    hessian hs;        /* reused for every Hessian (largest input) */
+    double *H;         /* the finished Hessian */
+    float *w[M_COUNT]; /* the current layer's weights (simulated once quantized) */
+    float *attn_norm, *ffn_norm;
+    bllm_llama_layer L;
+    int layer;
+    double t_fwd, t_hess, t_method;
+} engine;
+
+static void progress(const engine *e, const char *what)
+{
+    if (!e->p->progress)
+        return;
+    int n = (int)e->hp->n_layers, width = 24, filled = width * e->layer / (n ? n : 1);
+    char bar[32];
+    for (int k = 0; k < width; k++)
+        bar[k] = k < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] layer %d/%d %-12s", bar, e->layer + 1, n, what);
+    fflush(stderr);
+}
+
+/* The forward's f32 products by single-threaded BLAS sgemm, with the
+ * kernels' contract (y = x W^T for rows r0..r1-1; each pool thread calls it
+ * on its own rows): about 1.7x the runtime's own f32 kernel on the
+ * calibration windows' 2048-token batches. */
+static void matmul_blas(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    if (r0 >= r1 || n_tok <= 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, r1 - r0, cols, 1.0f, x, cols,
+                (const float *)w + (size_t)r0 * cols, cols, 0.0f, y + r0, rows);
+}
+
+static void attn_gemm_blas(bool trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                           float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
+                0.0f, c, ldc);
+}
+
+static void set_matrix(bllm_matrix *m, const float *w, int rows, int cols)
+{
+    memset(m, 0, sizeof *m);
+    m->data = w;
+    m->type = BLLM_TYPE_F32;
+    m->rows = rows;
+    m->cols = cols;
+    m->matmul = matmul_blas;
+}
+
+static void mat_shape(const engine *e, int i, int *rows, int *cols)
+{
+    static const int kind_rows[M_COUNT] = {0, 1, 1, 2, 3, 3, 2}, kind_cols[M_COUNT] = {2, 2, 2, 0, 2, 2, 3};
+    const int d[4] = {e->q_dim, e->kv_dim, e->dim, e->hidden};
+    *rows = d[kind_rows[i]];
+    *cols = d[kind_cols[i]];
+}
+
+static bllm_status read_layer(engine *e)
+{
+    char name[96];
+    bllm_status s;
+    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", e->layer);
+    if ((s = e->src->read_f32(e->src->ctx, name, e->attn_norm, (uint64_t)e->dim)))
+        return s;
+    snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", e->layer);
+    if ((s = e->src->read_f32(e->src->ctx, name, e->ffn_norm, (uint64_t)e->dim)))
+        return s;
+    for (int i = 0; i < M_COUNT; i++) {
+        int rows, cols;
+        mat_shape(e, i, &rows, &cols);
+        snprintf(name, sizeof name, "blk.%d.%s.weight", e->layer, mat_names[i]);
+        if ((s = e->src->read_f32(e->src->ctx, name, e->w[i], (uint64_t)rows * cols)))
+            return s;
+    }
+    e->L.attn_norm = e->attn_norm;
+    e->L.ffn_norm = e->ffn_norm;
+    bllm_matrix *ms[M_COUNT] = {&e->L.wq, &e->L.wk, &e->L.wv, &e->L.wo, &e->L.w_gate, &e->L.w_up, &e->L.w_down};
+    for (int i = 0; i < M_COUNT; i++) {
+        int rows, cols;
+        mat_shape(e, i, &rows, &cols);
+        set_matrix(ms[i], e->w[i], rows, cols);
+    }
+    return BLLM_OK;
+}
+
+/* Verify that the packed bytes decode to exactly the simulated weights. */
+static bllm_status check_packed(const bllm_engine_matrix *m, const float *sim)
+{
+    bllm_pb8_salient sal, *psal = NULL;
+    bllm_status s;
+    if (m->companion) {
+        if ((s = bllm_pb8_salient_parse(m->companion, m->companion_bytes, m->rows, m->cols, m->name, &sal)))
+            return s;
+        psal = &sal;
+    }
+    size_t n = (size_t)m->rows * m->cols;
+    float *deq = malloc(n * sizeof *deq);
+    if (!deq)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory checking %s", m->name);
+    s = bllm_binary_dequantize(m->type, m->data, m->nbytes, psal, m->rows, m->cols, deq);
+    for (size_t i = 0; !s && i < n; i++)
+        if (memcmp(&deq[i], &sim[i], sizeof(float)))
+            s = bllm_fail(BLLM_ERR_ARG, "internal error: %s packed as %s decodes to %.9g at row %zu column %zu, "
+                          "the quantizer simulated %.9g", m->name, bllm_type_name(m->type), (double)deq[i],
+                          i / (size_t)m->cols, i % (size_t)m->cols, (double)sim[i]);
+    free(deq);
+    return s;
+}
+
+static bllm_status quantize(engine *e, int i)
+{
+    const bllm_method *method = e->p->method;
+    int rows, cols;
+    mat_shape(e, i, &rows, &cols);
+    if (!bllm_type_shape_ok(method->type, (uint64_t)rows, (uint64_t)cols))
+        return BLLM_OK; /* stays float; the writer reports it */
+    progress(e, mat_names[i]);
+    bllm_engine_result *out = e->out;
+    bllm_engine_matrix *grown = realloc(out->m, (size_t)(out->n + 1) * sizeof *out->m);
+    if (!grown)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    out->m = grown;
+    bllm_engine_matrix *m = &out->m[out->n];
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "blk.%d.%s.weight", e->layer, mat_names[i]);
+    m->layer = e->layer;
+    m->rows = rows;
+    m->cols = cols;
+    m->type = method->type;
+    double t0 = now();
+    float *sim = malloc((size_t)rows * cols * sizeof *sim);
+    if (!sim)
+        return bllm_fail(BLLM_ERR_NOMEM, "out of memory for %s", m->name);
+    bllm_binary_decomp d;
+    bllm_status s = method->run(e->w[i], rows, cols, e->H, &e->p->mopts, e->pool, &d, sim, &m->rep);
+    if (s) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", bllm_last_error());
+        free(sim);
+        return bllm_fail(s, "%s: %s", m->name, msg);
+    }
+    m->nbytes = bllm_type_tensor_bytes(m->type, (uint64_t)rows, (uint64_t)cols);
+    m->data = malloc(m->nbytes);
+    s = m->data ? bllm_binary_pack(&d, m->data, m->nbytes) : bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    if (!s && m->type == BLLM_TYPE_PB8)
+        s = bllm_pb8_salient_pack(&d, &m->companion, &m->companion_bytes);
+    bllm_binary_decomp_free(&d);
+    out->n++; /* owned by the result from here, freed with it */
+    if (!s)
+        s = check_packed(m, sim);
+    if (!s) {
+        memcpy(e->w[i], sim, (size_t)rows * cols * sizeof *sim);
+        if (e->p->keep_sim)
+            m->sim = sim, sim = NULL;
+    }
+    free(sim);
+    m->seconds = now() - t0;
+    e->t_method += m->seconds;
+    return s;
+}
+
+/* Quantize matrices [i0, i1) from the Hessian gathered so far. */
+static bllm_status quantize_group(engine *e, int i0, int i1)
+{
+    double t0 = now();
+    hessian_finish(&e->hs, e->H);
+    e->t_hess += now() - t0;
+    bllm_status s = BLLM_OK;
+    for (int i = i0; i < i1 && !s; i++)
+        s = quantize(e, i);
+    return s;
+}
+
+static bllm_status run_layer(engine *e)
+{
+    bllm_llama_state *st = e->st;
+    const bllm_llama_hparams *hp = e->hp;
+    const int T = e->T;
+    const size_t nx = (size_t)T * e->dim, nq = (size_t)T * e->q_dim, nh = (size_t)T * e->hidden;
+    bllm_status s;
+    double t0;
+
+    /* q, k, v: the normed block input */
+    progress(e, "inputs");
+    hessian_reset(&e->hs, e->dim);
+    for (int w = 0; w < e->N; w++) {
+        t0 = now();
+        act_get(&e->X, w, st->x, nx);
+        bllm_llama_attn_norm(hp, &e->L, st, T);
+        e->t_fwd += now() - t0, t0 = now();
+        hessian_add(&e->hs, e->pool, st->xb, T);
+        e->t_hess += now() - t0;
+    }
+    if ((s = quantize_group(e, M_Q, M_V + 1)))
+        return s;
+
+    /* o: attention of the quantized q, k, v */
+    progress(e, "attention");
+    hessian_reset(&e->hs, e->q_dim);
+    for (int w = 0; w < e->N; w++) {
+        t0 = now();
+        act_get(&e->X, w, st->x, nx);
+        bllm_llama_attn_norm(hp, &e->L, st, T);
+        if ((s = bllm_llama_attention(hp, &e->L, 0, st, e->pool, T, 0)))
+            return s;
+        act_put(&e->A, w, st->att_out, nq);
+        e->t_fwd += now() - t0, t0 = now();
+        hessian_add(&e->hs, e->pool, st->att_out, T);
+        e->t_hess += now() - t0;
+    }
+    if ((s = quantize_group(e, M_O, M_O + 1)))
+        return s;
+
+    /* gate, up: h = x + o(attention), normed */
+    progress(e, "ffn inputs");
+    hessian_reset(&e->hs, e->dim);
+    for (int w = 0; w < e->N; w++) {
+        t0 = now();
+        act_get(&e->X, w, st->x, nx);
+        act_get(&e->A, w, st->att_out, nq);
+        bllm_llama_attn_residual(hp, &e->L, st, e->pool, T);
+        act_put(&e->A, w, st->x, nx);
+        bllm_llama_ffn_norm(hp, &e->L, st, T);
+        e->t_fwd += now() - t0, t0 = now();
+        hessian_add(&e->hs, e->pool, st->xb, T);
+        e->t_hess += now() - t0;
+    }
+    if ((s = quantize_group(e, M_GATE, M_UP + 1)))
+        return s;
+
+    /* down: the SwiGLU of the quantized gate and up */
+    progress(e, "ffn hidden");
+    hessian_reset(&e->hs, e->hidden);
+    for (int w = 0; w < e->N; w++) {
+        t0 = now();
+        act_get(&e->A, w, st->x, nx);
+        bllm_llama_ffn_norm(hp, &e->L, st, T);
+        bllm_llama_ffn_hidden(hp, &e->L, st, e->pool, T);
+        act_put(&e->M, w, st->hb, nh);
+        e->t_fwd += now() - t0, t0 = now();
+        hessian_add(&e->hs, e->pool, st->hb, T);
+        e->t_hess += now() - t0;
+    }
+    if ((s = quantize_group(e, M_DOWN, M_DOWN + 1)))
+        return s;
+
+    /* the block's output: the next block's input */
+    progress(e, "output");
+    t0 = now();
+    for (int w = 0; w < e->N; w++) {
+        act_get(&e->A, w, st->x, nx);
+        act_get(&e->M, w, st->hb, nh);
+        bllm_llama_ffn_residual(hp, &e->L, st, e->pool, T);
+        act_put(&e->X, w, st->x, nx);
+    }
+    e->t_fwd += now() - t0;
+    return BLLM_OK;
+}
+
+/* Embed every window's tokens into X. */
+static bllm_status embed(engine *e, const bllm_calib *cal)
+{
+    const size_t n = (size_t)e->hp->n_vocab * e->dim;
+    float *emb = malloc(n * sizeof *emb), *row = malloc((size_t)e->T * e->dim * sizeof *row);
+    bllm_status s = emb && row ? e->src->read_f32(e->src->ctx, "token_embd.weight", emb, n)
+                               : bllm_fail(BLLM_ERR_NOMEM, "out of memory for the token embeddings");
+    for (int w = 0; !s && w < e->N; w++) {
+        for (int t = 0; t < e->T; t++) {
+            int32_t tok = cal->tokens[(size_t)w * e->T + t];
+            if (tok < 0 || (uint32_t)tok >= e->hp->n_vocab) {
+                s = bllm_fail(BLLM_ERR_FORMAT, "calibration token %d is outside the %u-token vocabulary", tok,
+                              e->hp->n_vocab);
+                break;
+            }
+            memcpy(row + (size_t)t * e->dim, emb + (size_t)tok * e->dim, (size_t)e->dim * sizeof(float));
+        }
+        act_put(&e->X, w, row, (size_t)e->T * e->dim);
+    }
+    free(emb);
+    free(row);
+    return s;
+}
+
+static bool want_f16(size_t bytes_f32)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0)
+        return false;
+    return (double)bytes_f32 > 0.5 * (double)pages * (double)page;
+}
+
+void bllm_engine_result_free(bllm_engine_result *r)
+{
+    for (int i = 0; r && i < r->n; i++) {
+        free(r->m[i].data);
+        free(r->m[i].companion);
+        free(r->m[i].sim);
+    }
+    if (r) {
+        free(r->m);
+        memset(r, 0, sizeof *r);
+    }
+}
+
+const bllm_engine_matrix *bllm_engine_find(const bllm_engine_result *r, const char *name)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->m[i].name, name))
+            return &r->m[i];
+    return NULL;
+}
+
+bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hparams *hp,
+                            const bllm_tokenizer_spec *tok, const bllm_engine_params *p, bllm_engine_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p->method)
+        return bllm_fail(BLLM_ERR_ARG, "no calibrated method given");
+    if (p->calib_samples < 1)
+        return bllm_fail(BLLM_ERR_ARG, "--calib-samples must be at least 1 (got %d)", p->calib_samples);
+    if (p->calib_len < 2)
+        return bllm_fail(BLLM_ERR_ARG, "--calib-len must be at least 2 (got %d)", p->calib_len);
+    double t_start = now();
+    engine e = {.src = src, .hp = hp, .p = p, .out = out};
+    e.N = p->calib_samples;
+    e.T = p->calib_len < (int)hp->max_seq_len ? p->calib_len : (int)hp->max_seq_len;
+    e.dim = (int)hp->dim;
+    e.q_dim = (int)(hp->n_heads * hp->head_dim);
+    e.kv_dim = (int)(hp->n_kv_heads * hp->head_dim);
+    e.hidden = (int)hp->hidden_dim;
+    out->calib_len = e.T;
+
+    bllm_tokenizer *tk = NULL;
+    bllm_calib cal = {0};
+    bllm_status s = bllm_tokenizer_new(tok, &tk);
+    if (!s)
+        s = bllm_calib_load(p->calib_path, tk, e.N, e.T, p->seed, &cal);
+    bllm_tokenizer_free(tk);
+    if (s)
+        return s;
+    snprintf(out->calib_sha256, sizeof out->calib_sha256, "%s", cal.sha256);
+    out->calib_file_tokens = cal.file_tokens;
+
+    int nth = p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nth < 1)
+        nth = 1;
+    /* BLAS runs single-threaded, inside the pool's threads (hessian_add) */
+    openblas_set_num_threads(1);
+    bllm_llama_hparams hp1 = *hp;
+    hp1.n_layers = 1; /* one block at a time: one layer of KV cache */
+    const int wide = e.q_dim > e.dim ? e.q_dim : e.dim;
+    const size_t per_tok = (size_t)e.dim + (size_t)wide + (size_t)e.hidden;
+    out->act_f16 = want_f16((size_t)e.N * e.T * per_tok * sizeof(float));
+    const int max_in = e.hidden > wide ? e.hidden : wide;
+    if (!s)
+        s = bllm_pool_new(nth, &e.pool);
+    if (!s)
+        s = bllm_llama_state_new(&hp1, e.T, e.T, &e.st);
+    if (!s)
+        s = act_alloc(&e.X, out->act_f16, (size_t)e.N, (size_t)e.T * e.dim);
+    if (!s)
+        s = act_alloc(&e.A, out->act_f16, (size_t)e.N, (size_t)e.T * wide);
+    if (!s)
+        s = act_alloc(&e.M, out->act_f16, (size_t)e.N, (size_t)e.T * e.hidden);
+    if (!s)
+        s = hessian_init(&e.hs, max_in, nth);
+    if (!s && !(e.H = malloc((size_t)max_in * max_in * sizeof(double))))
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory for a Hessian");
+    e.attn_norm = malloc((size_t)e.dim * sizeof(float));
+    e.ffn_norm = malloc((size_t)e.dim * sizeof(float));
+    if (!s && (!e.attn_norm || !e.ffn_norm))
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; !s && i < M_COUNT; i++) {
+        int rows, cols;
+        mat_shape(&e, i, &rows, &cols);
+        if (!(e.w[i] = malloc((size_t)rows * cols * sizeof(float))))
+            s = bllm_fail(BLLM_ERR_NOMEM, "out of memory for layer weights");
+    }
+    if (!s)
+        s = embed(&e, &cal);
+    bllm_calib_free(&cal);
+    if (!s) {
+        bllm_llama_set_positions(hp, e.st, e.T, 0);
+        e.st->attn_gemm = attn_gemm_blas;
+    }
+    for (e.layer = 0; !s && e.layer < (int)hp->n_layers; e.layer++) {
+        s = read_layer(&e);
+        if (!s)
+            s = run_layer(&e);
+    }
+    if (p->progress) {
+        e.layer = (int)hp->n_layers;
+        fputc('\n', stderr);
+    }
+    for (int i = 0; i < M_COUNT; i++)
+        free(e.w[i]);
+    free(e.attn_norm);
+    free(e.ffn_norm);
+    free(e.H);
+    hessian_free(&e.hs);
+    free(e.X.data);
+    free(e.A.data);
+    free(e.M.data);
+    bllm_llama_state_free(e.st);
+    bllm_pool_free(e.pool);
+    out->seconds = now() - t_start;
+    out->seconds_forward = e.t_fwd;
+    out->seconds_hessian = e.t_hess;
+    out->seconds_method = e.t_method;
+    if (s)
+        bllm_engine_result_free(out);
+    return s;
+}

@@ -1,0 +1,26 @@
+#include "runtime/quant/method.h"
+
+#include <string.h>
+
+void bllm_method_options_default(bllm_method_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->percdamp = 0.01;
+    o->block = 128;
+    o->salient_frac = 0.1f;
+    o->max_salient_cols = 49;
+    o->intra_block = true;
+}
+
+static const bllm_method methods[] = {
+    {"pb-llm", BLLM_TYPE_PB8, bllm_method_pbllm},
+    {"billm", BLLM_TYPE_BILLM, bllm_method_billm},
+};
+
+const bllm_method *bllm_method_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(methods[i].name, name))
+            return &methods[i];
+    return NULL;
+}

@@ -1,0 +1,57 @@
+/* A calibrated quantization method: one matrix at a time, from its float
+ * weights and the Hessian of its calibration inputs, to the decomposition
+ * of a packed type (runtime/format/binary.h) plus the values the quantizer
+ * simulates with. The engine (engine.h) gathers the Hessians and runs the
+ * model forward on the simulated values, so every method sees the errors
+ * of the layers quantized before it. Methods live one per file beside this
+ * one (pbllm.c, billm.c). */
+#ifndef BLLM_QUANT_METHOD_H
+#define BLLM_QUANT_METHOD_H
+
+#include <stdbool.h>
+
+#include "bllm.h"
+#include "runtime/format/binary.h"
+#include "runtime/threadpool.h"
+
+typedef struct {
+    double percdamp;      /* GPTQ damping, fraction of the mean diagonal (0.01) */
+    int block;            /* GPTQ column block (128) */
+    float salient_frac;   /* pb-llm: share of each matrix kept at 8 bits (0.1) */
+    int max_salient_cols; /* billm: salient columns searched per block, 1..this (49) */
+    bool intra_block;     /* billm: feed errors inside a block too (true);
+                             false = BiLLM's code: only to later blocks */
+} bllm_method_options;
+
+void bllm_method_options_default(bllm_method_options *o);
+
+typedef struct {
+    double salient_share; /* weights held at more than one bit: pb-llm's
+                             8-bit ones, billm's salient columns */
+    double rel_error;     /* ||W X - Q X|| / ||W X|| on the calibration inputs */
+    int hinv_retries;     /* times the damping had to grow */
+} bllm_method_report;
+
+/* w: rows x cols f32; H: cols x cols, 2 X X^T / n in double, undamped.
+ * On success d holds the decomposition (initialized here) and sim (rows x
+ * cols) the simulated weights, equal to bllm_binary_decomp_value(d, r, c)
+ * bit for bit. */
+typedef bllm_status (*bllm_method_fn)(const float *w, int rows, int cols, const double *H,
+                                      const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d,
+                                      float *sim, bllm_method_report *rep);
+
+typedef struct {
+    const char *name;  /* as --method takes it */
+    bllm_type type;    /* what it stores */
+    bllm_method_fn run;
+} bllm_method;
+
+/* The calibrated methods by name ("pb-llm", "billm"); NULL if unknown. */
+const bllm_method *bllm_method_find(const char *name);
+
+bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_method_options *o,
+                              bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
+bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_method_options *o,
+                              bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
+
+#endif
