@@ -437,56 +437,66 @@ INLINE void matmul_f32path(bllm_type ty, float *y, const float *x, const void *w
 
 /* ======================================================= lookup path */
 
-/* Quantize one token (see the top of the file) and build its tables: per
- * quad 32 bytes (low bytes of P[0..15], then high bytes); dq[g] = d,
- * sq[g] = Sq, xs[g] = the f32 sum. h: onebit's fp16 h[cols], else NULL. */
-INLINE void prep_token(const float *xt, const uint8_t *h, int ngrp, uint8_t *tabs, float *dq, int32_t *sq,
-                       float *xs)
+/* Quantize one group's 64 values u with the step amax / 127 (amax: the
+ * group's max |u|, or for billm's masked parts the whole group's) and build
+ * its tables: per quad 32 bytes (low bytes of P[0..15], then high bytes);
+ * *dq = d, *sq = Sq, *xs = the f32 sum. */
+INLINE void prep_group(const float *uin, float amax, uint8_t *tg, float *dq, int32_t *sq, float *xs)
 {
     static const int16_t bit0[8] = {0, -1, 0, -1, 0, -1, 0, -1};
     static const int16_t bit1[8] = {0, 0, -1, -1, 0, 0, -1, -1};
     static const int16_t bit2[8] = {0, 0, 0, 0, -1, -1, -1, -1};
     const int16x8_t m0 = vld1q_s16(bit0), m1 = vld1q_s16(bit1), m2 = vld1q_s16(bit2);
+    float32x4_t u[16];
+    for (int i = 0; i < 16; i++)
+        u[i] = vld1q_f32(uin + 4 * i);
+    float32x4_t sum = u[0];
+    for (int i = 1; i < 16; i++)
+        sum = vaddq_f32(sum, u[i]);
+    const float32x4_t sp = vpaddq_f32(sum, sum); /* s0 + s1, s2 + s3 */
+    *xs = vgetq_lane_f32(sp, 0) + vgetq_lane_f32(sp, 1);
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    *dq = amax / 127.0f;
+    int8_t q[64];
+    int32x4_t total = vdupq_n_s32(0);
+    for (int i = 0; i < 16; i += 2) {
+        int32x4_t qa = vcvtnq_s32_f32(vmulq_n_f32(u[i], inv));
+        int32x4_t qb = vcvtnq_s32_f32(vmulq_n_f32(u[i + 1], inv));
+        int16x8_t q16 = vcombine_s16(vqmovn_s32(qa), vqmovn_s32(qb));
+        int8x8_t q8 = vqmovn_s16(q16);
+        vst1_s8(q + 4 * i, q8);
+        total = vaddq_s32(total, vaddl_s16(vget_low_s16(vmovl_s8(q8)), vget_high_s16(vmovl_s8(q8))));
+    }
+    *sq = vaddvq_s32(total);
+    for (int i = 0; i < 16; i++) {
+        int16x8_t x0 = vdupq_n_s16(q[4 * i]), x1 = vdupq_n_s16(q[4 * i + 1]);
+        int16x8_t x2 = vdupq_n_s16(q[4 * i + 2]), x3 = vdupq_n_s16(q[4 * i + 3]);
+        int16x8_t lo = vaddq_s16(vaddq_s16(vandq_s16(x0, m0), vandq_s16(x1, m1)), vandq_s16(x2, m2));
+        int16x8_t hi = vaddq_s16(lo, x3); /* entries 8..15 have bit 3 set */
+        uint8x16_t blo = vreinterpretq_u8_s16(lo), bhi = vreinterpretq_u8_s16(hi);
+        vst1q_u8(tg + 32 * i, vuzp1q_u8(blo, bhi));
+        vst1q_u8(tg + 32 * i + 16, vuzp2q_u8(blo, bhi));
+    }
+}
+
+/* Quantize one token (see the top of the file) and build its tables:
+ * prep_group per 64 columns. h: onebit's fp16 h[cols], else NULL. */
+INLINE void prep_token(const float *xt, const uint8_t *h, int ngrp, uint8_t *tabs, float *dq, int32_t *sq,
+                       float *xs)
+{
     for (int g = 0; g < ngrp; g++) {
-        float32x4_t u[16];
+        float u[64] __attribute__((aligned(16)));
+        float32x4_t mx = vdupq_n_f32(0.0f);
         for (int i = 0; i < 16; i++) {
-            u[i] = vld1q_f32(xt + 64 * g + 4 * i);
+            float32x4_t v = vld1q_f32(xt + 64 * g + 4 * i);
             if (h) {
                 float16x4_t hh = vreinterpret_f16_u8(vld1_u8(h + 128 * (size_t)g + 8 * i));
-                u[i] = vmulq_f32(vcvt_f32_f16(hh), u[i]);
+                v = vmulq_f32(vcvt_f32_f16(hh), v);
             }
+            mx = i ? vmaxq_f32(mx, vabsq_f32(v)) : vabsq_f32(v);
+            vst1q_f32(u + 4 * i, v);
         }
-        float32x4_t mx = vabsq_f32(u[0]), sum = u[0];
-        for (int i = 1; i < 16; i++) {
-            mx = vmaxq_f32(mx, vabsq_f32(u[i]));
-            sum = vaddq_f32(sum, u[i]);
-        }
-        const float amax = vmaxvq_f32(mx);
-        const float32x4_t sp = vpaddq_f32(sum, sum); /* s0 + s1, s2 + s3 */
-        xs[g] = vgetq_lane_f32(sp, 0) + vgetq_lane_f32(sp, 1);
-        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        dq[g] = amax / 127.0f;
-        int8_t q[64];
-        int32x4_t total = vdupq_n_s32(0);
-        for (int i = 0; i < 16; i += 2) {
-            int32x4_t qa = vcvtnq_s32_f32(vmulq_n_f32(u[i], inv));
-            int32x4_t qb = vcvtnq_s32_f32(vmulq_n_f32(u[i + 1], inv));
-            int16x8_t q16 = vcombine_s16(vqmovn_s32(qa), vqmovn_s32(qb));
-            int8x8_t q8 = vqmovn_s16(q16);
-            vst1_s8(q + 4 * i, q8);
-            total = vaddq_s32(total, vaddl_s16(vget_low_s16(vmovl_s8(q8)), vget_high_s16(vmovl_s8(q8))));
-        }
-        sq[g] = vaddvq_s32(total);
-        uint8_t *tg = tabs + 512 * (size_t)g;
-        for (int i = 0; i < 16; i++) {
-            int16x8_t x0 = vdupq_n_s16(q[4 * i]), x1 = vdupq_n_s16(q[4 * i + 1]);
-            int16x8_t x2 = vdupq_n_s16(q[4 * i + 2]), x3 = vdupq_n_s16(q[4 * i + 3]);
-            int16x8_t lo = vaddq_s16(vaddq_s16(vandq_s16(x0, m0), vandq_s16(x1, m1)), vandq_s16(x2, m2));
-            int16x8_t hi = vaddq_s16(lo, x3); /* entries 8..15 have bit 3 set */
-            uint8x16_t blo = vreinterpretq_u8_s16(lo), bhi = vreinterpretq_u8_s16(hi);
-            vst1q_u8(tg + 32 * i, vuzp1q_u8(blo, bhi));
-            vst1q_u8(tg + 32 * i + 16, vuzp2q_u8(blo, bhi));
-        }
+        prep_group(u, vmaxvq_f32(mx), tabs + 512 * (size_t)g, dq + g, sq + g, xs + g);
     }
 }
 
@@ -653,6 +663,235 @@ INLINE void matmul_lut(bllm_type ty, float *y, const float *x, const void *w, in
             }
         }
     }
+}
+
+/* ============================================================== billm */
+
+/* billm (runtime/format/binary.h) per 64-column group: the block's salient
+ * columns S are the same for every row, so each token's q is split into qN
+ * (S zeroed) and qS (the rest zeroed), each with its own tables built as
+ * prep_token's; with A1, A2, A12 the sums over the N tables of the sign
+ * plane, the second plane m and their AND, and B1, B2 the sums of the sign
+ * and second planes over the S tables (int16, exact):
+ *   SgN = 2 A1 - SqN      sum_N (2s - 1) q
+ *   MN  = A2              sum_N m q
+ *   MSN = 2 A12 - A2      sum_N m (2s - 1) q
+ *   Sg1 = 2 B1 - SqS, Sg2 = 2 B2 - SqS     the salient columns' two signs
+ * and per group, in this order (each one f32 multiply and one fmaf):
+ *   acc = fmaf(mu_c, xsN, acc); acc = fmaf((mu_s - mu_c) * d, MN, acc);
+ *   acc = fmaf(a_c * d, SgN, acc); acc = fmaf((a_s - a_c) * d, MSN, acc);
+ * and where the group has salient columns
+ *   acc = fmaf(mu1 + mu2, xsS, acc); acc = fmaf(a1 * d, Sg1, acc);
+ *   acc = fmaf(a2 * d, Sg2, acc)
+ * with xsN, xsS the f32 sums of the masked x in prep_token's order. The
+ * float path decodes tiles with runtime/format/binary.c's group decoder. */
+
+INLINE void matmul_billm_f32path(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                 int r1)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    const int ngrp = cols / BLLM_GROUP;
+    float wt[32][64] __attribute__((aligned(16)));
+    float out[32];
+    float32x4_t acc[TOKC][32];
+    for (int rt = r0 / 32; rt * 32 < r1; rt++) {
+        for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
+            const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
+            for (int t = 0; t < nt; t++)
+                for (int j = 0; j < 32; j++)
+                    acc[t][j] = vdupq_n_f32(0.0f);
+            for (int g = 0; g < ngrp; g++) {
+                for (int j = 0; j < 32; j++)
+                    bllm_binary_dequant_group(BLLM_TYPE_BILLM, w, rows, cols, 32 * rt + j, g, wt[j]);
+                const float *xg[TOKC];
+                for (int t = 0; t < nt; t++)
+                    xg[t] = x + (size_t)(t0 + t) * cols + (size_t)g * BLLM_GROUP;
+                for (int j0 = 0; j0 < 32; j0 += 4) {
+                    int t = 0;
+                    for (; t + 2 <= nt; t += 2)
+                        ftile(2, wt, j0, xg + t, acc + t);
+                    if (t < nt)
+                        ftile(1, wt, j0, xg + t, acc + t);
+                }
+            }
+            for (int t = 0; t < nt; t++) {
+                for (int j = 0; j < 32; j++)
+                    out[j] = vaddvq_f32(acc[t][j]);
+                store_rows(y + (size_t)(t0 + t) * rows, rows, rt, r0, r1, out);
+            }
+        }
+    }
+}
+
+/* One token: d per group as prep_token, and for each part (0: N, 1: S) its
+ * tables, integer sum and f32 sum. */
+INLINE void prep_token_billm(const float *xt, const uint8_t *flags, int ngrp, uint8_t *tabs_n, uint8_t *tabs_s,
+                             float *dq, int32_t *sq, float *xs)
+{
+    float part[64] __attribute__((aligned(16)));
+    float dtmp;
+    for (int g = 0; g < ngrp; g++) {
+        uint64_t bits;
+        memcpy(&bits, flags + 8 * (size_t)g, 8);
+        /* d from the whole group; prep_token quantizes by the group's amax,
+         * so each masked part is quantized on the whole group's scale */
+        float32x4_t mx = vabsq_f32(vld1q_f32(xt + 64 * g));
+        for (int i = 1; i < 16; i++)
+            mx = vmaxq_f32(mx, vabsq_f32(vld1q_f32(xt + 64 * g + 4 * i)));
+        const float amax = vmaxvq_f32(mx);
+        dq[g] = amax / 127.0f;
+        for (int p = 0; p < 2; p++) {
+            for (int c = 0; c < 64; c++)
+                part[c] = (int)(bits >> c & 1) == p ? xt[64 * g + c] : 0.0f;
+            prep_group(part, amax, (p ? tabs_s : tabs_n) + 512 * (size_t)g, &dtmp, sq + 2 * (size_t)g + p,
+                       xs + 2 * (size_t)g + p);
+        }
+    }
+}
+
+/* The half-group contribution of one block row for T tokens (formulas
+ * above). sc: the block's 8 scale rows as f32 vectors. */
+typedef struct {
+    float32x4_t mu_c[8], dmu[8], a_c[8], da[8], mu12[8], a1[8], a2[8];
+} billm_scales;
+
+INLINE void billm_load_scales(const uint8_t *sc, billm_scales *S)
+{
+    float32x4_t v[BLLM_BILLM_SCALES][8];
+    for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+        load_h32(sc + 64 * k, v[k]);
+    for (int i = 0; i < 8; i++) {
+        S->mu_c[i] = v[BLLM_BILLM_MU_C][i];
+        S->dmu[i] = vsubq_f32(v[BLLM_BILLM_MU_S][i], v[BLLM_BILLM_MU_C][i]);
+        S->a_c[i] = v[BLLM_BILLM_A_C][i];
+        S->da[i] = vsubq_f32(v[BLLM_BILLM_A_S][i], v[BLLM_BILLM_A_C][i]);
+        S->mu12[i] = vaddq_f32(v[BLLM_BILLM_MU_1][i], v[BLLM_BILLM_MU_2][i]);
+        S->a1[i] = v[BLLM_BILLM_A_1][i];
+        S->a2[i] = v[BLLM_BILLM_A_2][i];
+    }
+}
+
+INLINE void billm_group(const int T, const uint8_t *p1, const uint8_t *p2, const uint8_t *p12,
+                        const uint8_t *const *tn, const uint8_t *const *ts, const float *d, const int32_t *sqn,
+                        const int32_t *sqs, const float *xsn, const float *xss, int has_s, const billm_scales *S,
+                        float32x4_t acc[][8])
+{
+    int16x8_t A1[2][4], A2[2][4], A12[2][4], B1[2][4], B2[2][4];
+    lut_sums(T, 2, p1, p2, tn, A1, A2);
+    lut_sums(T, 1, p12, NULL, tn, A12, B1); /* B1: unused here */
+    if (has_s)
+        lut_sums(T, 2, p1, p2, ts, B1, B2);
+    else
+        memset(B2, 0, sizeof B2); /* unread; keeps the compiler's flow analysis quiet */
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++) {
+        const int16x8_t sqv = vdupq_n_s16((int16_t)sqn[t]);
+        int16x8_t Sg[4], Ms[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            Sg[i] = vsubq_s16(vaddq_s16(A1[t][i], A1[t][i]), sqv);
+            Ms[i] = vsubq_s16(vaddq_s16(A12[t][i], A12[t][i]), A2[t][i]);
+        }
+        fma_rows_const(acc[t], S->mu_c, xsn[t]);
+        fma_rows(acc[t], S->dmu, d[t], A2[t]);
+        fma_rows(acc[t], S->a_c, d[t], Sg);
+        fma_rows(acc[t], S->da, d[t], Ms);
+        if (!has_s)
+            continue;
+        const int16x8_t sqs_v = vdupq_n_s16((int16_t)sqs[t]);
+        int16x8_t S1[4], S2[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            S1[i] = vsubq_s16(vaddq_s16(B1[t][i], B1[t][i]), sqs_v);
+            S2[i] = vsubq_s16(vaddq_s16(B2[t][i], B2[t][i]), sqs_v);
+        }
+        fma_rows_const(acc[t], S->mu12, xss[t]);
+        fma_rows(acc[t], S->a1, d[t], S1);
+        fma_rows(acc[t], S->a2, d[t], S2);
+    }
+}
+
+INLINE void matmul_billm_lut(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                             int r1)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    const int ngrp = cols / BLLM_GROUP;
+    /* per token: N and S tables (512 B per group each), then d, the two Sq
+     * and the two f32 sums per group */
+    const size_t tab_bytes = 512 * (size_t)ngrp, per_tok = 2 * tab_bytes + 20 * (size_t)ngrp;
+    uint8_t *buf = scratch(TOKC * per_tok);
+    if (!buf) {
+        matmul_billm_f32path(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    const uint8_t *wb = w, *flags = bllm_billm_flags(w, rows, cols);
+    const size_t trb = bllm_billm_tile_row_bytes(cols);
+    uint8_t *tabs = buf; /* token t: N tables at 2t, S tables at 2t + 1 (x tab_bytes) */
+    float *dq = (float *)(buf + 2 * TOKC * tab_bytes);
+    int32_t *sq = (int32_t *)(dq + TOKC * ngrp);    /* [t][g][part] */
+    float *xsum = (float *)(sq + 2 * TOKC * ngrp);  /* [t][g][part] */
+    uint8_t p12[256] __attribute__((aligned(16)));
+    float32x4_t acc[TOKC][8];
+    float out[32];
+    for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
+        const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
+        for (int t = 0; t < nt; t++)
+            prep_token_billm(x + (size_t)(t0 + t) * cols, flags, ngrp, tabs + 2 * t * tab_bytes,
+                             tabs + (2 * t + 1) * tab_bytes, dq + t * ngrp, sq + 2 * t * ngrp, xsum + 2 * t * ngrp);
+        for (int rt = r0 / 32; rt * 32 < r1; rt++) {
+            for (int t = 0; t < nt; t++)
+                for (int i = 0; i < 8; i++)
+                    acc[t][i] = vdupq_n_f32(0.0f);
+            for (int g = 0; g < ngrp; g++) {
+                const int b = g / 2, h = g % 2;
+                const uint8_t *blk = wb + (size_t)rt * trb + (size_t)b * 1536;
+                const uint8_t *p1 = blk + 512 * h, *p2 = p1 + 256;
+                for (int o = 0; o < 256; o += 16)
+                    vst1q_u8(p12 + o, vandq_u8(vld1q_u8(p1 + o), vld1q_u8(p2 + o)));
+                billm_scales S;
+                billm_load_scales(blk + 512 * bllm_billm_halves(cols, b), &S);
+                uint64_t bits;
+                memcpy(&bits, flags + 8 * (size_t)g, 8);
+                const uint8_t *tn[TOKC], *ts[TOKC];
+                float d[TOKC], xsn[TOKC], xss[TOKC];
+                int32_t sqn[TOKC], sqs[TOKC];
+                for (int t = 0; t < nt; t++) {
+                    tn[t] = tabs + 2 * t * tab_bytes + 512 * (size_t)g;
+                    ts[t] = tabs + (2 * t + 1) * tab_bytes + 512 * (size_t)g;
+                    d[t] = dq[t * ngrp + g];
+                    sqn[t] = sq[2 * (t * ngrp + g)];
+                    sqs[t] = sq[2 * (t * ngrp + g) + 1];
+                    xsn[t] = xsum[2 * (t * ngrp + g)];
+                    xss[t] = xsum[2 * (t * ngrp + g) + 1];
+                }
+                int t = 0;
+                for (; t + 2 <= nt; t += 2)
+                    billm_group(2, p1, p2, p12, tn + t, ts + t, d + t, sqn + t, sqs + t, xsn + t, xss + t,
+                                bits != 0, &S, acc + t);
+                if (t < nt)
+                    billm_group(1, p1, p2, p12, tn + t, ts + t, d + t, sqn + t, sqs + t, xsn + t, xss + t,
+                                bits != 0, &S, acc + t);
+            }
+            for (int t = 0; t < nt; t++) {
+                for (int i = 0; i < 8; i++)
+                    vst1q_f32(out + 4 * i, acc[t][i]);
+                store_rows(y + (size_t)(t0 + t) * rows, rows, rt, r0, r1, out);
+            }
+        }
+    }
+}
+
+void bllm_matmul_billm_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_billm_lut(y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+void bllm_matmul_billm_neon_float(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                  int r1)
+{
+    matmul_billm_f32path(y, x, w, n_tok, cols, rows, r0, r1);
 }
 
 /* ---------------------------------------------------------- entry points */

@@ -989,6 +989,247 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
     }
 }
 
+/* ---------------------------------------------------------------- billm */
+
+/* billm (runtime/format/binary.h): per row and 128-column block, salient
+ * columns hold (mu1 + a1 s1) + (mu2 + a2 s2), the others mu_g + a_g s with
+ * the group g (0 concentrated, 1 sparse) in the second plane m. The
+ * salient columns are the same for every row, so x is split once per
+ * 64-column group into xS (salient columns) and xN (the rest), each with
+ * its own tables; with P12 = sign plane AND second plane, per row
+ *   sum_N w x = mu_c sum xN + (mu_s - mu_c) sum_N m x + a_c sum_N (2s-1) x
+ *               + (a_s - a_c) (2 sum_N (m & s) x - sum_N m x)
+ *   sum_S w x = (mu1 + mu2) sum xS + a1 sum_S (2s1-1) x + a2 sum_S (2s2-1) x
+ * that is three lookups on the N tables and two on the S tables (none when
+ * the group has no salient column). The mu terms take the f32 sums of xN
+ * and xS, as b1mg's do. LUT path: the group is quantized once (one d for
+ * both parts) and q split by the salient bits, so every integer sum is
+ * exact. */
+
+typedef struct {
+    gprep n, s; /* non-salient and salient parts (d: the group's) */
+    int has_s;
+} bprep;
+
+/* kabs, kneg and the f32 sum of the part of a group selected by bits. */
+INLINE void part_stats(const int8_t q[64], const float *x, uint64_t bits, int want, gprep *g)
+{
+    int kabs = 0, kneg = 0;
+    float sum = 0.0f;
+    for (int c = 0; c < 64; c++) {
+        if ((int)(bits >> c & 1) != want)
+            continue;
+        int v = q[c];
+        kabs += v < 0 ? -v : v;
+        kneg += v < 0 ? v : 0;
+        sum += x[c];
+    }
+    g->kabs = (float)kabs;
+    g->kneg = (float)kneg;
+    g->sum = sum;
+}
+
+/* Tables of tokens [0, nt) x groups [g0, g0 + ng): for each, the N tables
+ * then the S tables, tb / 2 bytes each. */
+INLINE void prepare_billm(int path, const float *x, int cols, int nt, int g0, int ng, const uint8_t *flags,
+                          bprep *bp, uint8_t *tab, size_t tb)
+{
+    int8_t q[64] __attribute__((aligned(32))), qp[64] __attribute__((aligned(32)));
+    float xp[64] __attribute__((aligned(32)));
+    for (int g = 0; g < ng; g++) {
+        uint64_t bits;
+        memcpy(&bits, flags + (size_t)(g0 + g) * 8, 8);
+        for (int t = 0; t < nt; t++) {
+            const float *xg = x + (size_t)t * cols + (size_t)(g0 + g) * 64;
+            bprep *B = bp + (size_t)t * ng + g;
+            uint8_t *T = tab + ((size_t)t * ng + g) * tb;
+            B->has_s = bits != 0;
+            if (path == PATH_LUT) {
+                gprep all;
+                quantize64(xg, q, &all);
+                B->n.d = B->s.d = all.d;
+                part_stats(q, xg, bits, 0, &B->n);
+                part_stats(q, xg, bits, 1, &B->s);
+                for (int part = 0; part < 1 + B->has_s; part++) {
+                    for (int c = 0; c < 64; c++)
+                        qp[c] = (int)(bits >> c & 1) == part ? q[c] : 0;
+                    build_lut(qp, T + (size_t)part * (tb / 2), 0);
+                }
+            } else {
+                B->n.d = B->s.d = 1.0f;
+                for (int part = 0; part < 1 + B->has_s; part++) {
+                    for (int c = 0; c < 64; c++)
+                        xp[c] = (int)(bits >> c & 1) == part ? xg[c] : 0.0f;
+                    gprep *G = part ? &B->s : &B->n;
+                    float sum = 0.0f;
+                    for (int c = 0; c < 64; c++)
+                        sum += xp[c];
+                    G->sum = sum;
+                    G->kabs = G->kneg = 0.0f;
+                    build_flt(xp, T + (size_t)part * (tb / 2), 0);
+                }
+                if (!B->has_s)
+                    B->s.sum = 0.0f;
+            }
+        }
+    }
+}
+
+/* The scales of a block's 32 rows, combined as the formulas use them. */
+typedef struct {
+    __m256 mu_c[4], dmu[4], a_c[4], da[4], mu12[4], a1[4], a2[4];
+} billm_scales;
+
+INLINE void billm_load_scales(const uint8_t *sc, billm_scales *S)
+{
+    __m256 v[BLLM_BILLM_SCALES][4];
+    for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+        load_f16x32(sc + 64 * k, v[k]);
+    for (int i = 0; i < 4; i++) {
+        S->mu_c[i] = v[BLLM_BILLM_MU_C][i];
+        S->dmu[i] = _mm256_sub_ps(v[BLLM_BILLM_MU_S][i], v[BLLM_BILLM_MU_C][i]);
+        S->a_c[i] = v[BLLM_BILLM_A_C][i];
+        S->da[i] = _mm256_sub_ps(v[BLLM_BILLM_A_S][i], v[BLLM_BILLM_A_C][i]);
+        S->mu12[i] = _mm256_add_ps(v[BLLM_BILLM_MU_1][i], v[BLLM_BILLM_MU_2][i]);
+        S->a1[i] = v[BLLM_BILLM_A_1][i];
+        S->a2[i] = v[BLLM_BILLM_A_2][i];
+    }
+}
+
+/* acc[r] += one half-tile's contribution for one token. */
+INLINE void billm_token(int path, const uint8_t *p1, const uint8_t *p2, const uint8_t *p12, const billm_scales *S,
+                        const bprep *B, const uint8_t *tab, size_t tb, __m256 acc[4])
+{
+    const __m256 two = _mm256_set1_ps(2.0f);
+    const uint8_t *tn = tab, *ts = tab + tb / 2;
+    __m256 u1[4], u2[4], u12[4];
+    const __m256 sumn = _mm256_set1_ps(B->n.sum), sums = _mm256_set1_ps(B->s.sum);
+    if (path == PATH_LUT) {
+        const __m256 d = _mm256_set1_ps(B->n.d), kabs = _mm256_set1_ps(B->n.kabs), kneg = _mm256_set1_ps(B->n.kneg);
+        lut_dense(p1, tn, u1);
+        lut_dense(p2, tn, u2);
+        lut_dense(p12, tn, u12);
+        for (int i = 0; i < 4; i++) {
+            __m256 sg = _mm256_fmsub_ps(two, u1[i], kabs);                   /* sum_N (2s-1) q */
+            __m256 m = _mm256_add_ps(u2[i], kneg);                            /* sum_N m q */
+            __m256 ms = _mm256_fmsub_ps(two, _mm256_add_ps(u12[i], kneg), m); /* sum_N m (2s-1) q */
+            __m256 t = _mm256_mul_ps(S->dmu[i], m);
+            t = _mm256_fmadd_ps(S->a_c[i], sg, t);
+            t = _mm256_fmadd_ps(S->da[i], ms, t);
+            acc[i] = _mm256_fmadd_ps(S->mu_c[i], sumn, acc[i]);
+            acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
+        }
+        if (B->has_s) {
+            const __m256 kabs_s = _mm256_set1_ps(B->s.kabs);
+            lut_dense(p1, ts, u1);
+            lut_dense(p2, ts, u2);
+            for (int i = 0; i < 4; i++) {
+                __m256 t = _mm256_mul_ps(S->a1[i], _mm256_fmsub_ps(two, u1[i], kabs_s));
+                t = _mm256_fmadd_ps(S->a2[i], _mm256_fmsub_ps(two, u2[i], kabs_s), t);
+                acc[i] = _mm256_fmadd_ps(S->mu12[i], sums, acc[i]);
+                acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
+            }
+        }
+    } else {
+        flt_dense(p1, tn, u1);
+        flt_dense(p2, tn, u2);
+        flt_dense(p12, tn, u12);
+        for (int i = 0; i < 4; i++) {
+            acc[i] = _mm256_fmadd_ps(S->mu_c[i], sumn, acc[i]);
+            acc[i] = _mm256_fmadd_ps(S->dmu[i], u2[i], acc[i]);
+            acc[i] = _mm256_fmadd_ps(S->a_c[i], _mm256_fmsub_ps(two, u1[i], sumn), acc[i]);
+            acc[i] = _mm256_fmadd_ps(S->da[i], _mm256_fmsub_ps(two, u12[i], u2[i]), acc[i]);
+        }
+        if (B->has_s) {
+            flt_dense(p1, ts, u1);
+            flt_dense(p2, ts, u2);
+            for (int i = 0; i < 4; i++) {
+                acc[i] = _mm256_fmadd_ps(S->mu12[i], sums, acc[i]);
+                acc[i] = _mm256_fmadd_ps(S->a1[i], _mm256_fmsub_ps(two, u1[i], sums), acc[i]);
+                acc[i] = _mm256_fmadd_ps(S->a2[i], _mm256_fmsub_ps(two, u2[i], sums), acc[i]);
+            }
+        }
+    }
+}
+
+INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                         int r1, bllm_matmul_fn fallback)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    if ((r0 | r1) % 32 || rows % 32 || cols % 64 || cols <= 0) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    pthread_once(&ctl_once, ctl_init);
+    const int ngrp = cols / 64;
+    const uint8_t *wb = w, *flags = bllm_billm_flags(w, rows, cols);
+    const size_t trb = bllm_billm_tile_row_bytes(cols);
+    const size_t tb = 2 * (path == PATH_LUT ? (size_t)TAB_LUT_PAIR : (size_t)TAB_FLT_PAIR);
+    const int tc_max = n_tok < TOK_CHUNK ? n_tok : TOK_CHUNK;
+    int cb = (int)(TAB_BUDGET / (tb * (size_t)tc_max)) & ~1; /* whole blocks */
+    if (cb < 2)
+        cb = 2;
+    if (cb > ngrp)
+        cb = ngrp;
+    size_t need = (size_t)tc_max * cb * (tb + sizeof(bprep)) + (size_t)tc_max * 32 * sizeof(float) + 256 + 64;
+    uint8_t *mem = scratch(need);
+    if (!mem) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    uint8_t *tab = mem;
+    bprep *bp = (bprep *)(mem + (size_t)tc_max * cb * tb);
+    float *accb = (float *)(((uintptr_t)(bp + (size_t)tc_max * cb) + 63) & ~(uintptr_t)63);
+    uint8_t *p12 = (uint8_t *)(accb + (size_t)tc_max * 32);
+
+    for (int t0 = 0; t0 < n_tok; t0 += tc_max) {
+        const int nt = n_tok - t0 < tc_max ? n_tok - t0 : tc_max;
+        const float *xt = x + (size_t)t0 * cols;
+        for (int g0 = 0; g0 < ngrp; g0 += cb) {
+            const int ng = ngrp - g0 < cb ? ngrp - g0 : cb;
+            prepare_billm(path, xt, cols, nt, g0, ng, flags, bp, tab, tb);
+            for (int rt = r0 / 32; rt < r1 / 32; rt++) {
+                for (int i = 0; i < nt * 32; i++)
+                    accb[i] = 0.0f;
+                for (int g = 0; g < ng; g++) {
+                    const int b = (g0 + g) / 2, h = (g0 + g) % 2;
+                    const uint8_t *blk = wb + (size_t)rt * trb + (size_t)b * 1536;
+                    const uint8_t *p1 = blk + 512 * h, *p2 = p1 + 256;
+                    if (h == 0)
+                        for (int o = 0; o < 1536; o += 64)
+                            _mm_prefetch((const char *)blk + 1536 + o, _MM_HINT_T0);
+                    for (int o = 0; o < 256; o += 32)
+                        _mm256_store_si256((__m256i *)(p12 + o),
+                                           _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p1 + o)),
+                                                            _mm256_loadu_si256((const __m256i *)(p2 + o))));
+                    billm_scales S;
+                    billm_load_scales(blk + 512 * bllm_billm_halves(cols, b), &S);
+                    for (int t = 0; t < nt; t++) {
+                        float *a = accb + 32 * t;
+                        __m256 acc[4];
+                        for (int i = 0; i < 4; i++)
+                            acc[i] = _mm256_load_ps(a + 8 * i);
+                        billm_token(path, p1, p2, p12, &S, bp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb,
+                                    tb, acc);
+                        for (int i = 0; i < 4; i++)
+                            _mm256_store_ps(a + 8 * i, acc[i]);
+                    }
+                }
+                for (int t = 0; t < nt; t++) {
+                    float *yr = y + (size_t)(t0 + t) * rows + 32 * rt;
+                    for (int i = 0; i < 4; i++) {
+                        __m256 v = _mm256_load_ps(accb + 32 * t + 8 * i);
+                        if (g0 > 0)
+                            v = _mm256_add_ps(v, _mm256_loadu_ps(yr + 8 * i));
+                        _mm256_storeu_ps(yr + 8 * i, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------ instances */
 
 /* The kernel functions of one build, and its fill function `fill`. */
@@ -1012,8 +1253,19 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
     BINARY_X86_DEFINE_BOTH(nm68, BLLM_TYPE_NM68)                                                               \
     BINARY_X86_DEFINE_BOTH(onebit, BLLM_TYPE_ONEBIT)                                                           \
     BINARY_X86_DEFINE_BOTH(pb8, BLLM_TYPE_PB8)                                                                 \
+    static void mm_billm_lut(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,      \
+                             int r1)                                                                            \
+    {                                                                                                           \
+        matmul_billm(PATH_LUT, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_billm_scalar);                  \
+    }                                                                                                           \
+    static void mm_billm_flt(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,      \
+                             int r1)                                                                            \
+    {                                                                                                           \
+        matmul_billm(PATH_FLT, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_billm_scalar);                  \
+    }                                                                                                           \
     static void fill_paths(bllm_matmul_fn *mm, int flt)                                                        \
     {                                                                                                           \
+        BINARY_X86_SET(mm, flt, billm, BLLM_TYPE_BILLM);                                                       \
         BINARY_X86_SET(mm, flt, b1, BLLM_TYPE_B1);                                                             \
         BINARY_X86_SET(mm, flt, b1g, BLLM_TYPE_B1G);                                                           \
         BINARY_X86_SET(mm, flt, b1mg, BLLM_TYPE_B1MG);                                                         \

@@ -92,8 +92,9 @@ static pthread_once_t x86_once = PTHREAD_ONCE_INIT;
 static void binary_scalar_fill(bllm_matmul_fn *mm)
 {
     const bllm_kernel_set *s = bllm_kernels_scalar();
-    for (int t = BLLM_TYPE_B1; t <= BLLM_TYPE_PB8; t++)
-        mm[t] = s->matmul[t];
+    for (int t = 0; t < BLLM_TYPE_COUNT; t++)
+        if (bllm_type_is_packed((bllm_type)t))
+            mm[t] = s->matmul[t];
 }
 
 static void x86_init(void)

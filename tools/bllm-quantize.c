@@ -115,10 +115,11 @@ static void print_table(const bllm_quantize_report *rep, const bllm_quantize_par
     if (e->n)
         printf("| **all %d matrices** | %s | | | %.2f%% | %.4f (rms) | %.4f |\n", e->n, method,
                100.0 * sal / weights, sqrt(err2 / e->n), bits / weights);
-    printf("\nwhole file: %.4f bits per weight (%.1f MiB); calibration: %d windows x %d tokens, sha256 %.12s...; "
-           "activations in %s\n",
-           weights > 0 ? 8.0 * (double)rep->file_bytes / weights : 0.0, (double)rep->file_bytes / 1048576.0, p->calib_samples,
-           e->calib_len, e->calib_sha256, e->act_f16 ? "f16" : "f32");
+    printf("\nwhole file: %.4f bits per weight over all %.1fM weights (%.1f MiB); calibration: %d windows x %d "
+           "tokens of %s (sha256 %.12s...), activations in %s\n",
+           rep->weights_total ? 8.0 * (double)rep->file_bytes / (double)rep->weights_total : 0.0,
+           (double)rep->weights_total / 1e6, (double)rep->file_bytes / 1048576.0, p->calib_samples, e->calib_len,
+           p->calib_path, e->calib_sha256, e->act_f16 ? "f16" : "f32");
 }
 
 int main(int argc, char **argv)

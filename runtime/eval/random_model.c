@@ -319,6 +319,12 @@ static void decomp_row(const decomp_job *j, int r)
             d->mu[grow + (size_t)g] = bllm_fp16_round(j->std * (0.2f * unit(&state) - 0.1f));
     if (d->g)
         d->g[r] = bllm_fp16_round(sqrtf(j->std) * (0.75f + 0.5f * unit(&state)));
+    if (d->bscale) { /* billm: mu small of either sign, alphas around std */
+        size_t nb = (size_t)bllm_billm_blocks(cols) * BLLM_BILLM_SCALES;
+        for (size_t k = 0; k < nb; k++)
+            d->bscale[(size_t)r * nb + k] = bllm_fp16_round(k % 2 == 0 ? j->std * (0.2f * unit(&state) - 0.1f)
+                                                                      : j->std * (0.75f + 0.5f * unit(&state)));
+    }
     if (d->salient) {
         /* Exactly pb8_k positions, uniformly (selection sampling, Knuth's
          * algorithm S: no scratch memory). */
@@ -366,6 +372,11 @@ static bllm_status random_packed(bllm_pool *pool, bllm_type type, const bllm_lla
         splitmix64(&st);
         for (int c = 0; c < d.cols; c++)
             d.h[c] = bllm_fp16_round(sqrtf(std) * (0.75f + 0.5f * unit(&st)));
+    }
+    if (d.col_salient) { /* billm: about 1 column in 8 salient, the same for every row */
+        uint64_t st = seed ^ 0x2545f4914f6cdd1dull;
+        for (int c = 0; c < d.cols; c++)
+            d.col_salient[c] = (uint8_t)(splitmix64(&st) % 8 == 0);
     }
     bllm_pool_run(pool, decomp_worker, &j);
     s = bllm_binary_pack(&d, buf, nbytes);

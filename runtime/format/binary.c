@@ -120,32 +120,16 @@ static inline uint64_t sign_row(const uint8_t *signs, int j)
 
 /* ------------------------------------------------------- billm layout */
 
-/* Per 32-row tile row, per column block of 128 (the last one 64 wide when
- * cols % 128 == 64): for each 64-column half a sign plane and a second
- * plane (256 bytes each, sign-tile layout), then the rows' 8 fp16 scales
- * (scale k of row j at 2 (32 k + j)). After every tile row: one bit per
- * column, set for salient columns. */
-static size_t billm_tile_row_bytes(int cols)
-{
-    return (size_t)(cols / BLLM_BILLM_BLOCK) * 1536 + (cols % BLLM_BILLM_BLOCK ? 1024 : 0);
-}
-
-static int billm_halves(int cols, int b) { return cols - b * BLLM_BILLM_BLOCK >= BLLM_BILLM_BLOCK ? 2 : 1; }
-
+/* bllm_billm_* in binary.h give the layout. */
 static const uint8_t *billm_block_at(const void *w, int cols, int r, int b)
 {
-    return (const uint8_t *)w + (size_t)(r / BLLM_TILE_ROWS) * billm_tile_row_bytes(cols) + (size_t)b * 1536;
-}
-
-static const uint8_t *billm_flags(const void *w, int rows, int cols)
-{
-    return (const uint8_t *)w + (size_t)(rows / BLLM_TILE_ROWS) * billm_tile_row_bytes(cols);
+    return (const uint8_t *)w + (size_t)(r / BLLM_TILE_ROWS) * bllm_billm_tile_row_bytes(cols) + (size_t)b * 1536;
 }
 
 /* Scale k of row j of a block. */
 static inline size_t billm_scale_off(int cols, int b, int k, int j)
 {
-    return (size_t)billm_halves(cols, b) * 512 + 2 * (size_t)(32 * k + j);
+    return (size_t)bllm_billm_halves(cols, b) * 512 + 2 * (size_t)(32 * k + j);
 }
 
 /* ------------------------------------------------------------ N:M codes */
@@ -348,7 +332,7 @@ static bllm_status pack_billm(const bllm_binary_decomp *d, void *out, uint64_t n
         const int j = r % BLLM_TILE_ROWS;
         for (int b = 0; b < nblk; b++) {
             uint8_t *blk = (uint8_t *)billm_block_at(base, cols, r, b);
-            for (int h = 0; h < billm_halves(cols, b); h++)
+            for (int h = 0; h < bllm_billm_halves(cols, b); h++)
                 for (int cc = 0; cc < BLLM_GROUP; cc++) {
                     size_t i = (size_t)r * cols + (size_t)b * BLLM_BILLM_BLOCK + (size_t)h * BLLM_GROUP + cc;
                     if (d->sign[i])
@@ -361,7 +345,7 @@ static bllm_status pack_billm(const bllm_binary_decomp *d, void *out, uint64_t n
                 wr16(blk + billm_scale_off(cols, b, k, j), sc[k]);
         }
     }
-    uint8_t *flags = (uint8_t *)billm_flags(base, rows, cols);
+    uint8_t *flags = (uint8_t *)bllm_billm_flags(base, rows, cols);
     for (int c = 0; c < cols; c++)
         if (d->col_salient[c])
             flags[c / 8] |= (uint8_t)(1u << (c % 8));
@@ -473,7 +457,7 @@ static void dequant_group_billm(const void *w, int rows, int cols, int r, int gr
     for (int k = 0; k < 8; k++) /* index: salient << 2 | s2 << 1 | s */
         v[k] = v_billm(sc, k >> 2, k & 1, k >> 1 & 1);
     uint64_t s1 = sign_row(blk + 512 * h, j), s2 = sign_row(blk + 512 * h + 256, j);
-    uint64_t fl = rd_bits(billm_flags(w, rows, cols) + (size_t)grp * 8, 8);
+    uint64_t fl = rd_bits(bllm_billm_flags(w, rows, cols) + (size_t)grp * 8, 8);
     for (int cc = 0; cc < BLLM_GROUP; cc++)
         out[cc] = v[(fl >> cc & 1) << 2 | (s2 >> cc & 1) << 1 | (s1 >> cc & 1)];
 }
@@ -558,7 +542,7 @@ float bllm_binary_weight(bllm_type type, const void *w, int rows, int cols, int 
         float sc[BLLM_BILLM_SCALES];
         for (int k = 0; k < BLLM_BILLM_SCALES; k++)
             sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
-        int salient = billm_flags(w, rows, cols)[c / 8] >> (c % 8) & 1;
+        int salient = bllm_billm_flags(w, rows, cols)[c / 8] >> (c % 8) & 1;
         return v_billm(sc, salient, sign_at(blk + 512 * h, j, cc), sign_at(blk + 512 * h + 256, j, cc));
     }
     layout L = layout_of(type);
@@ -642,14 +626,14 @@ bllm_status bllm_binary_dequantize(bllm_type type, const void *w, uint64_t nbyte
 static void unpack_billm(const void *w, bllm_binary_decomp *d)
 {
     const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols);
-    const uint8_t *flags = billm_flags(w, rows, cols);
+    const uint8_t *flags = bllm_billm_flags(w, rows, cols);
     for (int c = 0; c < cols; c++)
         d->col_salient[c] = flags[c / 8] >> (c % 8) & 1;
     for (int r = 0; r < rows; r++) {
         const int j = r % BLLM_TILE_ROWS;
         for (int b = 0; b < nblk; b++) {
             const uint8_t *blk = billm_block_at(w, cols, r, b);
-            for (int h = 0; h < billm_halves(cols, b); h++)
+            for (int h = 0; h < bllm_billm_halves(cols, b); h++)
                 for (int cc = 0; cc < BLLM_GROUP; cc++) {
                     size_t i = (size_t)r * cols + (size_t)b * BLLM_BILLM_BLOCK + (size_t)h * BLLM_GROUP + cc;
                     d->sign[i] = (uint8_t)sign_at(blk + 512 * h, j, cc);

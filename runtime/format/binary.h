@@ -67,6 +67,24 @@ enum {
 };
 /* Column blocks of a billm matrix. */
 static inline int bllm_billm_blocks(int cols) { return (cols + BLLM_BILLM_BLOCK - 1) / BLLM_BILLM_BLOCK; }
+/* billm layout (docs/format.md), for the decoders and kernels: per 32-row
+ * tile row, per column block b (128 columns, the last 64 when cols % 128 ==
+ * 64), for each 64-column half h the sign plane at 512 h and the second
+ * plane at 512 h + 256, then the scales, scale k of tile row j at
+ * 512 * halves + 2 (32 k + j). After all tile rows, one bit per column
+ * (1 = salient). */
+static inline size_t bllm_billm_tile_row_bytes(int cols)
+{
+    return (size_t)(cols / BLLM_BILLM_BLOCK) * 1536 + (cols % BLLM_BILLM_BLOCK ? 1024 : 0);
+}
+static inline int bllm_billm_halves(int cols, int b)
+{
+    return cols - b * BLLM_BILLM_BLOCK >= BLLM_BILLM_BLOCK ? 2 : 1;
+}
+static inline const uint8_t *bllm_billm_flags(const void *w, int rows, int cols)
+{
+    return (const uint8_t *)w + (size_t)(rows / 32) * bllm_billm_tile_row_bytes(cols);
+}
 
 /* Allocate (zeroed) the arrays type uses. Refuses a non-packed type or a
  * shape the type does not accept (rows % 32, cols % 64). */

@@ -403,6 +403,7 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
         tinfo t = input_tensor(in, i);
         uint64_t n = numel(&t);
         max_n = n > max_n ? n : max_n;
+        rep->weights_total += n;
         uint64_t rows = t.ndim == 2 ? (uint64_t)t.dims[0] : 1, cols = (uint64_t)t.dims[t.ndim - 1];
         const bllm_engine_matrix *em = eng && is_block_matrix(&t) ? bllm_engine_find(eng, t.name) : NULL;
         bllm_type type;

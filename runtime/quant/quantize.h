@@ -47,6 +47,7 @@ typedef struct {
     int n_kept;             /* blk.* matrices left at keep_type (shape) */
     char first_kept[96];    /* name of the first of those, for messages */
     uint64_t weights_binarized;
+    uint64_t weights_total; /* every tensor's values (companions excluded) */
     uint64_t file_bytes;
     double seconds;
 } bllm_quantize_report;

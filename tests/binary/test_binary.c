@@ -53,7 +53,7 @@ static int irand(int n) { return (int)(rnd() % (uint64_t)n); }
 
 static const bllm_type packed_types[] = {BLLM_TYPE_B1,   BLLM_TYPE_B1G,  BLLM_TYPE_B1MG,   BLLM_TYPE_RB2G,
                                          BLLM_TYPE_NM24, BLLM_TYPE_NM48, BLLM_TYPE_NM58,   BLLM_TYPE_NM68,
-                                         BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8};
+                                         BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8,  BLLM_TYPE_BILLM};
 enum { N_PACKED = sizeof packed_types / sizeof packed_types[0] };
 
 static uint32_t binom(int n, int k)
@@ -136,6 +136,10 @@ static void random_decomp(bllm_binary_decomp *d)
         d->g[r] = rand_fp16(0.05f, 0.5f);
     for (int c = 0; d->h && c < cols; c++)
         d->h[c] = rand_fp16(0.05f, 0.5f);
+    for (int c = 0; d->col_salient && c < cols; c++)
+        d->col_salient[c] = (uint8_t)(irand(6) == 0);
+    for (size_t i = 0; d->bscale && i < (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES; i++)
+        d->bscale[i] = i % 2 ? rand_fp16(0.0f, 0.2f) : rand_fp16(-0.05f, 0.05f);
     if (d->salient)
         for (int r = 0; r < rows; r++) {
             d->sal_scale[r] = rand_fp16(0.0005f, 0.01f);
@@ -176,6 +180,26 @@ static float doc_value(bllm_type type, const uint8_t *w, const bllm_pb8_salient 
     size_t tiles = (size_t)(rows / 32) * (cols / 64), t = (size_t)(r / 32) * (cols / 64) + (size_t)(c / 64);
     int j = r % 32, cc = c % 64;
     switch (type) {
+    case BLLM_TYPE_BILLM: {
+        /* docs/format.md: per 32-row tile row, blocks of 128 columns (the
+         * last 64 wide when cols % 128 == 64) of 1536 (1024) bytes: per
+         * 64-column half a sign plane and a second plane, then 8 fp16
+         * scales of 32 rows each (mu_c a_c mu_s a_s mu1 a1 mu2 a2); after
+         * all tile rows, one bit per column, 1 = salient */
+        size_t row_bytes = (size_t)(cols / 128) * 1536 + (cols % 128 ? 1024 : 0);
+        int b = c / 128, h = c % 128 / 64, halves = cols - 128 * b >= 128 ? 2 : 1;
+        const uint8_t *blk = w + (size_t)(r / 32) * row_bytes + (size_t)b * 1536;
+        const uint8_t *flags = w + (size_t)(rows / 32) * row_bytes;
+        float sc[8];
+        for (int k = 0; k < 8; k++)
+            sc[k] = f16at(blk + 512 * halves + 64 * k + 2 * j);
+        int s1 = doc_sign(blk + 512 * h, j, cc), s2 = doc_sign(blk + 512 * h + 256, j, cc);
+        if (flags[c / 8] >> (c % 8) & 1) {
+            float v1 = sc[4] + (s1 ? sc[5] : -sc[5]);
+            return v1 + (sc[6] + (s2 ? sc[7] : -sc[7]));
+        }
+        return s2 ? sc[2] + (s1 ? sc[3] : -sc[3]) : sc[0] + (s1 ? sc[1] : -sc[1]);
+    }
     case BLLM_TYPE_B1: {
         const uint8_t *tile = w + 256 * t;
         float a = f16at(w + 256 * tiles + 2 * (size_t)r);
@@ -628,6 +652,17 @@ int main(void)
             test_matmul(packed_types[t], 32 * (1 + irand(7)), 64 * (1 + irand(10)), toks[k]);
     test_refusals();
     test_rtn();
+    /* billm's stored size, by the formula of docs/format.md: 3 bits per
+     * weight in whole 128-column blocks, 4 in a 64-column last block, plus
+     * one bit per column */
+    static const int bshapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {32, 64}, {4096, 11008}};
+    for (size_t k = 0; k < sizeof bshapes / sizeof bshapes[0]; k++) {
+        uint64_t r = (uint64_t)bshapes[k][0], c = (uint64_t)bshapes[k][1];
+        uint64_t want = r / 32 * (c / 128 * 1536 + (c % 128 ? 1024 : 0)) + c / 8;
+        CHECK(bllm_type_tensor_bytes(BLLM_TYPE_BILLM, r, c) == want, "billm %llux%llu: %llu bytes, docs say %llu",
+              (unsigned long long)r, (unsigned long long)c,
+              (unsigned long long)bllm_type_tensor_bytes(BLLM_TYPE_BILLM, r, c), (unsigned long long)want);
+    }
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

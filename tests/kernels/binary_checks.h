@@ -73,6 +73,14 @@ static void *random_tensor(bllm_type ty, int rows, int cols, bllm_binary_decomp 
     if (d->h)
         for (int c = 0; c < cols; c++)
             d->h[c] = rng_scale(1);
+    if (d->col_salient) /* billm: a few salient columns per block, some blocks none */
+        for (int c = 0; c < cols; c++)
+            d->col_salient[c] = (uint8_t)(rng_int(5) == 0 && (c / 128) % 3 != 1);
+    if (d->bscale) {
+        size_t nbs = (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES;
+        for (size_t i = 0; i < nbs; i++)
+            d->bscale[i] = i % 2 == 0 ? bllm_fp16_round((float)(rng_unif() - 0.5) * 0.5f) : rng_scale(1);
+    }
     uint64_t nb = bllm_type_tensor_bytes(ty, (uint64_t)rows, (uint64_t)cols);
     void *w = malloc(nb);
     if (!w || bllm_binary_pack(d, w, nb) != BLLM_OK) {
@@ -107,6 +115,14 @@ static double term_size(const bllm_binary_decomp *d, int r, int c)
     switch (d->type) {
     case BLLM_TYPE_B1: return fabs(d->alpha[r]);
     case BLLM_TYPE_ONEBIT: return fabs((double)d->g[r] * d->h[c]);
+    case BLLM_TYPE_BILLM: {
+        const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(c / 128)) *
+                                          BLLM_BILLM_SCALES;
+        double sum = 0.0;
+        for (int k = d->col_salient[c] ? BLLM_BILLM_MU_1 : 0; k < (d->col_salient[c] ? 8 : BLLM_BILLM_MU_1); k++)
+            sum += fabs(sc[k]);
+        return sum;
+    }
     default: break;
     }
     double s = fabs(d->alpha[gi]);
@@ -151,6 +167,36 @@ static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok
                     kept += qc;
                 }
                 double dd = dg[g];
+                if (d->type == BLLM_TYPE_BILLM) { /* the formula of kernels/binary_x86.h's billm section */
+                    const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(cols) + (size_t)(g / 2)) *
+                                                      BLLM_BILLM_SCALES;
+                    double xn = 0, xs = 0;
+                    long sg = 0, mq = 0, msq = 0, s1q = 0, s2q = 0;
+                    for (int c = 64 * g; c < 64 * g + 64; c++) {
+                        size_t i = (size_t)r * cols + c;
+                        int qc = q[c], sgn = d->sign[i] ? 1 : -1, sgn2 = d->sign2[i] ? 1 : -1;
+                        if (d->col_salient[c]) {
+                            xs += x[(size_t)t * cols + c];
+                            s1q += sgn * qc, s2q += sgn2 * qc;
+                        } else {
+                            xn += x[(size_t)t * cols + c];
+                            sg += sgn * qc;
+                            if (d->sign2[i])
+                                mq += qc, msq += sgn * qc;
+                        }
+                    }
+                    y += (double)sc[BLLM_BILLM_MU_C] * (float)xn +
+                         ((double)sc[BLLM_BILLM_MU_1] + sc[BLLM_BILLM_MU_2]) * (float)xs +
+                         dd * (((double)sc[BLLM_BILLM_MU_S] - sc[BLLM_BILLM_MU_C]) * mq + sc[BLLM_BILLM_A_C] * sg +
+                               ((double)sc[BLLM_BILLM_A_S] - sc[BLLM_BILLM_A_C]) * msq + sc[BLLM_BILLM_A_1] * s1q +
+                               sc[BLLM_BILLM_A_2] * s2q);
+                    double ts = 0;
+                    for (int c = 64 * g; c < 64 * g + 64; c++)
+                        ts = fmax(ts, term_size(d, r, c));
+                    m += fabs(dd) * ts * 2.0 * (double)absq + fabs(sc[BLLM_BILLM_MU_C] * xn) +
+                         fabs((sc[BLLM_BILLM_MU_1] + sc[BLLM_BILLM_MU_2]) * xs);
+                    continue;
+                }
                 switch (d->type) {
                 case BLLM_TYPE_B1: y += d->alpha[r] * dd * (double)s1; break;
                 case BLLM_TYPE_ONEBIT: y += d->g[r] * dd * (double)s1; break;

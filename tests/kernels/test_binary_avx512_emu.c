@@ -106,17 +106,19 @@ static void check_tensor(const bllm_kernel_set *emu, const bllm_kernel_set *lut,
     free(mq);
 }
 
-/* Pass or fail of one type's batch, printed. */
-static void report(const char *what, bllm_type ty, const stats *st, const exact_stats *ex)
+/* Pass or fail of one type's batch, printed. rms_tol: the loose bound on
+ * the int8 activations' error, a statistic of the random draws (outlier
+ * groups weigh heavily in few tensors) rather than an exactness check. */
+static void report(const char *what, bllm_type ty, const stats *st, const exact_stats *ex, double rms_tol)
 {
     int bad = st->bad || ex->differ || ex->ragged_bad;
-    int rms_bad = !(st->rms_num <= 4e-4 * st->rms_den);
+    int rms_bad = !(st->rms_num <= rms_tol * rms_tol * st->rms_den);
     printf("avx512-emu %-6s %s: bit-exact vs avx2-lut: %ld of %ld floats differ; max |y - y_int8ref| / M_q %.2e "
            "(tol 2e-06); rel RMS vs f32 %.2e %s\n",
            bllm_type_name(ty), what, ex->differ, ex->compared, st->max_err,
            sqrt(st->rms_num / (st->rms_den + 1e-300)), bad || rms_bad ? "FAIL" : "ok");
     if (rms_bad)
-        printf("  FAIL %s: int8 activation error above 2%% RMS\n", bllm_type_name(ty));
+        printf("  FAIL %s: int8 activation error above %g%% RMS\n", bllm_type_name(ty), 100 * rms_tol);
     checks++;
     failures += bad || rms_bad;
 }
@@ -151,7 +153,7 @@ static void test_type(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bl
     }
     char what[32];
     snprintf(what, sizeof what, "%2d shapes", n_cases);
-    report(what, ty, &st, &ex);
+    report(what, ty, &st, &ex, 0.02);
 }
 
 /* Overwrites count random group masks of an N:M tensor with random
@@ -183,6 +185,8 @@ static void corrupt_nm_masks(bllm_type ty, uint8_t *w, int rows, int cols, int c
  * GEMM (the per-tile one), expected values from the unpacked bytes. */
 static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set *lut, int n_cases)
 {
+    /* its own draws, whatever the type tests before it drew */
+    rng_state = TEST_RNG_SEED ^ 0x5bd1e995ull;
     for (int ty = BLLM_TYPE_NM24; ty <= BLLM_TYPE_NM68; ty++) {
         stats st;
         exact_stats ex;
@@ -206,7 +210,7 @@ static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set
         }
         char what[40];
         snprintf(what, sizeof what, "%2d tensors, invalid masks", n_cases);
-        report(what, (bllm_type)ty, &st, &ex);
+        report(what, (bllm_type)ty, &st, &ex, 0.03); /* 16 small tensors: a noisier statistic */
     }
 }
 
@@ -229,8 +233,9 @@ int main(int argc, char **argv)
     emu.name = "avx512-emu";
     bllm_binary_avx512emu_fill(emu.matmul, BLLM_BINARY_AUTO);
 
-    for (int ty = BLLM_TYPE_B1; ty <= BLLM_TYPE_PB8; ty++)
-        test_type(&emu, lut, (bllm_type)ty, n_cases);
+    for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
+        if (bllm_type_is_packed((bllm_type)ty))
+            test_type(&emu, lut, (bllm_type)ty, n_cases);
     test_invalid_masks(&emu, lut, n_cases);
 
     printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe vs avx2-lut and the int8 reference)\n", checks,

@@ -81,6 +81,59 @@ static void gen_decomp(bllm_binary_decomp *d)
         d->g[r] = rand_scale();
     for (int c = 0; d->h && c < cols; c++)
         d->h[c] = bllm_fp16_round(rand_scale() * (rng_int(2) ? 1.0f : -1.0f));
+    for (int c = 0; d->col_salient && c < cols; c++) /* some blocks without any */
+        d->col_salient[c] = (uint8_t)((c / 128) % 3 != 2 && rng_int(5) == 0);
+    for (size_t i = 0; d->bscale && i < (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES; i++)
+        d->bscale[i] = i % 2 ? rand_scale() : bllm_fp16_round(fp16_rand(-0.5f, 0.5f) * 0.1f);
+}
+
+/* billm's part of ref_q8 for row r, group g (the formula at binary_neon.c's
+ * billm section): integer sums over q, then the f32 steps. */
+static float ref_q8_billm(const bllm_binary_decomp *d, int r, int g, const int *q, float dd, float xsn, float xss,
+                          float acc, double *bnd)
+{
+    const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(g / 2)) * BLLM_BILLM_SCALES;
+    int sgn_n = 0, mn = 0, msn = 0, sg1 = 0, sg2 = 0, any_s = 0;
+    for (int k = 0; k < BLLM_GROUP; k++) {
+        int c = g * BLLM_GROUP + k;
+        size_t i = (size_t)r * d->cols + c;
+        int s1 = d->sign[i] ? 1 : -1, s2 = d->sign2[i] ? 1 : -1;
+        double weff = bllm_binary_decomp_value(d, r, c);
+        if (d->col_salient[c]) {
+            any_s = 1;
+            sg1 += s1 * q[c], sg2 += s2 * q[c];
+            weff -= (double)sc[BLLM_BILLM_MU_1] + sc[BLLM_BILLM_MU_2];
+        } else {
+            sgn_n += s1 * q[c];
+            if (d->sign2[i])
+                mn += q[c], msn += s1 * q[c];
+            weff -= sc[BLLM_BILLM_MU_C];
+        }
+        *bnd += fabs(weff) * dd * (0.5 + 1e-3);
+    }
+    acc = fmaf(sc[BLLM_BILLM_MU_C], xsn, acc);
+    acc = fmaf((sc[BLLM_BILLM_MU_S] - sc[BLLM_BILLM_MU_C]) * dd, (float)mn, acc);
+    acc = fmaf(sc[BLLM_BILLM_A_C] * dd, (float)sgn_n, acc);
+    acc = fmaf((sc[BLLM_BILLM_A_S] - sc[BLLM_BILLM_A_C]) * dd, (float)msn, acc);
+    if (any_s) {
+        acc = fmaf(sc[BLLM_BILLM_MU_1] + sc[BLLM_BILLM_MU_2], xss, acc);
+        acc = fmaf(sc[BLLM_BILLM_A_1] * dd, (float)sg1, acc);
+        acc = fmaf(sc[BLLM_BILLM_A_2] * dd, (float)sg2, acc);
+    }
+    return acc;
+}
+
+/* The f32 sum of 64 values in the lookup path's order: s_l = u[l] + u[4+l]
+ * + ... + u[60+l], then (s0 + s1) + (s2 + s3). */
+static float sum64(const float *u)
+{
+    float sl[4];
+    for (int l = 0; l < 4; l++) {
+        sl[l] = u[l];
+        for (int i = 1; i < 16; i++)
+            sl[l] += u[4 * i + l];
+    }
+    return (sl[0] + sl[1]) + (sl[2] + sl[3]);
 }
 
 /* The lookup path's definition (kernels/binary_neon.c), straight from the
@@ -97,6 +150,7 @@ static void ref_q8(const bllm_binary_decomp *d, const float *x, int n_tok, float
     int *q = malloc((size_t)cols * sizeof *q);
     float *dg = malloc((size_t)ng * sizeof *dg);
     float *xs = malloc((size_t)ng * sizeof *xs);
+    float *xsn = malloc((size_t)ng * sizeof *xsn), *xss = malloc((size_t)ng * sizeof *xss);
     for (int t = 0; t < n_tok; t++) {
         const float *xt = x + (size_t)t * cols;
         for (int g = 0; g < ng; g++) {
@@ -109,13 +163,17 @@ static void ref_q8(const bllm_binary_decomp *d, const float *x, int n_tok, float
             }
             float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
             dg[g] = amax / 127.0f;
-            float sl[4]; /* the f32 group sum, in the documented order */
-            for (int l = 0; l < 4; l++) {
-                sl[l] = u[l];
-                for (int i = 1; i < 16; i++)
-                    sl[l] += u[4 * i + l];
+            xs[g] = sum64(u); /* the f32 group sum, in the documented order */
+            if (ty == BLLM_TYPE_BILLM) { /* and of its non-salient and salient parts */
+                float un[BLLM_GROUP], us[BLLM_GROUP];
+                for (int k = 0; k < BLLM_GROUP; k++) {
+                    int sal = d->col_salient[g * BLLM_GROUP + k];
+                    un[k] = sal ? 0.0f : u[k];
+                    us[k] = sal ? u[k] : 0.0f;
+                }
+                xsn[g] = sum64(un);
+                xss[g] = sum64(us);
             }
-            xs[g] = (sl[0] + sl[1]) + (sl[2] + sl[3]);
             for (int k = 0; k < BLLM_GROUP; k++) {
                 float v = nearbyintf(u[k] * inv); /* ties to even */
                 int qi = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
@@ -127,6 +185,10 @@ static void ref_q8(const bllm_binary_decomp *d, const float *x, int n_tok, float
             double bnd = 0.0;
             for (int g = 0; g < ng; g++) {
                 size_t gi = (size_t)r * ng + g;
+                if (ty == BLLM_TYPE_BILLM) {
+                    acc = ref_q8_billm(d, r, g, q, dg[g], xsn[g], xss[g], acc, &bnd);
+                    continue;
+                }
                 int s1 = 0, s2 = 0, kept = 0;
                 for (int k = 0; k < BLLM_GROUP; k++) {
                     int c = g * BLLM_GROUP + k;
@@ -165,6 +227,8 @@ static void ref_q8(const bllm_binary_decomp *d, const float *x, int n_tok, float
     free(q);
     free(dg);
     free(xs);
+    free(xsn);
+    free(xss);
 }
 
 typedef struct {
@@ -332,6 +396,7 @@ static void test_packed(const bllm_kernel_set *lut, const bllm_kernel_set *flt)
     static const bllm_type types[] = {
         BLLM_TYPE_B1,   BLLM_TYPE_B1G,  BLLM_TYPE_B1MG, BLLM_TYPE_RB2G,   BLLM_TYPE_NM24,
         BLLM_TYPE_NM48, BLLM_TYPE_NM58, BLLM_TYPE_NM68, BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8,
+        BLLM_TYPE_BILLM,
     };
     static const int shapes[][2] = {{32, 64}, {32, 192}, {96, 64}, {64, 576}, {32, 1536}};
     static const int toks[] = {1, 2, 3, 9, 17};
