@@ -73,6 +73,41 @@ static int h16(double x, float *out)
     return 0;
 }
 
+/* The searches below evaluate thousands of candidate fits per row, so
+ * these sums keep four independent accumulators (the loops are latency
+ * bound otherwise, and the compiler may not reorder floating-point sums). */
+static double sum4(const double *v, int n)
+{
+    double a[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++)
+            a[l] += v[i + l];
+    for (; i < n; i++)
+        a[0] += v[i];
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* sum |v - mu| and sum (v - mu)^2 */
+static void dev4(const double *v, int n, double mu, double *ab, double *sq)
+{
+    double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) {
+            double d = v[i + l] - mu;
+            a[l] += fabs(d);
+            q[l] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = v[i] - mu;
+        a[0] += fabs(d);
+        q[0] += d * d;
+    }
+    *ab = (a[0] + a[1]) + (a[2] + a[3]);
+    *sq = (q[0] + q[1]) + (q[2] + q[3]);
+}
+
 /* Order-1 fit of v[0..n): the squared error sum (v - mu - a s)^2 with mu the
  * mean, a = mean |v - mu|, s the sign of v - mu, which equals
  * sum (v - mu)^2 - n a^2. */
@@ -80,15 +115,8 @@ static double fit1_err(const double *v, int n)
 {
     if (n == 0)
         return 0.0;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++)
-        sum += v[i];
-    double mu = sum / n, sq = 0.0, ab = 0.0;
-    for (int i = 0; i < n; i++) {
-        double d = v[i] - mu;
-        sq += d * d;
-        ab += fabs(d);
-    }
+    double mu = sum4(v, n) / n, ab, sq;
+    dev4(v, n, mu, &ab, &sq);
     double a = ab / n;
     return sq - n * a * a;
 }
@@ -98,12 +126,8 @@ static double fit2_err(const double *v, int n, double *res)
 {
     if (n == 0)
         return 0.0;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++)
-        sum += v[i];
-    double mu = sum / n, ab = 0.0;
-    for (int i = 0; i < n; i++)
-        ab += fabs(v[i] - mu);
+    double mu = sum4(v, n) / n, ab, sq;
+    dev4(v, n, mu, &ab, &sq);
     double a = ab / n;
     for (int i = 0; i < n; i++)
         res[i] = v[i] - mu - (v[i] - mu >= 0.0 ? a : -a);
@@ -173,10 +197,48 @@ static double fit1_err_ranges(const sorted_row *s, int a0, int b0, int a1, int b
     return e > 0.0 ? e : 0.0;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* Sort v[0..n), n <= BLLM_BILLM_BLOCK (one row of a block): bottom-up merge
+ * sort, no calls through a comparison pointer. */
+static void sort_row(double *v, int n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    double tmp[BLLM_BILLM_BLOCK], *a = v, *b = tmp;
+    for (int w = 1; w < n; w *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * w) {
+            int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                b[k++] = a[j] < a[i] ? a[j++] : a[i++];
+            while (i < mid)
+                b[k++] = a[i++];
+            while (j < hi)
+                b[k++] = a[j++];
+        }
+        double *t = a;
+        a = b, b = t;
+    }
+    if (a != v)
+        memcpy(v, a, (size_t)n * sizeof *v);
+}
+
+/* Sort non-negative doubles (as their bit patterns, which order alike) by
+ * an LSD radix sort, bytes at a time; tmp holds n values. */
+static void sort_nonneg(double *v, double *tmp, size_t n)
+{
+    uint64_t *a = (uint64_t *)v, *b = (uint64_t *)tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(a[i] >> shift & 255) + 1]++;
+        if (count[(a[0] >> shift & 255) + 1] == n)
+            continue; /* this byte is the same everywhere */
+        for (int k = 0; k < 256; k++)
+            count[k + 1] += count[k];
+        for (size_t i = 0; i < n; i++)
+            b[count[a[i] >> shift & 255]++] = a[i];
+        uint64_t *t = a;
+        a = b, b = t;
+    }
+    if ((double *)a != v)
+        memcpy(v, a, n * sizeof *v);
 }
 
 /* Step 2 for rows of one thread: err_p[i] += error with break point split[i]. */
@@ -193,7 +255,7 @@ static void search_split_worker(void *arg, int ith, int nth)
         for (int i = 0; i < x->nb; i++)
             if (!sal[i])
                 v[n++] = x->W[(size_t)r * x->cols + x->c0 + i];
-        qsort(v, (size_t)n, sizeof v[0], cmp_double);
+        sort_row(v, n);
         s1[0] = s2[0] = 0.0;
         for (int i = 0; i < n; i++) {
             s1[i + 1] = s1[i] + v[i];
@@ -329,14 +391,15 @@ static bllm_status block_begin(void *arg, const double *W, int rows, int cols, i
 
     /* 2. break point among the quantiles of the non-salient |w| */
     size_t n = (size_t)rows * (x->nb - best_k), m = 0;
-    double *a = malloc((n ? n : 1) * sizeof *a);
+    double *a = malloc(2 * (n ? n : 1) * sizeof *a);
     if (!a)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for the billm break-point search");
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < x->nb; i++)
             if (!sal[i])
-                a[m++] = fabs(W[(size_t)r * cols + c0 + i]);
-    qsort(a, m, sizeof *a, cmp_double);
+                a[m++] = fabs(W[(size_t)r * cols + c0 + i]) + 0.0; /* + 0.0: no -0 */
+    if (m)
+        sort_nonneg(a, a + n, m);
     for (int t = 0; t < N_SPLITS; t++)
         x->split[t] = m ? quantile(a, m, 0.10 + 0.01 * t) : 0.0;
     free(a);
@@ -392,8 +455,9 @@ static void column(void *arg, const double *W, int rows, int cols, int c, float 
     }
 }
 
-bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_method_options *o,
-                              bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep)
+bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *h,
+                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                              bllm_method_report *rep)
 {
     memset(rep, 0, sizeof *rep);
     if (o->block != BLLM_BILLM_BLOCK)
@@ -404,12 +468,7 @@ bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *
     bllm_status s = bllm_binary_decomp_init(d, BLLM_TYPE_BILLM, rows, cols);
     if (s)
         return s;
-    bllm_gptq_hinv h;
-    if ((s = bllm_gptq_hinv_init(H, cols, o->percdamp, &h))) {
-        bllm_binary_decomp_free(d);
-        return s;
-    }
-    billm_ctx x = {.d = d, .h = &h, .o = o, .pool = pool, .rows = rows, .cols = cols,
+    billm_ctx x = {.d = d, .h = h, .o = o, .pool = pool, .rows = rows, .cols = cols,
                    .nblk = bllm_billm_blocks(cols), .nth = pool ? bllm_pool_size(pool) : 1};
     double *W = malloc((size_t)rows * cols * sizeof *W);
     x.order = malloc(BLLM_BILLM_BLOCK * sizeof *x.order);
@@ -421,18 +480,16 @@ bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *
         for (size_t i = 0; i < (size_t)rows * cols; i++)
             W[i] = w[i];
         bllm_gptq_method m = {block_begin, column};
-        s = bllm_gptq_run(W, rows, cols, &h, o->block, o->intra_block, &m, &x, sim, pool);
+        s = bllm_gptq_run(W, rows, cols, h, o->block, o->intra_block, &m, &x, sim, pool);
     }
     if (!s) {
         rep->salient_share = (double)x.n_salient_cols / cols;
-        rep->rel_error = sqrt(bllm_gptq_output_error(w, sim, rows, cols, H));
-        rep->hinv_retries = h.retries;
+        rep->rel_error = sqrt(bllm_gptq_output_error(w, sim, rows, cols, H, pool));
     }
     free(W);
     free(x.order);
     free(x.err_k);
     free(x.err_p);
-    bllm_gptq_hinv_free(&h);
     if (s)
         bllm_binary_decomp_free(d);
     return s;

@@ -166,6 +166,7 @@ typedef struct {
     act_buf X, A, M;   /* block input; attention out then h; FFN hidden */
     hessian hs;        /* reused for every Hessian (largest input) */
     double *H;         /* the finished Hessian */
+    bllm_gptq_hinv hinv; /* its damped inverse factor */
     float *w[M_COUNT]; /* the current layer's weights (simulated once quantized) */
     float *attn_norm, *ffn_norm;
     bllm_llama_layer L;
@@ -300,7 +301,7 @@ static bllm_status quantize(engine *e, int i)
     if (!sim)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for %s", m->name);
     bllm_binary_decomp d;
-    bllm_status s = method->run(e->w[i], rows, cols, e->H, &e->p->mopts, e->pool, &d, sim, &m->rep);
+    bllm_status s = method->run(e->w[i], rows, cols, e->H, &e->hinv, &e->p->mopts, e->pool, &d, sim, &m->rep);
     if (s) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", bllm_last_error());
@@ -333,7 +334,15 @@ static bllm_status quantize_group(engine *e, int i0, int i1)
     double t0 = now();
     hessian_finish(&e->hs, e->H);
     e->t_hess += now() - t0;
-    bllm_status s = BLLM_OK;
+    /* one inverse for the matrices sharing this Hessian */
+    bllm_gptq_hinv_free(&e->hinv);
+    bllm_status s = bllm_gptq_hinv_init(e->H, e->hs.n, e->p->mopts.percdamp, &e->hinv);
+    if (s) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", bllm_last_error());
+        return bllm_fail(s, "blk.%d.%s: %s", e->layer, mat_names[i0], msg);
+    }
+    e->out->hinv_retries += e->hinv.retries;
     for (int i = i0; i < i1 && !s; i++)
         s = quantize(e, i);
     return s;
@@ -565,6 +574,7 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
     free(e.attn_norm);
     free(e.ffn_norm);
     free(e.H);
+    bllm_gptq_hinv_free(&e.hinv);
     hessian_free(&e.hs);
     free(e.X.data);
     free(e.A.data);

@@ -66,6 +66,7 @@ typedef struct {
     uint64_t calib_file_tokens;
     char calib_sha256[65];
     bool act_f16;              /* activations were stored in f16 */
+    int hinv_retries;          /* Hessians whose damping had to grow */
     double seconds, seconds_forward, seconds_hessian, seconds_method;
 } bllm_engine_result;
 

@@ -58,14 +58,17 @@ bllm_status bllm_gptq_hinv_init(const double *H, int n, double percdamp, bllm_gp
             }
             A[(size_t)i * n + i] += damp;
         }
-        lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, A, n);
+        /* A is symmetric, so its column-major reading is the same matrix;
+         * column-major calls spare LAPACKE's transposed copies. The last
+         * factor, lower in column-major, is the row-major upper U. */
+        lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, A, n);
         if (info == 0)
-            info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', n, A, n);
+            info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', n, A, n);
         if (info == 0) {
-            for (int i = 0; i < n; i++) /* potri fills the lower triangle */
-                for (int j = i + 1; j < n; j++)
+            for (int j = 0; j < n; j++) /* column-major lower -> both triangles */
+                for (int i = j + 1; i < n; i++)
                     A[(size_t)i * n + j] = A[(size_t)j * n + i];
-            info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A, n);
+            info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, A, n);
         }
         if (info == 0)
             break;
@@ -84,10 +87,28 @@ bllm_status bllm_gptq_hinv_init(const double *H, int n, double percdamp, bllm_gp
     return BLLM_OK;
 }
 
+/* The lazy update of the columns after a block, W[:, b1:] -= E U[b0:b1, b1:],
+ * split by rows across the pool (single-threaded BLAS in each thread). */
+typedef struct {
+    double *W;
+    const double *err, *U;
+    int rows, cols, n, b0, b1, block;
+} lazy_job;
+
+static void lazy_worker(void *arg, int ith, int nth)
+{
+    const lazy_job *j = arg;
+    int r0, r1;
+    bllm_pool_range(j->rows, 8, ith, nth, &r0, &r1);
+    if (r0 < r1)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, j->cols - j->b1, j->b1 - j->b0, -1.0,
+                    j->err + (size_t)r0 * j->block, j->block, j->U + (size_t)j->b0 * j->n + j->b1, j->n, 1.0,
+                    j->W + (size_t)r0 * j->cols + j->b1, j->cols);
+}
+
 bllm_status bllm_gptq_run(double *W, int rows, int cols, const bllm_gptq_hinv *h, int block, bool intra_block,
                           const bllm_gptq_method *m, void *ctx, float *Q, bllm_pool *pool)
 {
-    (void)pool;
     if (h->n != cols || block < 1 || block % 64)
         return bllm_fail(BLLM_ERR_ARG, "GPTQ: %d columns against a %d x %d inverse Hessian, block %d (a "
                          "multiple of 64 is needed)", cols, h->n, h->n, block);
@@ -105,7 +126,7 @@ bllm_status bllm_gptq_run(double *W, int rows, int cols, const bllm_gptq_hinv *h
                 W[(size_t)r * cols + c] = 0.0;
     bllm_status s = BLLM_OK;
     for (int b0 = 0; b0 < cols && !s; b0 += block) {
-        const int b1 = b0 + block < cols ? b0 + block : cols, nb = b1 - b0;
+        const int b1 = b0 + block < cols ? b0 + block : cols;
         if (m->block_begin && (s = m->block_begin(ctx, W, rows, cols, b0, b1)))
             break;
         for (int i = b0; i < b1; i++) {
@@ -123,41 +144,78 @@ bllm_status bllm_gptq_run(double *W, int rows, int cols, const bllm_gptq_hinv *h
                         wr[j] -= e * u[j];
             }
         }
-        if (b1 < cols)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - b1, nb, -1.0, err, block,
-                        h->U + (size_t)b0 * n + b1, n, 1.0, W + b1, cols);
+        if (b1 < cols) {
+            lazy_job j = {W, err, h->U, rows, cols, n, b0, b1, block};
+            if (pool)
+                bllm_pool_run(pool, lazy_worker, &j);
+            else
+                lazy_worker(&j, 0, 1);
+        }
     }
     free(err);
     free(q);
     return s;
 }
 
-/* trace(D H D^T) for D rows x n (row-major double). */
-static double quad_trace(const double *D, int rows, int n, const double *H, double *tmp)
+/* trace(D H D^T) and trace(W H W^T) over rows of one thread, D = W - Q. */
+typedef struct {
+    const float *W, *Q;
+    const double *H;
+    int rows, cols;
+    double *part; /* [thread][2] */
+    bool nomem;
+} err_job;
+
+static void err_worker(void *arg, int ith, int nth)
 {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, n, 1.0, D, n, H, n, 0.0, tmp, n);
-    double t = 0.0;
-    for (size_t i = 0; i < (size_t)rows * n; i++)
-        t += D[i] * tmp[i];
-    return t;
+    err_job *j = arg;
+    int r0, r1;
+    bllm_pool_range(j->rows, 8, ith, nth, &r0, &r1);
+    j->part[2 * ith] = j->part[2 * ith + 1] = 0.0;
+    if (r0 >= r1)
+        return;
+    const size_t n = (size_t)(r1 - r0) * j->cols;
+    double *D = malloc(2 * n * sizeof(double)), *T = malloc(2 * n * sizeof(double));
+    if (!D || !T) {
+        j->nomem = true;
+        free(D);
+        free(T);
+        return;
+    }
+    const float *w = j->W + (size_t)r0 * j->cols, *q = j->Q + (size_t)r0 * j->cols;
+    for (size_t i = 0; i < n; i++) {
+        D[i] = (double)w[i];
+        D[n + i] = (double)w[i] - (double)q[i];
+    }
+    /* both in one product: [W; D] H */
+    cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, 2 * (r1 - r0), j->cols, 1.0, j->H, j->cols, D, j->cols, 0.0,
+                T, j->cols);
+    double ref = 0.0, e = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        ref += D[i] * T[i];
+        e += D[n + i] * T[n + i];
+    }
+    j->part[2 * ith] = ref;
+    j->part[2 * ith + 1] = e;
+    free(D);
+    free(T);
 }
 
-double bllm_gptq_output_error(const float *W, const float *Q, int rows, int cols, const double *H)
+double bllm_gptq_output_error(const float *W, const float *Q, int rows, int cols, const double *H, bllm_pool *pool)
 {
-    size_t n = (size_t)rows * cols;
-    double *D = calloc(n, sizeof(double)), *tmp = calloc(n, sizeof(double));
-    if (!D || !tmp) {
-        free(D);
-        free(tmp);
+    int nth = pool ? bllm_pool_size(pool) : 1;
+    double part[2 * 64];
+    if (nth > 64)
+        nth = 64, pool = NULL;
+    err_job j = {W, Q, H, rows, cols, part, false};
+    if (pool)
+        bllm_pool_run(pool, err_worker, &j);
+    else
+        err_worker(&j, 0, 1);
+    if (j.nomem)
         return NAN;
-    }
-    for (size_t i = 0; i < n; i++)
-        D[i] = (double)W[i];
-    double ref = quad_trace(D, rows, cols, H, tmp);
-    for (size_t i = 0; i < n; i++)
-        D[i] = (double)W[i] - (double)Q[i];
-    double e = quad_trace(D, rows, cols, H, tmp);
-    free(D);
-    free(tmp);
+    double ref = 0.0, e = 0.0;
+    for (int t = 0; t < nth; t++)
+        ref += part[2 * t], e += part[2 * t + 1];
     return ref > 0.0 ? e / ref : (e > 0.0 ? INFINITY : 0.0);
 }

@@ -57,7 +57,8 @@ bllm_status bllm_gptq_run(double *W, int rows, int cols, const bllm_gptq_hinv *h
                           const bllm_gptq_method *m, void *ctx, float *Q, bllm_pool *pool);
 
 /* ||(W - Q) X||^2 / ||W X||^2 over the calibration inputs, from the
- * (undamped) H: trace(D H D^T) / trace(W H W^T), D = W - Q. */
-double bllm_gptq_output_error(const float *W, const float *Q, int rows, int cols, const double *H);
+ * (undamped) H: trace(D H D^T) / trace(W H W^T), D = W - Q. Rows are split
+ * across pool (may be NULL); NaN if memory runs out. */
+double bllm_gptq_output_error(const float *W, const float *Q, int rows, int cols, const double *H, bllm_pool *pool);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "bllm.h"
 #include "runtime/format/binary.h"
+#include "runtime/quant/gptq.h"
 #include "runtime/threadpool.h"
 
 typedef struct {
@@ -29,16 +30,16 @@ typedef struct {
     double salient_share; /* weights held at more than one bit: pb-llm's
                              8-bit ones, billm's salient columns */
     double rel_error;     /* ||W X - Q X|| / ||W X|| on the calibration inputs */
-    int hinv_retries;     /* times the damping had to grow */
 } bllm_method_report;
 
-/* w: rows x cols f32; H: cols x cols, 2 X X^T / n in double, undamped.
- * On success d holds the decomposition (initialized here) and sim (rows x
- * cols) the simulated weights, equal to bllm_binary_decomp_value(d, r, c)
- * bit for bit. */
+/* w: rows x cols f32; H: cols x cols, 2 X X^T / n in double, undamped;
+ * hinv: its damped inverse factor (bllm_gptq_hinv_init with o->percdamp),
+ * shared by the matrices that share H. On success d holds the
+ * decomposition (initialized here) and sim (rows x cols) the simulated
+ * weights, equal to bllm_binary_decomp_value(d, r, c) bit for bit. */
 typedef bllm_status (*bllm_method_fn)(const float *w, int rows, int cols, const double *H,
-                                      const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d,
-                                      float *sim, bllm_method_report *rep);
+                                      const bllm_gptq_hinv *hinv, const bllm_method_options *o, bllm_pool *pool,
+                                      bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
 
 typedef struct {
     const char *name;  /* as --method takes it */
@@ -49,9 +50,11 @@ typedef struct {
 /* The calibrated methods by name ("pb-llm", "billm"); NULL if unknown. */
 const bllm_method *bllm_method_find(const char *name);
 
-bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_method_options *o,
-                              bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
-bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_method_options *o,
-                              bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
+bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
+                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                              bllm_method_report *rep);
+bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
+                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                              bllm_method_report *rep);
 
 #endif

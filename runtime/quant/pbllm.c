@@ -63,8 +63,9 @@ static void column(void *arg, const double *W, int rows, int cols, int c, float 
     }
 }
 
-bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_method_options *o,
-                              bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep)
+bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *h,
+                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                              bllm_method_report *rep)
 {
     memset(rep, 0, sizeof *rep);
     if (!(o->salient_frac >= 0.0f && o->salient_frac <= 1.0f))
@@ -72,11 +73,6 @@ bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *
     bllm_status s = bllm_binary_decomp_init(d, BLLM_TYPE_PB8, rows, cols);
     if (s)
         return s;
-    bllm_gptq_hinv h;
-    if ((s = bllm_gptq_hinv_init(H, cols, o->percdamp, &h))) {
-        bllm_binary_decomp_free(d);
-        return s;
-    }
     const size_t n = (size_t)rows * cols;
     const size_t k = (size_t)llround((double)o->salient_frac * (double)n);
     float *score = malloc(n * sizeof *score);
@@ -88,7 +84,7 @@ bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             size_t i = (size_t)r * cols + c;
-            double u = h.U[(size_t)c * cols + c], wv = h.dead[c] ? 0.0 : w[i];
+            double u = h->U[(size_t)c * cols + c], wv = h->dead[c] ? 0.0 : w[i];
             score[i] = (float)(wv * wv / (u * u));
         }
     if ((s = bllm_topk_mask(score, n, k, d->salient)))
@@ -110,19 +106,17 @@ bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *
         W[i] = w[i];
     pbllm_ctx x = {.d = d, .rows = rows, .cols = cols};
     bllm_gptq_method m = {NULL, column};
-    if ((s = bllm_gptq_run(W, rows, cols, &h, o->block, true, &m, &x, sim, pool)))
+    if ((s = bllm_gptq_run(W, rows, cols, h, o->block, true, &m, &x, sim, pool)))
         goto done;
     if (x.bad_scale) {
         s = bllm_fail(BLLM_ERR_UNSUPPORTED, "pb-llm: a binary scale is beyond the fp16 range");
         goto done;
     }
     rep->salient_share = n ? (double)k / (double)n : 0.0;
-    rep->rel_error = sqrt(bllm_gptq_output_error(w, sim, rows, cols, H));
-    rep->hinv_retries = h.retries;
+    rep->rel_error = sqrt(bllm_gptq_output_error(w, sim, rows, cols, H, pool));
 done:
     free(score);
     free(W);
-    bllm_gptq_hinv_free(&h);
     if (s)
         bllm_binary_decomp_free(d);
     return s;
