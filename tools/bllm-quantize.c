@@ -60,7 +60,7 @@ static void usage(FILE *f)
             "  -t, --threads N        threads (default: all online CPUs)\n"
             "      --tokenizer PATH   tokenizer.bin of a llama2.c checkpoint\n"
             "      --dequantize       write the f32 copy of a packed .stb instead\n"
-            "  -q, --quiet            no progress bar\n"
+            "  -q, --quiet            no progress bar, no per-matrix table (the model's row stays)\n"
             "  -h, --help             this text\n");
 }
 
@@ -98,7 +98,7 @@ static double peak_rss_mib(void)
 }
 
 /* The closing table: one row per matrix, then the model. */
-static void print_table(const bllm_quantize_report *rep, const bllm_quantize_params *p)
+static void print_table(const bllm_quantize_report *rep, const bllm_quantize_params *p, bool rows)
 {
     const bllm_engine_result *e = &rep->engine;
     const char *method = p->method;
@@ -108,8 +108,9 @@ static void print_table(const bllm_quantize_report *rep, const bllm_quantize_par
     for (int i = 0; i < e->n; i++) {
         const bllm_engine_matrix *m = &e->m[i];
         double nw = (double)m->rows * m->cols, b = 8.0 * (double)(m->nbytes + m->companion_bytes);
-        printf("| %s | %s | %s | %dx%d | %.2f%% | %.4f | %.4f |\n", m->name, method, bllm_type_name(m->type),
-               m->rows, m->cols, 100.0 * m->rep.salient_share, m->rep.rel_error, b / nw);
+        if (rows)
+            printf("| %s | %s | %s | %dx%d | %.2f%% | %.4f | %.4f |\n", m->name, method, bllm_type_name(m->type),
+                   m->rows, m->cols, 100.0 * m->rep.salient_share, m->rep.rel_error, b / nw);
         bits += b, weights += nw, err2 += m->rep.rel_error * m->rep.rel_error, sal += m->rep.salient_share * nw;
     }
     if (e->n)
@@ -344,7 +345,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cm) {
-        print_table(&rep, &p);
+        print_table(&rep, &p, !quiet);
         const bllm_engine_result *e = &rep.engine;
         printf("time: %.1f s in all (forward %.1f s, Hessians %.1f s, %s %.1f s); peak memory %.0f MiB\n",
                e->seconds, e->seconds_forward, e->seconds_hessian, method, e->seconds_method, peak_rss_mib());

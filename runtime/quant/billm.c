@@ -134,6 +134,20 @@ static double fit2_err(const double *v, int n, double *res)
     return fit1_err(res, n);
 }
 
+double bllm_billm_fit_error(const double *v, int n, int order)
+{
+    if (order <= 1)
+        return fit1_err(v, n);
+    double res[BLLM_BILLM_BLOCK];
+    double *r = n <= BLLM_BILLM_BLOCK ? res : malloc((size_t)n * sizeof *r);
+    if (!r)
+        return NAN;
+    double e = fit2_err(v, n, r);
+    if (r != res)
+        free(r);
+    return e;
+}
+
 /* Step 1 for rows of one thread: err_k[k] += error with the top k salient. */
 static void search_count_worker(void *arg, int ith, int nth)
 {

@@ -47,6 +47,11 @@ typedef struct {
     bllm_method_fn run;
 } bllm_method;
 
+/* The squared error of BiLLM's binarization of v[0..n) with its own mean
+ * and scale, to order 1 (mu + a sign(v - mu)) or 2 (the same again on the
+ * residual): what billm's searches minimize. */
+double bllm_billm_fit_error(const double *v, int n, int order);
+
 /* The calibrated methods by name ("pb-llm", "billm"); NULL if unknown. */
 const bllm_method *bllm_method_find(const char *name);
 

@@ -374,7 +374,9 @@ static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t
 }
 
 /* What run() writes: the quantized model, the f32 copy of a packed one, or
- * the f32 model holding a calibrated quantizer's simulated weights. */
+ * the model holding a calibrated quantizer's simulated weights in f32 in
+ * place of its packed matrices (every other tensor stored as in the
+ * quantized model, so the two differ in those matrices only). */
 typedef enum { WRITE_QUANTIZED, WRITE_DEQUANTIZED, WRITE_SIMULATED } write_mode;
 
 static bllm_status run(input *in, const char *input_path, const char *output, const bllm_quantize_params *p,
@@ -408,7 +410,7 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
         const bllm_engine_matrix *em = eng && is_block_matrix(&t) ? bllm_engine_find(eng, t.name) : NULL;
         bllm_type type;
         pl[i].eng = em;
-        if (mode == WRITE_DEQUANTIZED || mode == WRITE_SIMULATED || t.ndim == 1) {
+        if (mode == WRITE_DEQUANTIZED || t.ndim == 1 || (mode == WRITE_SIMULATED && em)) {
             pl[i].kind = PLAN_F32, type = BLLM_TYPE_F32;
         } else if (em) {
             pl[i].kind = PLAN_PACKED, type = em->type;

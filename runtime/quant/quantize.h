@@ -31,8 +31,9 @@ typedef struct {
     uint64_t seed;
     bllm_method_options mopts;
     int n_threads;              /* 0: online CPUs */
-    const char *simulated_path; /* also write the quantizer's own f32
-                                   simulation of the model here (or NULL) */
+    const char *simulated_path; /* also write the model with the
+                                   quantizer's own simulated weights in f32
+                                   in place of the packed matrices (or NULL) */
     const char *tokenizer_path; /* llama2.c checkpoints: tokenizer.bin */
     const char *options_text;   /* command-line options, for provenance */
     const char *created_by;     /* e.g. "bllm-quantize 0.1.0" */

@@ -1,0 +1,143 @@
+"""bllm-quantize's calibrated methods end to end on stories260K (a real tiny
+Llama; its attention matrices fit the packed types, its 172-wide FFN does
+not and stays f16), read back with an independent .stb reader:
+
+- pb-llm and billm write a loadable model whose provenance records the
+  method, the calibration file's SHA-256 (checked with hashlib), windows,
+  length, seed and options; the same command twice gives the same bytes,
+  another seed other bytes; the model generates text;
+- the matrices are stored in the method's type, with the documented size
+  (billm: docs/format.md's formula; pb8: b1g bytes plus a companion with
+  10% of the weights);
+- bad input is refused with a clear message, a non-zero exit and no output
+  file: a calibration file shorter than one window, --calib-samples 0, an
+  input whose matrices are already packed, an unknown method or option, a
+  missing calibration file, a --type the method does not store, a block
+  that is not a multiple of 64.
+
+usage: test_quantize.py BLLM_QUANTIZE BLLM_RUN PACKED_B1G.stb
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.environ["BLLM_SOURCE"], "tests", "bench"))
+from stb_py import Stb  # noqa: E402
+
+SHARED = os.environ.get("BLLM_SHARED", os.path.join(os.environ["BLLM_SOURCE"], "..", "shared"))
+STORIES = os.path.join(SHARED, "data", "stories260K")
+CALIB = os.path.join(SHARED, "data", "wikitext-2", "valid.tokens.txt")
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print(f"FAIL: {what}")
+    return cond
+
+
+def run(args, timeout=120):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+def quantize(tool, out, *extra, quiet=True):
+    args = [tool, os.path.join(STORIES, "stories260K.bin"), "--tokenizer", os.path.join(STORIES, "tok512.bin"),
+            "-o", out, "-t", "2", "--calib", CALIB, "--calib-samples", "4", "--calib-len", "128", *extra]
+    return run(args + (["-q"] if quiet else []))
+
+
+def billm_bytes(rows, cols):
+    return rows // 32 * (cols // 128 * 1536 + (1024 if cols % 128 else 0)) + cols // 8
+
+
+def test_methods(tool, runner, d):
+    calib_sha = hashlib.sha256(open(CALIB, "rb").read()).hexdigest()
+    for method, typ in (("pb-llm", 12), ("billm", 14)):
+        out = os.path.join(d, f"{method}.stb")
+        r = quantize(tool, out, "--method", method, "--seed", "7", quiet=False)
+        if not check(r.returncode == 0, f"{method}: exit {r.returncode}: {r.stderr}"):
+            continue
+        check("| matrix |" in r.stdout and "| blk.0.attn_q.weight |" in r.stdout and "rel. output error" in r.stdout
+              and "**all 20 matrices**" in r.stdout, f"{method}: no closing table in\n{r.stdout}")
+        s = Stb(out)
+        m = s.meta
+        check(m.get("provenance.quantization.method") == method, f"{method}: method key {m.get('provenance.quantization.method')}")
+        check(m.get("provenance.quantization.calib_sha256") == calib_sha,
+              f"{method}: calib sha256 {m.get('provenance.quantization.calib_sha256')} != {calib_sha}")
+        check(m.get("provenance.quantization.calib_samples") == 4 and m.get("provenance.quantization.calib_len") == 128
+              and m.get("provenance.quantization.seed") == 7,
+              f"{method}: windows/len/seed {[m.get(k) for k in ('provenance.quantization.calib_samples', 'provenance.quantization.calib_len', 'provenance.quantization.seed')]}")
+        check("--method " + method in m.get("provenance.options", ""), f"{method}: options {m.get('provenance.options')}")
+        packed = [n for n, t in s.tensors.items() if t["type"] == typ]
+        check(len(packed) == 20, f"{method}: {len(packed)} matrices of type {typ}, want the 20 attention matrices")
+        for n in packed:
+            rows, cols = s.tensors[n]["dims"]
+            if typ == 14:
+                check(s.tensors[n]["nbytes"] == billm_bytes(rows, cols), f"{n}: {s.tensors[n]['nbytes']} bytes")
+            else:
+                comp = s.tensors.get(n + ".salient")
+                check(s.tensors[n]["nbytes"] == rows * cols // 2048 * 320, f"{n}: b1g part size")
+                if check(comp is not None, f"{n}: no companion"):
+                    nnz = (comp["nbytes"] - 24 - 4 * (rows + 1) - 2 * rows) // 3
+                    check(nnz == round(0.1 * rows * cols), f"{n}: {nnz} salient weights, want 10%")
+        check(all(s.tensors[n]["type"] == 1 for n in s.tensors if len(s.tensors[n]["dims"]) == 2 and "ffn_" in n),
+              f"{method}: the FFN matrices (172 wide) should stay f16")
+        g = run([runner, "-m", out, "-p", "Once upon a time", "-n", "16", "--temp", "0"])
+        check(g.returncode == 0 and len(g.stdout) > 20, f"{method}: bllm-run exit {g.returncode}: {g.stderr}")
+        again = os.path.join(d, f"{method}-again.stb")
+        quantize(tool, again, "--method", method, "--seed", "7")
+        check(open(out, "rb").read() == open(again, "rb").read(), f"{method}: the same command gave other bytes")
+        other = os.path.join(d, f"{method}-seed8.stb")
+        quantize(tool, other, "--method", method, "--seed", "8")
+        check(open(out, "rb").read() != open(other, "rb").read(), f"{method}: another seed gave the same bytes")
+        print(f"{method}: {len(packed)} matrices, provenance, size and determinism checked")
+
+
+def test_refusals(tool, packed, d):
+    short = os.path.join(d, "short.txt")
+    with open(short, "w") as f:
+        f.write("far too short for a window of 128 tokens\n")
+    out = os.path.join(d, "bad.stb")
+    stories = [os.path.join(STORIES, "stories260K.bin"), "--tokenizer", os.path.join(STORIES, "tok512.bin")]
+    cases = [
+        ("calibration file shorter than one window",
+         stories + ["-o", out, "--method", "billm", "--calib", short, "--calib-len", "128"], "fewer than one window"),
+        ("--calib-samples 0", stories + ["-o", out, "--method", "billm", "--calib-samples", "0"], "--calib-samples"),
+        ("already packed input", [packed, "-o", out, "--method", "pb-llm", "--calib", CALIB], "already packed"),
+        ("unknown method", stories + ["-o", out, "--method", "gptq9"], "unknown --method"),
+        ("unknown option", stories + ["-o", out, "--method", "billm", "--frobnicate"], "unknown option"),
+        ("missing calibration file", stories + ["-o", out, "--method", "billm", "--calib", os.path.join(d, "nope.txt")],
+         "nope.txt"),
+        ("type the method does not store", stories + ["-o", out, "--method", "billm", "--type", "b1g"], "stores billm"),
+        ("block not a multiple of 64", stories + ["-o", out, "--method", "pb-llm", "--block", "100"], "multiple of 64"),
+    ]
+    for what, args, needle in cases:
+        r = run([tool] + args)
+        check(r.returncode != 0, f"{what}: exit 0")
+        check(needle in r.stderr, f"{what}: message lacks '{needle}': {r.stderr.strip()}")
+        check(not os.path.exists(out), f"{what}: left {out} behind")
+        if os.path.exists(out):
+            os.unlink(out)
+    print(f"{len(cases)} bad inputs refused, no output left")
+
+
+def main():
+    tool, runner, packed = sys.argv[1:4]
+    for p in (os.path.join(STORIES, "stories260K.bin"), CALIB):
+        if not os.path.exists(p):
+            print(f"FAIL: missing {p} (the shared data folder, see BLLM_SHARED)")
+            return 1
+    with tempfile.TemporaryDirectory() as d:
+        test_methods(tool, runner, d)
+        test_refusals(tool, packed, d)
+    print("PASS" if failures == 0 else f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
