@@ -66,31 +66,34 @@ static void act_get(const act_buf *b, int w, float *dst, size_t n)
 /* --------------------------------------------------------------- Hessians */
 
 /* S = sum over calibration tokens of x x^T (upper triangle), H = 2 S /
- * tokens at the end. A window's tokens are split across the pool's
- * threads; each thread's share (at most a few thousand tokens) is one f32
- * product by single-threaded BLAS ssyrk, twice as fast as dsyrk, and is
- * added into that thread's double-precision sum, so the error of a product
- * stays that of a sum of T/threads terms while the accumulation over the
- * whole calibration set is in double. (OpenBLAS's own threads would spin
- * against the pool's between calls.) The per-thread sums are added at the
- * end. */
+ * tokens at the end. For each window the rows of the upper triangle are
+ * split across the pool's threads in shares of equal work; each thread
+ * computes its rows of the window's product as one single-precision
+ * product (OpenBLAS sgemm: at most max_tokens terms per entry, twice as
+ * fast as double) and adds them into S, which is double, so the
+ * accumulation over the whole calibration set is in double. Splitting the
+ * output rather than the tokens keeps one S and one window product
+ * whatever the thread count (a 7B model's ffn_down Hessian is 1 GB in
+ * double). OpenBLAS's own threads stay off: they would spin against the
+ * pool's between calls. */
 typedef struct {
     int n, nth;
-    double *S;      /* [nth][n][n] */
-    float *P;       /* [nth][n][n]: one window share's product */
-    const float *x; /* the window being added */
+    double *S;      /* n x n, upper triangle; the finished H in place */
+    float *P;       /* n x n: one window's product, upper rows */
+    int *bound;     /* nth + 1 row bounds for the current n */
+    const float *x; /* the window being added: T x n */
     int T;
     uint64_t tokens;
 } hessian;
 
 static bllm_status hessian_init(hessian *h, int n, int nth)
 {
-    h->n = n;
+    memset(h, 0, sizeof *h);
     h->nth = nth;
-    h->tokens = 0;
-    h->S = calloc((size_t)nth * n * n, sizeof(double));
-    h->P = malloc((size_t)nth * n * n * sizeof(float));
-    if (!h->S || !h->P)
+    h->S = calloc((size_t)n * n, sizeof(double));
+    h->P = malloc((size_t)n * n * sizeof(float));
+    h->bound = malloc((size_t)(nth + 1) * sizeof(int));
+    if (!h->S || !h->P || !h->bound)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for a %d x %d Hessian", n, n);
     return BLLM_OK;
 }
@@ -99,31 +102,50 @@ static void hessian_free(hessian *h)
 {
     free(h->S);
     free(h->P);
+    free(h->bound);
     memset(h, 0, sizeof *h);
 }
 
-/* Start a Hessian of n inputs (n at most the size given to init). */
+/* Start a Hessian of n inputs (n at most the size given to init): zero S
+ * and split the triangle's rows (row i holds n - i entries) evenly. */
 static void hessian_reset(hessian *h, int n)
 {
     h->n = n;
-    memset(h->S, 0, (size_t)h->nth * n * n * sizeof(double));
+    memset(h->S, 0, (size_t)n * n * sizeof(double));
     h->tokens = 0;
+    const double total = 0.5 * (double)n * (n + 1);
+    double acc = 0.0;
+    int t = 1;
+    h->bound[0] = 0;
+    for (int i = 0; i < n && t < h->nth; i++) {
+        acc += n - i;
+        if (acc >= total * t / h->nth)
+            h->bound[t++] = i + 1;
+    }
+    while (t <= h->nth)
+        h->bound[t++] = n;
 }
 
 static void hessian_worker(void *arg, int ith, int nth)
 {
+    (void)nth;
     hessian *h = arg;
-    int t0, t1;
-    bllm_pool_range(h->T, 1, ith, nth, &t0, &t1);
-    if (t0 >= t1)
+    const int n = h->n, i0 = h->bound[ith], i1 = h->bound[ith + 1];
+    if (i0 >= i1)
         return;
-    const int n = h->n;
-    float *P = h->P + (size_t)ith * n * n;
-    double *S = h->S + (size_t)ith * n * n;
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, t1 - t0, 1.0f, h->x + (size_t)t0 * n, n, 0.0f, P, n);
-    for (int i = 0; i < n; i++)
+    /* rows i0..i1-1 of the upper triangle of X^T X: the diagonal block's
+     * triangle, then the rectangle right of it */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, i1 - i0, h->T, 1.0f, h->x + i0, n, 0.0f,
+                h->P + (size_t)i0 * n + i0, n);
+    if (i1 < n)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, n - i1, h->T, 1.0f, h->x + i0, n, h->x + i1,
+                    n, 0.0f, h->P + (size_t)i0 * n + i1, n);
+    for (int i = i0; i < i1; i++) {
+        const float *p = h->P + (size_t)i * n;
+        double *srow = h->S + (size_t)i * n;
         for (int j = i; j < n; j++)
-            S[(size_t)i * n + j] += P[(size_t)i * n + j];
+            srow[j] += p[j];
+    }
 }
 
 static void hessian_add(hessian *h, bllm_pool *pool, const float *x, int T)
@@ -134,18 +156,15 @@ static void hessian_add(hessian *h, bllm_pool *pool, const float *x, int T)
     h->tokens += (uint64_t)T;
 }
 
-/* H = 2 S / tokens, both triangles. */
-static void hessian_finish(hessian *h, double *H)
+/* H = 2 S / tokens, both triangles, in S's place. */
+static const double *hessian_finish(hessian *h)
 {
     const int n = h->n;
     const double f = h->tokens ? 2.0 / (double)h->tokens : 0.0;
     for (int i = 0; i < n; i++)
-        for (int j = i; j < n; j++) {
-            double v = 0.0;
-            for (int t = 0; t < h->nth; t++)
-                v += h->S[((size_t)t * n + i) * n + j];
-            H[(size_t)i * n + j] = H[(size_t)j * n + i] = f * v;
-        }
+        for (int j = i; j < n; j++)
+            h->S[(size_t)i * n + j] = h->S[(size_t)j * n + i] = f * h->S[(size_t)i * n + j];
+    return h->S;
 }
 
 /* ------------------------------------------------------------ the engine */
@@ -165,7 +184,7 @@ typedef struct {
     int dim, q_dim, kv_dim, hidden;
     act_buf X, A, M;   /* block input; attention out then h; FFN hidden */
     hessian hs;        /* reused for every Hessian (largest input) */
-    double *H;         /* the finished Hessian */
+    const double *H;   /* the finished Hessian (in hs's memory) */
     bllm_gptq_hinv hinv; /* its damped inverse factor */
     float *w[M_COUNT]; /* the current layer's weights (simulated once quantized) */
     float *attn_norm, *ffn_norm;
@@ -332,7 +351,7 @@ static bllm_status quantize(engine *e, int i)
 static bllm_status quantize_group(engine *e, int i0, int i1)
 {
     double t0 = now();
-    hessian_finish(&e->hs, e->H);
+    e->H = hessian_finish(&e->hs);
     e->t_hess += now() - t0;
     /* one inverse for the matrices sharing this Hessian */
     bllm_gptq_hinv_free(&e->hinv);
@@ -541,8 +560,6 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
         s = act_alloc(&e.M, out->act_f16, (size_t)e.N, (size_t)e.T * e.hidden);
     if (!s)
         s = hessian_init(&e.hs, max_in, nth);
-    if (!s && !(e.H = malloc((size_t)max_in * max_in * sizeof(double))))
-        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory for a Hessian");
     e.attn_norm = malloc((size_t)e.dim * sizeof(float));
     e.ffn_norm = malloc((size_t)e.dim * sizeof(float));
     if (!s && (!e.attn_norm || !e.ffn_norm))
@@ -573,7 +590,6 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
         free(e.w[i]);
     free(e.attn_norm);
     free(e.ffn_norm);
-    free(e.H);
     bllm_gptq_hinv_free(&e.hinv);
     hessian_free(&e.hs);
     free(e.X.data);
