@@ -371,6 +371,43 @@ INLINE void store_rows(float *y, int rows, int rt, int r0, int r1, const float v
     (void)rows;
 }
 
+/* The exact f32 weights of tile (rt, g), wt[row][col]. billm is not
+ * tile-shaped: its rows come from the reference decoder. */
+INLINE void decode_tile(bllm_type ty, const tile_layout *Lp, const void *w, const uint8_t *trailer, int rows,
+                        int cols, int rt, int g, float wt[32][64])
+{
+    if (ty == BLLM_TYPE_BILLM) {
+        for (int j = 0; j < 32; j++)
+            bllm_binary_dequant_group(ty, w, rows, cols, 32 * rt + j, g, wt[j]);
+        return;
+    }
+    const tile_layout L = *Lp;
+    const uint8_t *tile = (const uint8_t *)w + ((size_t)rt * (cols / BLLM_GROUP) + g) * L.tile_bytes;
+    float sa[32], sa2[32], smu[32], hf[64];
+    uint8_t sp[256], mp[256];
+    const uint8_t *p1, *p2;
+    tile_planes(ty, &L, tile, sp, mp, &p1, &p2);
+    tile_scales s;
+    load_scales(ty, &L, tile, trailer, rt, &s);
+    for (int i = 0; i < 8; i++) {
+        vst1q_f32(sa + 4 * i, s.a[i]);
+        if (L.alpha2 != NONE)
+            vst1q_f32(sa2 + 4 * i, s.a2[i]);
+        if (L.mu != NONE)
+            vst1q_f32(smu + 4 * i, s.mu[i]);
+    }
+    if (ty == BLLM_TYPE_ONEBIT) {
+        tile_scales hs; /* h of this group's 64 columns */
+        load_h32(trailer + 2 * (size_t)rows + 128 * (size_t)g, hs.a);
+        load_h32(trailer + 2 * (size_t)rows + 128 * (size_t)g + 64, hs.a2);
+        for (int i = 0; i < 8; i++) {
+            vst1q_f32(hf + 4 * i, hs.a[i]);
+            vst1q_f32(hf + 32 + 4 * i, hs.a2[i]);
+        }
+    }
+    dequant_tile(ty, p1, p2, sa, sa2, smu, hf, wt);
+}
+
 INLINE void matmul_f32path(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols,
                            int rows, int r0, int r1)
 {
@@ -380,12 +417,10 @@ INLINE void matmul_f32path(bllm_type ty, float *y, const float *x, const void *w
         pthread_once(&nm_once, nm_init);
     const tile_layout L = layout_of(ty);
     const int ngrp = cols / BLLM_GROUP;
-    const uint8_t *wb = w;
-    const uint8_t *trailer = wb + (size_t)(rows / 32) * ngrp * L.tile_bytes;
+    const uint8_t *trailer = (const uint8_t *)w + (size_t)(rows / 32) * ngrp * L.tile_bytes;
     float wt[32][64] __attribute__((aligned(16)));
-    float sa[32], sa2[32], smu[32], hf[64], out[32];
+    float out[32];
     float32x4_t acc[TOKC][32];
-    uint8_t sp[256], mp[256];
     for (int rt = r0 / 32; rt * 32 < r1; rt++) {
         for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
             const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
@@ -393,28 +428,7 @@ INLINE void matmul_f32path(bllm_type ty, float *y, const float *x, const void *w
                 for (int j = 0; j < 32; j++)
                     acc[t][j] = vdupq_n_f32(0.0f);
             for (int g = 0; g < ngrp; g++) {
-                const uint8_t *tile = wb + ((size_t)rt * ngrp + g) * L.tile_bytes;
-                const uint8_t *p1, *p2;
-                tile_planes(ty, &L, tile, sp, mp, &p1, &p2);
-                tile_scales s;
-                load_scales(ty, &L, tile, trailer, rt, &s);
-                for (int i = 0; i < 8; i++) {
-                    vst1q_f32(sa + 4 * i, s.a[i]);
-                    if (L.alpha2 != NONE)
-                        vst1q_f32(sa2 + 4 * i, s.a2[i]);
-                    if (L.mu != NONE)
-                        vst1q_f32(smu + 4 * i, s.mu[i]);
-                }
-                if (ty == BLLM_TYPE_ONEBIT) {
-                    tile_scales hs; /* h of this group's 64 columns */
-                    load_h32(trailer + 2 * (size_t)rows + 128 * (size_t)g, hs.a);
-                    load_h32(trailer + 2 * (size_t)rows + 128 * (size_t)g + 64, hs.a2);
-                    for (int i = 0; i < 8; i++) {
-                        vst1q_f32(hf + 4 * i, hs.a[i]);
-                        vst1q_f32(hf + 32 + 4 * i, hs.a2[i]);
-                    }
-                }
-                dequant_tile(ty, p1, p2, sa, sa2, smu, hf, wt);
+                decode_tile(ty, &L, w, trailer, rows, cols, rt, g, wt);
                 const float *xg[TOKC];
                 for (int t = 0; t < nt; t++)
                     xg[t] = x + (size_t)(t0 + t) * cols + (size_t)g * BLLM_GROUP;
@@ -684,45 +698,8 @@ INLINE void matmul_lut(bllm_type ty, float *y, const float *x, const void *w, in
  *   acc = fmaf(mu1 + mu2, xsS, acc); acc = fmaf(a1 * d, Sg1, acc);
  *   acc = fmaf(a2 * d, Sg2, acc)
  * with xsN, xsS the f32 sums of the masked x in prep_token's order. The
- * float path decodes tiles with runtime/format/binary.c's group decoder. */
-
-INLINE void matmul_billm_f32path(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                                 int r1)
-{
-    if (n_tok <= 0 || r0 >= r1)
-        return;
-    const int ngrp = cols / BLLM_GROUP;
-    float wt[32][64] __attribute__((aligned(16)));
-    float out[32];
-    float32x4_t acc[TOKC][32];
-    for (int rt = r0 / 32; rt * 32 < r1; rt++) {
-        for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
-            const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
-            for (int t = 0; t < nt; t++)
-                for (int j = 0; j < 32; j++)
-                    acc[t][j] = vdupq_n_f32(0.0f);
-            for (int g = 0; g < ngrp; g++) {
-                for (int j = 0; j < 32; j++)
-                    bllm_binary_dequant_group(BLLM_TYPE_BILLM, w, rows, cols, 32 * rt + j, g, wt[j]);
-                const float *xg[TOKC];
-                for (int t = 0; t < nt; t++)
-                    xg[t] = x + (size_t)(t0 + t) * cols + (size_t)g * BLLM_GROUP;
-                for (int j0 = 0; j0 < 32; j0 += 4) {
-                    int t = 0;
-                    for (; t + 2 <= nt; t += 2)
-                        ftile(2, wt, j0, xg + t, acc + t);
-                    if (t < nt)
-                        ftile(1, wt, j0, xg + t, acc + t);
-                }
-            }
-            for (int t = 0; t < nt; t++) {
-                for (int j = 0; j < 32; j++)
-                    out[j] = vaddvq_f32(acc[t][j]);
-                store_rows(y + (size_t)(t0 + t) * rows, rows, rt, r0, r1, out);
-            }
-        }
-    }
-}
+ * float path (matmul_f32path) decodes billm's rows with
+ * runtime/format/binary.c's group decoder. */
 
 /* One token: d per group as prep_token, and for each part (0: N, 1: S) its
  * tables, integer sum and f32 sum. */
@@ -823,7 +800,7 @@ INLINE void matmul_billm_lut(float *y, const float *x, const void *w, int n_tok,
     const size_t tab_bytes = 512 * (size_t)ngrp, per_tok = 2 * tab_bytes + 20 * (size_t)ngrp;
     uint8_t *buf = scratch(TOKC * per_tok);
     if (!buf) {
-        matmul_billm_f32path(y, x, w, n_tok, cols, rows, r0, r1);
+        matmul_f32path(BLLM_TYPE_BILLM, y, x, w, n_tok, cols, rows, r0, r1);
         return;
     }
     const uint8_t *wb = w, *flags = bllm_billm_flags(w, rows, cols);
@@ -891,7 +868,7 @@ void bllm_matmul_billm_neon(float *y, const float *x, const void *w, int n_tok, 
 void bllm_matmul_billm_neon_float(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
                                   int r1)
 {
-    matmul_billm_f32path(y, x, w, n_tok, cols, rows, r0, r1);
+    matmul_f32path(BLLM_TYPE_BILLM, y, x, w, n_tok, cols, rows, r0, r1);
 }
 
 /* ---------------------------------------------------------- entry points */

@@ -860,6 +860,25 @@ INLINE void nm_gemv_lut(bllm_type ty, const uint8_t *wb, int ngrp, int rt0, int 
 
 /* ---------------------------------------------------------------- driver */
 
+/* y rows 32 rt .. 32 rt + 31 of tokens t0 .. t0 + nt - 1 from accb[t][32]:
+ * times the row scales rs (or not), added to what y holds when a previous
+ * column block wrote it (accumulate). */
+INLINE void store_row_tile(float *y, int rows, int rt, int t0, int nt, const float *accb, int accumulate,
+                           const __m256 *rs)
+{
+    for (int t = 0; t < nt; t++) {
+        float *yr = y + (size_t)(t0 + t) * rows + 32 * rt;
+        for (int i = 0; i < 4; i++) {
+            __m256 v = _mm256_load_ps(accb + 32 * t + 8 * i);
+            if (rs)
+                v = _mm256_mul_ps(v, rs[i]);
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(yr + 8 * i));
+            _mm256_storeu_ps(yr + 8 * i, v);
+        }
+    }
+}
+
 /* Tokens per chunk and the scratch budget for the tables of one block of
  * columns: small enough for L2 beside the weights streaming through. */
 #define TOK_CHUNK 8
@@ -973,17 +992,7 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
                 __m256 rs[4];
                 if (rscale)
                     load_f16x32((const uint8_t *)(rscale + 32 * rt), rs);
-                for (int t = 0; t < nt; t++) {
-                    float *yr = y + (size_t)(t0 + t) * rows + 32 * rt;
-                    for (int i = 0; i < 4; i++) {
-                        __m256 v = _mm256_load_ps(accb + 32 * t + 8 * i);
-                        if (rscale)
-                            v = _mm256_mul_ps(v, rs[i]);
-                        if (g0 > 0)
-                            v = _mm256_add_ps(v, _mm256_loadu_ps(yr + 8 * i));
-                        _mm256_storeu_ps(yr + 8 * i, v);
-                    }
-                }
+                store_row_tile(y, rows, rt, t0, nt, accb, g0 > 0, rscale ? rs : NULL);
             }
         }
     }
@@ -1216,15 +1225,7 @@ INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int 
                             _mm256_store_ps(a + 8 * i, acc[i]);
                     }
                 }
-                for (int t = 0; t < nt; t++) {
-                    float *yr = y + (size_t)(t0 + t) * rows + 32 * rt;
-                    for (int i = 0; i < 4; i++) {
-                        __m256 v = _mm256_load_ps(accb + 32 * t + 8 * i);
-                        if (g0 > 0)
-                            v = _mm256_add_ps(v, _mm256_loadu_ps(yr + 8 * i));
-                        _mm256_storeu_ps(yr + 8 * i, v);
-                    }
-                }
+                store_row_tile(y, rows, rt, t0, nt, accb, g0 > 0, NULL);
             }
         }
     }
