@@ -133,11 +133,11 @@ int main(int argc, char **argv)
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
-        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM
+        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
-        {"type", required_argument, NULL, 256 + 100},     {"salient", required_argument, NULL, OPT_SALIENT},
+        {"type", required_argument, NULL, OPT_TYPE},     {"salient", required_argument, NULL, OPT_SALIENT},
         {"keep-type", required_argument, NULL, OPT_KEEP}, {"tokenizer", required_argument, NULL, OPT_TOK},
         {"dequantize", no_argument, NULL, OPT_DEQ},       {"onebit-iters", required_argument, NULL, OPT_ITERS},
         {"calib", required_argument, NULL, OPT_CALIB},    {"calib-samples", required_argument, NULL, OPT_SAMPLES},
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 'm': method = optarg; break;
-        case 256 + 100: type_s = optarg; break;
+        case OPT_TYPE: type_s = optarg; break;
         case OPT_SALIENT: salient_s = optarg; break;
         case OPT_KEEP: keep_s = optarg; break;
         case OPT_TOK: tok = optarg; break;
