@@ -57,6 +57,8 @@ static void usage(FILE *f)
             "      --billm-block-errors on|off  feed errors inside a block too (default on;\n"
             "                         off = the authors' code)\n"
             "      --write-simulated PATH   also write the quantizer's own f32 simulation\n"
+            "      --calib-activations auto|f32|f16   how the windows' activations are kept between\n"
+            "                         stages (auto: f32 unless that takes over half the memory)\n"
             "  -t, --threads N        threads (default: all online CPUs)\n"
             "      --tokenizer PATH   tokenizer.bin of a llama2.c checkpoint\n"
             "      --dequantize       write the f32 copy of a packed .stb instead\n"
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
-        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE
+        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -146,6 +148,7 @@ int main(int argc, char **argv)
         {"billm-max-salient", required_argument, NULL, OPT_MAXSAL},
         {"billm-block-errors", required_argument, NULL, OPT_BLKERR},
         {"write-simulated", required_argument, NULL, OPT_SIM},
+        {"calib-activations", required_argument, NULL, OPT_ACT},
         {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
     };
@@ -164,6 +167,13 @@ int main(int argc, char **argv)
         case OPT_ITERS: iters_s = optarg; break;
         case OPT_CALIB: calib = optarg; break;
         case OPT_SIM: sim = optarg; break;
+        case OPT_ACT:
+            if (!strcmp(optarg, "auto") || !strcmp(optarg, "f32") || !strcmp(optarg, "f16")) {
+                p.act_store = !strcmp(optarg, "f32") ? 32 : !strcmp(optarg, "f16") ? 16 : 0;
+                break;
+            }
+            fprintf(stderr, "bllm-quantize: --calib-activations takes auto, f32 or f16, not '%s'\n", optarg);
+            return 2;
         case OPT_SAMPLES:
             if (!bllm_cli_parse_int(optarg, 1, 1000000, &p.calib_samples)) {
                 fprintf(stderr, "bllm-quantize: --calib-samples must be 1..1000000, not '%s'\n", optarg);
@@ -331,6 +341,8 @@ int main(int argc, char **argv)
             len += snprintf(options + len, sizeof options - (size_t)len,
                             " --billm-max-salient %d --billm-block-errors %s", p.mopts.max_salient_cols,
                             p.mopts.intra_block ? "on" : "off");
+        if (p.act_store)
+            len += snprintf(options + len, sizeof options - (size_t)len, " --calib-activations f%d", p.act_store);
     }
     if (tok && len < (int)sizeof options)
         snprintf(options + len, sizeof options - (size_t)len, " --tokenizer %s", tok);

@@ -546,7 +546,7 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
     hp1.n_layers = 1; /* one block at a time: one layer of KV cache */
     const int wide = e.q_dim > e.dim ? e.q_dim : e.dim;
     const size_t per_tok = (size_t)e.dim + (size_t)wide + (size_t)e.hidden;
-    out->act_f16 = want_f16((size_t)e.N * e.T * per_tok * sizeof(float));
+    out->act_f16 = p->act_store == 16 || (p->act_store == 0 && want_f16((size_t)e.N * e.T * per_tok * sizeof(float)));
     const int max_in = e.hidden > wide ? e.hidden : wide;
     if (!s)
         s = bllm_pool_new(nth, &e.pool);

@@ -42,6 +42,8 @@ typedef struct {
     bllm_method_options mopts;
     int n_threads;     /* 0: online CPUs */
     bool keep_sim;     /* keep the simulated f32 weights of every matrix */
+    int act_store;     /* activations between stages: 0 auto (f32 unless
+                          that takes over half the memory), 32 f32, 16 f16 */
     bool progress;     /* progress bar on stderr */
 } bllm_engine_params;
 

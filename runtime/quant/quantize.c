@@ -597,7 +597,7 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
     if (!s && method) {
         bllm_engine_params ep = {.calib_path = p->calib_path, .calib_samples = p->calib_samples,
                                  .calib_len = p->calib_len, .seed = p->seed, .method = method,
-                                 .mopts = p->mopts, .n_threads = p->n_threads,
+                                 .mopts = p->mopts, .n_threads = p->n_threads, .act_store = p->act_store,
                                  .keep_sim = p->simulated_path != NULL, .progress = p->progress};
         bllm_engine_source src = {&in, engine_read};
         s = bllm_engine_run(&src, &in.hp, input_tokenizer(&in), &ep, &report->engine);

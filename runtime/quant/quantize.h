@@ -31,6 +31,7 @@ typedef struct {
     uint64_t seed;
     bllm_method_options mopts;
     int n_threads;              /* 0: online CPUs */
+    int act_store;              /* 0 auto, 32 f32, 16 f16 (engine.h) */
     const char *simulated_path; /* also write the model with the
                                    quantizer's own simulated weights in f32
                                    in place of the packed matrices (or NULL) */

@@ -9,6 +9,8 @@ not and stays f16), read back with an independent .stb reader:
 - the matrices are stored in the method's type, with the documented size
   (billm: docs/format.md's formula; pb8: b1g bytes plus a companion with
   10% of the weights);
+- activations kept in f16 between stages (what a model too large for f32
+  activations gets) give a model close to the f32 one;
 - bad input is refused with a clear message, a non-zero exit and no output
   file: a calibration file shorter than one window, --calib-samples 0, an
   input whose matrices are already packed, an unknown method or option, a
@@ -98,6 +100,26 @@ def test_methods(tool, runner, d):
         print(f"{method}: {len(packed)} matrices, provenance, size and determinism checked")
 
 
+def rms_error(stdout):
+    for line in stdout.splitlines():
+        if line.startswith("| **all "):
+            return float(line.split("|")[6].split()[0])
+    return None
+
+
+def test_f16_activations(tool, d):
+    errs = {}
+    for act in ("f32", "f16"):
+        r = quantize(tool, os.path.join(d, f"act-{act}.stb"), "--method", "billm", "--calib-activations", act)
+        if check(r.returncode == 0, f"--calib-activations {act}: exit {r.returncode}: {r.stderr}"):
+            check(f"activations in {act}" in r.stdout, f"--calib-activations {act}: not reported in {r.stdout}")
+            errs[act] = rms_error(r.stdout)
+    if len(errs) == 2 and check(None not in errs.values(), f"no model row in the tables: {errs}"):
+        check(abs(errs["f16"] - errs["f32"]) <= 0.05 * errs["f32"],
+              f"f16 activations: output error {errs['f16']} vs {errs['f32']} with f32")
+        print(f"billm output error with f32 activations {errs['f32']}, f16 {errs['f16']}")
+
+
 def test_refusals(tool, packed, d):
     short = os.path.join(d, "short.txt")
     with open(short, "w") as f:
@@ -134,6 +156,7 @@ def main():
             return 1
     with tempfile.TemporaryDirectory() as d:
         test_methods(tool, runner, d)
+        test_f16_activations(tool, d)
         test_refusals(tool, packed, d)
     print("PASS" if failures == 0 else f"{failures} failure(s)")
     return 1 if failures else 0
