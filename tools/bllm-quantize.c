@@ -22,7 +22,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE | --method pb-llm|billm] [options]\n"
+            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE | --method pb-llm|billm|onebit] [options]\n"
             "       bllm-quantize --dequantize PACKED.stb -o OUT.stb\n"
             "\n"
             "INPUT is a GGUF file, a Hugging Face checkpoint folder, a llama2.c checkpoint or a\n"
@@ -35,10 +35,13 @@ static void usage(FILE *f)
             "           rest binarized, GPTQ error compensation; stored as pb8\n"
             "  billm    BiLLM: residual-binarized salient columns, two magnitude groups for\n"
             "           the rest, GPTQ error compensation; stored as billm\n"
+            "  onebit   OneBit's decomposition (sign(W), rank-1 |W| for the row and column\n"
+            "           vectors) with g and h refitted to the calibration outputs by least\n"
+            "           squares (not the paper's distillation training); stored as onebit\n"
             "\n"
             "options:\n"
             "  -o, --output PATH      the .stb file to write (required)\n"
-            "  -m, --method METHOD    rtn (default), pb-llm or billm\n"
+            "  -m, --method METHOD    rtn (default), pb-llm, billm or onebit\n"
             "      --type TYPE        rtn: b1, b1g (default), b1mg, rb2g, nm24, nm48, nm58, nm68,\n"
             "                         onebit or pb8 (docs/format.md)\n"
             "      --keep-type TYPE   f16 (default) or f32 for the matrices not binarized\n"
@@ -56,6 +59,8 @@ static void usage(FILE *f)
             "      --billm-max-salient N   salient columns searched per block, 1..N (default 49)\n"
             "      --billm-block-errors on|off  feed errors inside a block too (default on;\n"
             "                         off = the authors' code)\n"
+            "      --onebit-fit N     onebit: alternating least-squares steps for g and h\n"
+            "                         (default 10; 0 keeps the rank-1 |W| initialization)\n"
             "      --write-simulated PATH   also write the quantizer's own f32 simulation\n"
             "      --calib-activations auto|f32|f16   how the windows' activations are kept between\n"
             "                         stages (auto: f32 unless that takes over half the memory)\n"
@@ -135,7 +140,7 @@ int main(int argc, char **argv)
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
-        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT
+        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -148,6 +153,7 @@ int main(int argc, char **argv)
         {"billm-max-salient", required_argument, NULL, OPT_MAXSAL},
         {"billm-block-errors", required_argument, NULL, OPT_BLKERR},
         {"write-simulated", required_argument, NULL, OPT_SIM},
+        {"onebit-fit", required_argument, NULL, OPT_FIT},
         {"calib-activations", required_argument, NULL, OPT_ACT},
         {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
@@ -215,6 +221,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_FIT:
+            if (!bllm_cli_parse_int(optarg, 0, 1000, &p.mopts.onebit_fit_iters)) {
+                fprintf(stderr, "bllm-quantize: --onebit-fit must be 0..1000, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case OPT_BLKERR:
             if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
                 fprintf(stderr, "bllm-quantize: --billm-block-errors takes on or off, not '%s'\n", optarg);
@@ -264,7 +276,7 @@ int main(int argc, char **argv)
 
     const bllm_method *cm = bllm_method_find(method);
     if (!cm && strcmp(method, "rtn")) {
-        fprintf(stderr, "bllm-quantize: unknown --method '%s' (rtn, pb-llm, billm)\n", method);
+        fprintf(stderr, "bllm-quantize: unknown --method '%s' (rtn, pb-llm, billm, onebit)\n", method);
         return 2;
     }
     p.method = method;
@@ -341,6 +353,9 @@ int main(int argc, char **argv)
             len += snprintf(options + len, sizeof options - (size_t)len,
                             " --billm-max-salient %d --billm-block-errors %s", p.mopts.max_salient_cols,
                             p.mopts.intra_block ? "on" : "off");
+        if (!strcmp(cm->name, "onebit"))
+            len += snprintf(options + len, sizeof options - (size_t)len, " --onebit-fit %d",
+                            p.mopts.onebit_fit_iters);
         if (p.act_store)
             len += snprintf(options + len, sizeof options - (size_t)len, " --calib-activations f%d", p.act_store);
     }

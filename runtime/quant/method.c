@@ -10,11 +10,13 @@ void bllm_method_options_default(bllm_method_options *o)
     o->salient_frac = 0.1f;
     o->max_salient_cols = 49;
     o->intra_block = true;
+    o->onebit_fit_iters = 10;
 }
 
 static const bllm_method methods[] = {
     {"pb-llm", BLLM_TYPE_PB8, bllm_method_pbllm},
     {"billm", BLLM_TYPE_BILLM, bllm_method_billm},
+    {"onebit", BLLM_TYPE_ONEBIT, bllm_method_onebit},
 };
 
 const bllm_method *bllm_method_find(const char *name)

@@ -4,7 +4,7 @@
  * simulates with. The engine (engine.h) gathers the Hessians and runs the
  * model forward on the simulated values, so every method sees the errors
  * of the layers quantized before it. Methods live one per file beside this
- * one (pbllm.c, billm.c). */
+ * one (pbllm.c, billm.c, onebit.c). */
 #ifndef BLLM_QUANT_METHOD_H
 #define BLLM_QUANT_METHOD_H
 
@@ -22,6 +22,8 @@ typedef struct {
     int max_salient_cols; /* billm: salient columns searched per block, 1..this (49) */
     bool intra_block;     /* billm: feed errors inside a block too (true);
                              false = BiLLM's code: only to later blocks */
+    int onebit_fit_iters; /* onebit: alternating g/h least-squares steps
+                             (10); 0 keeps the SVID initialization */
 } bllm_method_options;
 
 void bllm_method_options_default(bllm_method_options *o);
@@ -52,12 +54,16 @@ typedef struct {
  * residual): what billm's searches minimize. */
 double bllm_billm_fit_error(const double *v, int n, int order);
 
-/* The calibrated methods by name ("pb-llm", "billm"); NULL if unknown. */
+/* The calibrated methods by name ("pb-llm", "billm", "onebit"); NULL if
+ * unknown. */
 const bllm_method *bllm_method_find(const char *name);
 
 bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
                               bllm_method_report *rep);
+bllm_status bllm_method_onebit(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
+                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                               bllm_method_report *rep);
 bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
                               bllm_method_report *rep);

@@ -344,6 +344,9 @@ static bllm_status write_quant_metadata(bllm_stb_writer *w, const bllm_quantize_
         ((s = bllm_stb_set_u32(w, "provenance.quantization.max_salient_cols", (uint32_t)p->mopts.max_salient_cols)) ||
          (s = bllm_stb_set_bool(w, "provenance.quantization.block_errors", p->mopts.intra_block))))
         return s;
+    if (type == BLLM_TYPE_ONEBIT &&
+        (s = bllm_stb_set_u32(w, "provenance.quantization.onebit_fit_iters", (uint32_t)p->mopts.onebit_fit_iters)))
+        return s;
     return BLLM_OK;
 }
 
@@ -572,7 +575,7 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
     const char *mname = p->method ? p->method : "rtn";
     const bllm_method *method = bllm_method_find(mname);
     if (!method && strcmp(mname, "rtn"))
-        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm)", mname);
+        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm, onebit)", mname);
     if (!method && !bllm_type_is_packed(p->type))
         return bllm_fail(BLLM_ERR_ARG, "quantization target %s is not a packed binary type",
                          bllm_type_name(p->type));

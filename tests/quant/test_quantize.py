@@ -2,20 +2,20 @@
 Llama; its attention matrices fit the packed types, its 172-wide FFN does
 not and stays f16), read back with an independent .stb reader:
 
-- pb-llm and billm write a loadable model whose provenance records the
+- pb-llm, billm and onebit write a loadable model whose provenance records the
   method, the calibration file's SHA-256 (checked with hashlib), windows,
   length, seed and options; the same command twice gives the same bytes,
   another seed other bytes; the model generates text;
 - the matrices are stored in the method's type, with the documented size
   (billm: docs/format.md's formula; pb8: b1g bytes plus a companion with
-  10% of the weights);
+  10% of the weights; onebit: signs plus fp16 row and column vectors);
 - activations kept in f16 between stages (what a model too large for f32
   activations gets) give a model close to the f32 one;
 - bad input is refused with a clear message, a non-zero exit and no output
   file: a calibration file shorter than one window, --calib-samples 0, an
   input whose matrices are already packed, an unknown method or option, a
-  missing calibration file, a --type the method does not store, a block
-  that is not a multiple of 64.
+  missing calibration file, a --type the method does not store, negative
+  onebit fitting steps, a block that is not a multiple of 64.
 
 usage: test_quantize.py BLLM_QUANTIZE BLLM_RUN PACKED_B1G.stb
 """
@@ -59,7 +59,7 @@ def billm_bytes(rows, cols):
 
 def test_methods(tool, runner, d):
     calib_sha = hashlib.sha256(open(CALIB, "rb").read()).hexdigest()
-    for method, typ in (("pb-llm", 12), ("billm", 14)):
+    for method, typ in (("pb-llm", 12), ("billm", 14), ("onebit", 11)):
         out = os.path.join(d, f"{method}.stb")
         r = quantize(tool, out, "--method", method, "--seed", "7", quiet=False)
         if not check(r.returncode == 0, f"{method}: exit {r.returncode}: {r.stderr}"):
@@ -75,12 +75,18 @@ def test_methods(tool, runner, d):
               and m.get("provenance.quantization.seed") == 7,
               f"{method}: windows/len/seed {[m.get(k) for k in ('provenance.quantization.calib_samples', 'provenance.quantization.calib_len', 'provenance.quantization.seed')]}")
         check("--method " + method in m.get("provenance.options", ""), f"{method}: options {m.get('provenance.options')}")
+        if method == "onebit":
+            check(m.get("provenance.quantization.onebit_fit_iters") == 10,
+                  f"onebit: fit steps {m.get('provenance.quantization.onebit_fit_iters')}")
         packed = [n for n, t in s.tensors.items() if t["type"] == typ]
         check(len(packed) == 20, f"{method}: {len(packed)} matrices of type {typ}, want the 20 attention matrices")
         for n in packed:
             rows, cols = s.tensors[n]["dims"]
             if typ == 14:
                 check(s.tensors[n]["nbytes"] == billm_bytes(rows, cols), f"{n}: {s.tensors[n]['nbytes']} bytes")
+            elif typ == 11:
+                # signs, fp16 g per row, fp16 h per column (docs/format.md)
+                check(s.tensors[n]["nbytes"] == rows * cols // 8 + 2 * rows + 2 * cols, f"{n}: onebit size")
             else:
                 comp = s.tensors.get(n + ".salient")
                 check(s.tensors[n]["nbytes"] == rows * cols // 2048 * 320, f"{n}: b1g part size")
@@ -136,6 +142,8 @@ def test_refusals(tool, packed, d):
         ("missing calibration file", stories + ["-o", out, "--method", "billm", "--calib", os.path.join(d, "nope.txt")],
          "nope.txt"),
         ("type the method does not store", stories + ["-o", out, "--method", "billm", "--type", "b1g"], "stores billm"),
+        ("negative onebit fitting steps", stories + ["-o", out, "--method", "onebit", "--onebit-fit", "-1"],
+         "--onebit-fit"),
         ("block not a multiple of 64", stories + ["-o", out, "--method", "pb-llm", "--block", "100"], "multiple of 64"),
     ]
     for what, args, needle in cases:
