@@ -103,6 +103,8 @@ static void *random_packed(bllm_type ty, int rows, int cols, uint64_t *nbytes)
     size_t n = (size_t)rows * cols, ng = (size_t)rows * (cols / 64);
     int N = 0, M = 1;
     bllm_nm_params(ty, &N, &M, NULL);
+    if (ty == BLLM_TYPE_STBLLM) /* 4:8, STBLLM's main setting */
+        N = 4, M = 8;
     for (size_t i = 0; i < n; i += 64) {
         uint64_t b = rnd(), b2 = rnd();
         for (int k = 0; k < 64; k++) {
@@ -123,8 +125,14 @@ static void *random_packed(bllm_type ty, int rows, int cols, uint64_t *nbytes)
     if (d.col_salient)
         for (int c = 0; c < cols; c++)
             d.col_salient[c] = (uint8_t)(rnd() % 8 == 0);
+    if (d.region) /* stbllm: regions of the kept non-salient weights, the residual sign only in salient ones */
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % (size_t)cols);
+            d.region[i] = (uint8_t)(d.mask[i] && !d.col_salient[c] ? rnd() % 3 : 0);
+            d.sign2[i] &= d.mask[i] & d.col_salient[c];
+        }
     if (d.bscale)
-        for (size_t i = 0; i < (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES; i++)
+        for (size_t i = 0; i < (size_t)rows * bllm_billm_blocks(cols) * bllm_blk_scales(ty); i++)
             d.bscale[i] = bllm_fp16_round((float)(0.01 + 0.1 * unif()));
     float *arrs[] = {d.alpha, d.alpha2, d.mu, d.g, d.h};
     size_t lens[] = {ty == BLLM_TYPE_B1 ? (size_t)rows : ng, ng, ng, (size_t)rows, (size_t)cols};
@@ -194,7 +202,7 @@ static void accuracy_case(const char *label, const float *wf, int rows, int cols
     bllm_binary_decomp d;
     bllm_rtn_options o;
     bllm_rtn_options_default(&o);
-    if (ty == BLLM_TYPE_BILLM) /* no RTN form: BiLLM's decomposition needs calibration */
+    if (bllm_type_is_block(ty)) /* no RTN form: BiLLM's and STBLLM's decompositions need calibration */
         return;
     if (bllm_binary_rtn(ty, wf, rows, cols, &o, &d) != BLLM_OK) {
         printf("| %s | %s | RTN failed: %s | | |\n", label, bllm_type_name(ty), bllm_last_error());

@@ -371,12 +371,13 @@ INLINE void store_rows(float *y, int rows, int rt, int r0, int r1, const float v
     (void)rows;
 }
 
-/* The exact f32 weights of tile (rt, g), wt[row][col]. billm is not
- * tile-shaped: its rows come from the reference decoder. */
+/* The exact f32 weights of tile (rt, g), wt[row][col]. The block types
+ * (billm, stbllm) are not tile-shaped: their rows come from the reference
+ * decoder. */
 INLINE void decode_tile(bllm_type ty, const tile_layout *Lp, const void *w, const uint8_t *trailer, int rows,
                         int cols, int rt, int g, float wt[32][64])
 {
-    if (ty == BLLM_TYPE_BILLM) {
+    if (bllm_type_is_block(ty)) {
         for (int j = 0; j < 32; j++)
             bllm_binary_dequant_group(ty, w, rows, cols, 32 * rt + j, g, wt[j]);
         return;
@@ -679,14 +680,19 @@ INLINE void matmul_lut(bllm_type ty, float *y, const float *x, const void *w, in
     }
 }
 
-/* ============================================================== billm */
+/* ================================================ block types: billm, stbllm */
 
-/* billm (runtime/format/binary.h) per 64-column group: the block's salient
- * columns S are the same for every row, so each token's q is split into qN
- * (S zeroed) and qS (the rest zeroed), each with its own tables built as
- * prep_token's; with A1, A2, A12 the sums over the N tables of the sign
- * plane, the second plane m and their AND, and B1, B2 the sums of the sign
- * and second planes over the S tables (int16, exact):
+/* billm and stbllm (runtime/format/binary.h) per 64-column group: the
+ * block's salient columns S are the same for every row, so each token's q
+ * is split into qN (S zeroed) and qS (the rest zeroed), each with its own
+ * tables built as prep_token's (on the whole group's d). Per half-tile the
+ * planes a formula needs besides the stored ones are ANDed once for all
+ * tokens. With L(m) the int16 sum (exact) of P over the nibbles of plane m
+ * on the N or S tables:
+ *
+ * billm: sign plane s, second plane m, and with A1, A2, A12 the sums of s,
+ * m and s & m over the N tables and B1, B2 those of the two planes over the
+ * S tables:
  *   SgN = 2 A1 - SqN      sum_N (2s - 1) q
  *   MN  = A2              sum_N m q
  *   MSN = 2 A12 - A2      sum_N m (2s - 1) q
@@ -697,14 +703,29 @@ INLINE void matmul_lut(bllm_type ty, float *y, const float *x, const void *w, in
  * and where the group has salient columns
  *   acc = fmaf(mu1 + mu2, xsS, acc); acc = fmaf(a1 * d, Sg1, acc);
  *   acc = fmaf(a2 * d, Sg2, acc)
- * with xsN, xsS the f32 sums of the masked x in prep_token's order. The
- * float path (matmul_f32path) decodes billm's rows with
+ * with xsN, xsS the f32 sums of the masked x in prep_token's order.
+ *
+ * stbllm: sign plane S, planes A and B; the regions r0 = B & ~A, r1 = A &
+ * ~B, r2 = A & B of the non-salient columns (kernels/binary_x86.h derives
+ * the formula), over the N tables
+ *   R_k = L(r_k), Sg_k = 2 L(r_k & S) - R_k                    k = 0, 1, 2
+ * and over the S tables (A = kept, B = residual sign)
+ *   K = L(A), Sg1 = 2 L(A & S) - K, Sg2 = 2 L(A & B) - K
+ * (all int16, exact), and per group, in this order:
+ *   for k = 0, 1, 2: acc = fmaf(mu_k * d, R_k, acc); acc = fmaf(a_k * d, Sg_k, acc)
+ * and where the group has salient columns
+ *   acc = fmaf((mu1 + mu2) * d, K, acc); acc = fmaf(a1 * d, Sg1, acc);
+ *   acc = fmaf(a2 * d, Sg2, acc)
+ * (mu1 + mu2 one f32 addition). No f32 sum of x: the mu terms must leave
+ * out the pruned columns, so they take the integer sums too.
+ *
+ * The float path (matmul_f32path) decodes both types' rows with
  * runtime/format/binary.c's group decoder. */
 
 /* One token: d per group as prep_token, and for each part (0: N, 1: S) its
  * tables, integer sum and f32 sum. */
-INLINE void prep_token_billm(const float *xt, const uint8_t *flags, int ngrp, uint8_t *tabs_n, uint8_t *tabs_s,
-                             float *dq, int32_t *sq, float *xs)
+INLINE void prep_token_blk(const float *xt, const uint8_t *flags, int ngrp, uint8_t *tabs_n, uint8_t *tabs_s,
+                           float *dq, int32_t *sq, float *xs)
 {
     float part[64] __attribute__((aligned(16)));
     float dtmp;
@@ -727,70 +748,164 @@ INLINE void prep_token_billm(const float *xt, const uint8_t *flags, int ngrp, ui
     }
 }
 
-/* The half-group contribution of one block row for T tokens (formulas
- * above). sc: the block's 8 scale rows as f32 vectors. */
-typedef struct {
-    float32x4_t mu_c[8], dmu[8], a_c[8], da[8], mu12[8], a1[8], a2[8];
-} billm_scales;
+/* The derived planes, 256 bytes each: billm s & m; stbllm r0, r0 & S, r1,
+ * r1 & S, r2, r2 & S, A & S. */
+#define BLK_DERIVED_MAX 7
+enum { STB_R2 = 4, STB_AS = 6 }; /* region k at 2k, its & S at 2k + 1 */
 
-INLINE void billm_load_scales(const uint8_t *sc, billm_scales *S)
+INLINE void blk_derive(bllm_type ty, const uint8_t *half, uint8_t *dp)
 {
-    float32x4_t v[BLLM_BILLM_SCALES][8];
-    for (int k = 0; k < BLLM_BILLM_SCALES; k++)
-        load_h32(sc + 64 * k, v[k]);
-    for (int i = 0; i < 8; i++) {
-        S->mu_c[i] = v[BLLM_BILLM_MU_C][i];
-        S->dmu[i] = vsubq_f32(v[BLLM_BILLM_MU_S][i], v[BLLM_BILLM_MU_C][i]);
-        S->a_c[i] = v[BLLM_BILLM_A_C][i];
-        S->da[i] = vsubq_f32(v[BLLM_BILLM_A_S][i], v[BLLM_BILLM_A_C][i]);
-        S->mu12[i] = vaddq_f32(v[BLLM_BILLM_MU_1][i], v[BLLM_BILLM_MU_2][i]);
-        S->a1[i] = v[BLLM_BILLM_A_1][i];
-        S->a2[i] = v[BLLM_BILLM_A_2][i];
+    for (int o = 0; o < 256; o += 16) {
+        uint8x16_t s = vld1q_u8(half + o), a = vld1q_u8(half + 256 + o);
+        if (ty == BLLM_TYPE_BILLM) {
+            vst1q_u8(dp + o, vandq_u8(s, a));
+            continue;
+        }
+        uint8x16_t b = vld1q_u8(half + 512 + o);
+        uint8x16_t r[3] = {vbicq_u8(b, a), vbicq_u8(a, b), vandq_u8(a, b)};
+        for (int k = 0; k < 3; k++) {
+            vst1q_u8(dp + 512 * k + o, r[k]);
+            vst1q_u8(dp + 512 * k + 256 + o, vandq_u8(r[k], s));
+        }
+        vst1q_u8(dp + 256 * STB_AS + o, vandq_u8(a, s));
     }
 }
 
-INLINE void billm_group(const int T, const uint8_t *p1, const uint8_t *p2, const uint8_t *p12,
-                        const uint8_t *const *tn, const uint8_t *const *ts, const float *d, const int32_t *sqn,
-                        const int32_t *sqs, const float *xsn, const float *xss, int has_s, const billm_scales *S,
-                        float32x4_t acc[][8])
+/* A block's scales for its 32 rows, combined as the formulas use them. */
+typedef struct {
+    float32x4_t mu_c[8], dmu[8], a_c[8], da[8], mu12[8], a1[8], a2[8];
+} billm_scales;
+typedef struct {
+    float32x4_t mu[3][8], a[3][8], mu12[8], a1[8], a2[8];
+} stbllm_scales;
+typedef union {
+    billm_scales b;
+    stbllm_scales s;
+} blk_scales;
+
+INLINE void blk_load_scales(bllm_type ty, const uint8_t *sc, blk_scales *S)
 {
+    float32x4_t v[BLLM_STBLLM_SCALES][8];
+    for (int k = 0; k < bllm_blk_scales(ty); k++)
+        load_h32(sc + 64 * k, v[k]);
+    for (int i = 0; i < 8; i++) {
+        if (ty == BLLM_TYPE_BILLM) {
+            billm_scales *B = &S->b;
+            B->mu_c[i] = v[BLLM_BILLM_MU_C][i];
+            B->dmu[i] = vsubq_f32(v[BLLM_BILLM_MU_S][i], v[BLLM_BILLM_MU_C][i]);
+            B->a_c[i] = v[BLLM_BILLM_A_C][i];
+            B->da[i] = vsubq_f32(v[BLLM_BILLM_A_S][i], v[BLLM_BILLM_A_C][i]);
+            B->mu12[i] = vaddq_f32(v[BLLM_BILLM_MU_1][i], v[BLLM_BILLM_MU_2][i]);
+            B->a1[i] = v[BLLM_BILLM_A_1][i];
+            B->a2[i] = v[BLLM_BILLM_A_2][i];
+        } else {
+            stbllm_scales *T = &S->s;
+            for (int k = 0; k < 3; k++) {
+                T->mu[k][i] = v[BLLM_STBLLM_MU_R0 + 2 * k][i];
+                T->a[k][i] = v[BLLM_STBLLM_A_R0 + 2 * k][i];
+            }
+            T->mu12[i] = vaddq_f32(v[BLLM_STBLLM_MU_1][i], v[BLLM_STBLLM_MU_2][i]);
+            T->a1[i] = v[BLLM_STBLLM_A_1][i];
+            T->a2[i] = v[BLLM_STBLLM_A_2][i];
+        }
+    }
+}
+
+/* What one group's lookups need for T tokens: their tables, d, the parts'
+ * Sq and f32 sums. */
+typedef struct {
+    const uint8_t *tn[TOKC], *ts[TOKC];
+    float d[TOKC], xsn[TOKC], xss[TOKC];
+    int32_t sqn[TOKC], sqs[TOKC];
+    int has_s;
+} blk_tok;
+
+/* S = 2 P - Q over the 32 rows (int16). */
+INLINE void signed_sums(int16x8_t S[4], const int16x8_t P[4], const int16x8_t Q[4])
+{
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        S[i] = vsubq_s16(vaddq_s16(P[i], P[i]), Q[i]);
+}
+
+INLINE void billm_group(const int T, const uint8_t *p1, const uint8_t *p2, const uint8_t *p12, const blk_tok *k,
+                        int t0, const billm_scales *S, float32x4_t acc[][8])
+{
+    const uint8_t *const *tn = k->tn + t0, *const *ts = k->ts + t0;
     int16x8_t A1[2][4], A2[2][4], A12[2][4], B1[2][4], B2[2][4];
     lut_sums(T, 2, p1, p2, tn, A1, A2);
     lut_sums(T, 1, p12, NULL, tn, A12, B1); /* B1: unused here */
-    if (has_s)
+    if (k->has_s)
         lut_sums(T, 2, p1, p2, ts, B1, B2);
     else
         memset(B2, 0, sizeof B2); /* unread; keeps the compiler's flow analysis quiet */
 #pragma GCC unroll 2
     for (int t = 0; t < T; t++) {
-        const int16x8_t sqv = vdupq_n_s16((int16_t)sqn[t]);
-        int16x8_t Sg[4], Ms[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            Sg[i] = vsubq_s16(vaddq_s16(A1[t][i], A1[t][i]), sqv);
-            Ms[i] = vsubq_s16(vaddq_s16(A12[t][i], A12[t][i]), A2[t][i]);
-        }
-        fma_rows_const(acc[t], S->mu_c, xsn[t]);
-        fma_rows(acc[t], S->dmu, d[t], A2[t]);
-        fma_rows(acc[t], S->a_c, d[t], Sg);
-        fma_rows(acc[t], S->da, d[t], Ms);
-        if (!has_s)
+        const float d = k->d[t0 + t];
+        int16x8_t sqv[4], Sg[4], Ms[4];
+        for (int i = 0; i < 4; i++)
+            sqv[i] = vdupq_n_s16((int16_t)k->sqn[t0 + t]);
+        signed_sums(Sg, A1[t], sqv);
+        signed_sums(Ms, A12[t], A2[t]);
+        fma_rows_const(acc[t], S->mu_c, k->xsn[t0 + t]);
+        fma_rows(acc[t], S->dmu, d, A2[t]);
+        fma_rows(acc[t], S->a_c, d, Sg);
+        fma_rows(acc[t], S->da, d, Ms);
+        if (!k->has_s)
             continue;
-        const int16x8_t sqs_v = vdupq_n_s16((int16_t)sqs[t]);
         int16x8_t S1[4], S2[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            S1[i] = vsubq_s16(vaddq_s16(B1[t][i], B1[t][i]), sqs_v);
-            S2[i] = vsubq_s16(vaddq_s16(B2[t][i], B2[t][i]), sqs_v);
-        }
-        fma_rows_const(acc[t], S->mu12, xss[t]);
-        fma_rows(acc[t], S->a1, d[t], S1);
-        fma_rows(acc[t], S->a2, d[t], S2);
+        for (int i = 0; i < 4; i++)
+            sqv[i] = vdupq_n_s16((int16_t)k->sqs[t0 + t]);
+        signed_sums(S1, B1[t], sqv);
+        signed_sums(S2, B2[t], sqv);
+        fma_rows_const(acc[t], S->mu12, k->xss[t0 + t]);
+        fma_rows(acc[t], S->a1, d, S1);
+        fma_rows(acc[t], S->a2, d, S2);
     }
 }
 
-INLINE void matmul_billm_lut(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                             int r1)
+/* a: the stored A plane; dp: the derived planes. */
+INLINE void stbllm_group(const int T, const uint8_t *a, const uint8_t *dp, const blk_tok *k, int t0,
+                         const stbllm_scales *S, float32x4_t acc[][8])
+{
+    const uint8_t *const *tn = k->tn + t0, *const *ts = k->ts + t0;
+    int16x8_t R[2][4], RS[2][4], Sg[4];
+    for (int r = 0; r < 3; r++) {
+        lut_sums(T, 2, dp + 512 * r, dp + 512 * r + 256, tn, R, RS);
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            signed_sums(Sg, RS[t], R[t]);
+            fma_rows(acc[t], S->mu[r], k->d[t0 + t], R[t]);
+            fma_rows(acc[t], S->a[r], k->d[t0 + t], Sg);
+        }
+    }
+    if (!k->has_s)
+        return;
+    int16x8_t K[2][4], KS[2][4], KB[2][4], unused[2][4];
+    lut_sums(T, 2, a, dp + 256 * STB_AS, ts, K, KS);
+    lut_sums(T, 1, dp + 256 * STB_R2, NULL, ts, KB, unused);
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++) {
+        const float d = k->d[t0 + t];
+        fma_rows(acc[t], S->mu12, d, K[t]);
+        signed_sums(Sg, KS[t], K[t]);
+        fma_rows(acc[t], S->a1, d, Sg);
+        signed_sums(Sg, KB[t], K[t]);
+        fma_rows(acc[t], S->a2, d, Sg);
+    }
+}
+
+INLINE void blk_group(bllm_type ty, const int T, const uint8_t *half, const uint8_t *dp, const blk_tok *k, int t0,
+                      const blk_scales *S, float32x4_t acc[][8])
+{
+    if (ty == BLLM_TYPE_BILLM)
+        billm_group(T, half, half + 256, dp, k, t0, &S->b, acc);
+    else
+        stbllm_group(T, half + 256, dp, k, t0, &S->s, acc);
+}
+
+INLINE void matmul_blk_lut(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                           int r0, int r1)
 {
     if (n_tok <= 0 || r0 >= r1)
         return;
@@ -800,56 +915,52 @@ INLINE void matmul_billm_lut(float *y, const float *x, const void *w, int n_tok,
     const size_t tab_bytes = 512 * (size_t)ngrp, per_tok = 2 * tab_bytes + 20 * (size_t)ngrp;
     uint8_t *buf = scratch(TOKC * per_tok);
     if (!buf) {
-        matmul_f32path(BLLM_TYPE_BILLM, y, x, w, n_tok, cols, rows, r0, r1);
+        matmul_f32path(ty, y, x, w, n_tok, cols, rows, r0, r1);
         return;
     }
-    const uint8_t *wb = w, *flags = bllm_billm_flags(w, rows, cols);
-    const size_t trb = bllm_billm_tile_row_bytes(cols);
+    const uint8_t *wb = w, *flags = bllm_blk_flags(ty, w, rows, cols);
+    const size_t trb = bllm_blk_tile_row_bytes(ty, cols);
+    const size_t bb = bllm_blk_block_bytes(ty, 2), hb = bllm_blk_half_bytes(ty);
     uint8_t *tabs = buf; /* token t: N tables at 2t, S tables at 2t + 1 (x tab_bytes) */
     float *dq = (float *)(buf + 2 * TOKC * tab_bytes);
     int32_t *sq = (int32_t *)(dq + TOKC * ngrp);    /* [t][g][part] */
     float *xsum = (float *)(sq + 2 * TOKC * ngrp);  /* [t][g][part] */
-    uint8_t p12[256] __attribute__((aligned(16)));
+    uint8_t dp[256 * BLK_DERIVED_MAX] __attribute__((aligned(16)));
     float32x4_t acc[TOKC][8];
     float out[32];
     for (int t0 = 0; t0 < n_tok; t0 += TOKC) {
         const int nt = n_tok - t0 < TOKC ? n_tok - t0 : TOKC;
         for (int t = 0; t < nt; t++)
-            prep_token_billm(x + (size_t)(t0 + t) * cols, flags, ngrp, tabs + 2 * t * tab_bytes,
-                             tabs + (2 * t + 1) * tab_bytes, dq + t * ngrp, sq + 2 * t * ngrp, xsum + 2 * t * ngrp);
+            prep_token_blk(x + (size_t)(t0 + t) * cols, flags, ngrp, tabs + 2 * t * tab_bytes,
+                           tabs + (2 * t + 1) * tab_bytes, dq + t * ngrp, sq + 2 * t * ngrp, xsum + 2 * t * ngrp);
         for (int rt = r0 / 32; rt * 32 < r1; rt++) {
             for (int t = 0; t < nt; t++)
                 for (int i = 0; i < 8; i++)
                     acc[t][i] = vdupq_n_f32(0.0f);
             for (int g = 0; g < ngrp; g++) {
                 const int b = g / 2, h = g % 2;
-                const uint8_t *blk = wb + (size_t)rt * trb + (size_t)b * 1536;
-                const uint8_t *p1 = blk + 512 * h, *p2 = p1 + 256;
-                for (int o = 0; o < 256; o += 16)
-                    vst1q_u8(p12 + o, vandq_u8(vld1q_u8(p1 + o), vld1q_u8(p2 + o)));
-                billm_scales S;
-                billm_load_scales(blk + 512 * bllm_billm_halves(cols, b), &S);
+                const uint8_t *blk = wb + (size_t)rt * trb + (size_t)b * bb, *half = blk + hb * h;
+                blk_derive(ty, half, dp);
+                blk_scales S;
+                blk_load_scales(ty, blk + hb * bllm_billm_halves(cols, b), &S);
                 uint64_t bits;
                 memcpy(&bits, flags + 8 * (size_t)g, 8);
-                const uint8_t *tn[TOKC], *ts[TOKC];
-                float d[TOKC], xsn[TOKC], xss[TOKC];
-                int32_t sqn[TOKC], sqs[TOKC];
+                blk_tok k;
+                k.has_s = bits != 0;
                 for (int t = 0; t < nt; t++) {
-                    tn[t] = tabs + 2 * t * tab_bytes + 512 * (size_t)g;
-                    ts[t] = tabs + (2 * t + 1) * tab_bytes + 512 * (size_t)g;
-                    d[t] = dq[t * ngrp + g];
-                    sqn[t] = sq[2 * (t * ngrp + g)];
-                    sqs[t] = sq[2 * (t * ngrp + g) + 1];
-                    xsn[t] = xsum[2 * (t * ngrp + g)];
-                    xss[t] = xsum[2 * (t * ngrp + g) + 1];
+                    k.tn[t] = tabs + 2 * t * tab_bytes + 512 * (size_t)g;
+                    k.ts[t] = tabs + (2 * t + 1) * tab_bytes + 512 * (size_t)g;
+                    k.d[t] = dq[t * ngrp + g];
+                    k.sqn[t] = sq[2 * (t * ngrp + g)];
+                    k.sqs[t] = sq[2 * (t * ngrp + g) + 1];
+                    k.xsn[t] = xsum[2 * (t * ngrp + g)];
+                    k.xss[t] = xsum[2 * (t * ngrp + g) + 1];
                 }
                 int t = 0;
                 for (; t + 2 <= nt; t += 2)
-                    billm_group(2, p1, p2, p12, tn + t, ts + t, d + t, sqn + t, sqs + t, xsn + t, xss + t,
-                                bits != 0, &S, acc + t);
+                    blk_group(ty, 2, half, dp, &k, t, &S, acc + t);
                 if (t < nt)
-                    billm_group(1, p1, p2, p12, tn + t, ts + t, d + t, sqn + t, sqs + t, xsn + t, xss + t,
-                                bits != 0, &S, acc + t);
+                    blk_group(ty, 1, half, dp, &k, t, &S, acc + t);
             }
             for (int t = 0; t < nt; t++) {
                 for (int i = 0; i < 8; i++)
@@ -860,37 +971,30 @@ INLINE void matmul_billm_lut(float *y, const float *x, const void *w, int n_tok,
     }
 }
 
-void bllm_matmul_billm_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
-{
-    matmul_billm_lut(y, x, w, n_tok, cols, rows, r0, r1);
-}
-
-void bllm_matmul_billm_neon_float(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                                  int r1)
-{
-    matmul_f32path(BLLM_TYPE_BILLM, y, x, w, n_tok, cols, rows, r0, r1);
-}
-
 /* ---------------------------------------------------------- entry points */
 
-#define DEFINE(name, TYPE)                                                                                  \
+/* lut: the lookup path's driver, matmul_lut (tile types) or matmul_blk_lut
+ * (block types). */
+#define DEFINE(lut, name, TYPE)                                                                             \
     void bllm_matmul_##name##_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows,  \
                                    int r0, int r1)                                                          \
     {                                                                                                       \
-        matmul_lut(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                               \
+        lut(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                                      \
     }                                                                                                       \
     void bllm_matmul_##name##_neon_float(float *y, const float *x, const void *w, int n_tok, int cols,        \
                                        int rows, int r0, int r1)                                            \
     {                                                                                                       \
         matmul_f32path(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                           \
     }
-DEFINE(b1, BLLM_TYPE_B1)
-DEFINE(b1g, BLLM_TYPE_B1G)
-DEFINE(b1mg, BLLM_TYPE_B1MG)
-DEFINE(rb2g, BLLM_TYPE_RB2G)
-DEFINE(nm24, BLLM_TYPE_NM24)
-DEFINE(nm48, BLLM_TYPE_NM48)
-DEFINE(nm58, BLLM_TYPE_NM58)
-DEFINE(nm68, BLLM_TYPE_NM68)
-DEFINE(onebit, BLLM_TYPE_ONEBIT)
-DEFINE(pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */
+DEFINE(matmul_lut, b1, BLLM_TYPE_B1)
+DEFINE(matmul_lut, b1g, BLLM_TYPE_B1G)
+DEFINE(matmul_lut, b1mg, BLLM_TYPE_B1MG)
+DEFINE(matmul_lut, rb2g, BLLM_TYPE_RB2G)
+DEFINE(matmul_lut, nm24, BLLM_TYPE_NM24)
+DEFINE(matmul_lut, nm48, BLLM_TYPE_NM48)
+DEFINE(matmul_lut, nm58, BLLM_TYPE_NM58)
+DEFINE(matmul_lut, nm68, BLLM_TYPE_NM68)
+DEFINE(matmul_lut, onebit, BLLM_TYPE_ONEBIT)
+DEFINE(matmul_lut, pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */
+DEFINE(matmul_blk_lut, billm, BLLM_TYPE_BILLM)
+DEFINE(matmul_blk_lut, stbllm, BLLM_TYPE_STBLLM)

@@ -32,6 +32,7 @@ BLLM_NEON_DECLARE(nm68)
 BLLM_NEON_DECLARE(onebit)
 BLLM_NEON_DECLARE(pb8) /* the b1g part only, like the scalar pb8 matmul */
 BLLM_NEON_DECLARE(billm)
+BLLM_NEON_DECLARE(stbllm)
 #undef BLLM_NEON_DECLARE
 
 #endif

@@ -56,6 +56,7 @@ DEFINE(nm68, BLLM_TYPE_NM68)
 DEFINE(onebit, BLLM_TYPE_ONEBIT)
 DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
 DEFINE(billm, BLLM_TYPE_BILLM)
+DEFINE(stbllm, BLLM_TYPE_STBLLM)
 
 /* pb8's salient part: one correction per salient weight, since its int8
  * value replaces the binary value stored at the same place. This is the

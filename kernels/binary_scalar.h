@@ -25,6 +25,8 @@ void bllm_matmul_pb8_scalar(float *y, const float *x, const void *w, int n_tok, 
 
 void bllm_matmul_billm_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
                               int r1);
+void bllm_matmul_stbllm_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                               int r1);
 
 /* The b1g value of sign bit `bit`: +alpha for 1, -alpha for 0, as a sign-bit
  * xor (the same bits as bit ? alpha : -alpha, which compiles to a branch that

@@ -27,7 +27,7 @@ typedef enum {
     BLLM_BINARY_FLOAT = 2,
 } bllm_binary_path;
 
-/* Fill mm[BLLM_TYPE_B1 .. BLLM_TYPE_PB8] with the kernels of one path.
+/* Fill mm[t] for every packed type t with the kernels of one path.
  * Only call after checking the CPU (dispatch.c). */
 void bllm_binary_avx2_fill(bllm_matmul_fn *mm, bllm_binary_path path);
 void bllm_binary_avx512_fill(bllm_matmul_fn *mm, bllm_binary_path path);

@@ -998,22 +998,45 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
     }
 }
 
-/* ---------------------------------------------------------------- billm */
+/* ----------------------------------------------- block types: billm, stbllm */
 
-/* billm (runtime/format/binary.h): per row and 128-column block, salient
- * columns hold (mu1 + a1 s1) + (mu2 + a2 s2), the others mu_g + a_g s with
- * the group g (0 concentrated, 1 sparse) in the second plane m. The
- * salient columns are the same for every row, so x is split once per
- * 64-column group into xS (salient columns) and xN (the rest), each with
- * its own tables; with P12 = sign plane AND second plane, per row
- *   sum_N w x = mu_c sum xN + (mu_s - mu_c) sum_N m x + a_c sum_N (2s-1) x
- *               + (a_s - a_c) (2 sum_N (m & s) x - sum_N m x)
+/* billm and stbllm (runtime/format/binary.h) are not tile-shaped: per row
+ * and 128-column block they have 8 or 10 scales, per 32 x 64 half 2 or 3
+ * bit planes, and salient columns that are the same for every row. So x is
+ * split once per 64-column group into xS (salient columns) and xN (the
+ * rest), each with its own tables; the LUT path quantizes the group once
+ * (one d for both parts) and splits q by the salient bits, so every integer
+ * sum is exact. Per half-tile the driver (matmul_blk) ANDs the stored
+ * planes into the ones the type's formula looks up (once for all tokens)
+ * and loads the block's scales; then per token, with L(m) = the sum of x
+ * (LUT: of q) over the columns whose bit is set in plane m:
+ *
+ * billm: sign plane s, second plane m (the group), P12 = s & m:
+ *   sum_N w x = mu_c sum xN + (mu_s - mu_c) L(m) + a_c sum_N (2s-1) x
+ *               + (a_s - a_c) (2 L(m & s) - L(m))
  *   sum_S w x = (mu1 + mu2) sum xS + a1 sum_S (2s1-1) x + a2 sum_S (2s2-1) x
- * that is three lookups on the N tables and two on the S tables (none when
- * the group has no salient column). The mu terms take the f32 sums of xN
- * and xS, as b1mg's do. LUT path: the group is quantized once (one d for
- * both parts) and q split by the salient bits, so every integer sum is
- * exact. */
+ * three lookups on the N tables and two on the S tables; the mu terms take
+ * the f32 sums of xN and xS, as b1mg's do.
+ *
+ * stbllm: sign plane S, planes A and B. Elsewhere than in salient columns
+ * (A, B) is the region, r0 = B & ~A, r1 = A & ~B, r2 = A & B (both 0:
+ * pruned), so with R_k = L(r_k) and RS_k = L(r_k & S)
+ *   sum_N w x = sum_k mu_k R_k + a_k (2 RS_k - R_k)          k = 0, 1, 2
+ * and in salient columns A is "kept" and B the residual sign:
+ *   sum_S w x = (mu1 + mu2) K + a1 (2 L(A & S) - K) + a2 (2 L(A & B) - K),
+ *               K = L(A)
+ * six lookups on the N tables and three on the S tables. These hold for any
+ * bits (a set S where (A, B) = 00, or in a salient column without A, meets
+ * no looked-up plane, and the reference decodes those weights to 0). The
+ * mu terms go through the tables too: the f32 part sums would take in the
+ * pruned columns. In the LUT path every R, RS and K is an exact integer,
+ * so the f32 steps multiply the stored scales themselves by them: the
+ * equal form c1 L(A) + c0 L(B) + (c2 - c0 - c1) L(A & B) + ... (c_k = mu_k
+ * - a_k) needs no AND with ~A or ~B, but its coefficients are differences
+ * of scales, rounded, several times the scales themselves in size.
+ *
+ * The salient lookups of either type are skipped where a group has no
+ * salient column. */
 
 typedef struct {
     gprep n, s; /* non-salient and salient parts (d: the group's) */
@@ -1040,8 +1063,8 @@ INLINE void part_stats(const int8_t q[64], const float *x, uint64_t bits, int wa
 
 /* Tables of tokens [0, nt) x groups [g0, g0 + ng): for each, the N tables
  * then the S tables, tb / 2 bytes each. */
-INLINE void prepare_billm(int path, const float *x, int cols, int nt, int g0, int ng, const uint8_t *flags,
-                          bprep *bp, uint8_t *tab, size_t tb)
+INLINE void prepare_blk(int path, const float *x, int cols, int nt, int g0, int ng, const uint8_t *flags,
+                        bprep *bp, uint8_t *tab, size_t tb)
 {
     int8_t q[64] __attribute__((aligned(32))), qp[64] __attribute__((aligned(32)));
     float xp[64] __attribute__((aligned(32)));
@@ -1084,25 +1107,80 @@ INLINE void prepare_billm(int path, const float *x, int cols, int nt, int g0, in
     }
 }
 
+/* The planes a half-tile's formula looks up besides the stored ones, 256
+ * bytes each: billm P12; stbllm r0, r0 & S, r1, r1 & S, r2, r2 & S, A & S. */
+#define BLK_DERIVED_MAX 7
+enum { STB_R0 = 0, STB_R0S = 1, STB_R2 = 4, STB_AS = 6 }; /* region k at 2k, its & S at 2k + 1 */
+
+INLINE int blk_derived(bllm_type ty) { return ty == BLLM_TYPE_BILLM ? 1 : BLK_DERIVED_MAX; }
+
+INLINE void blk_derive(bllm_type ty, const uint8_t *half, uint8_t *dp)
+{
+    for (int o = 0; o < 256; o += 32) {
+        __m256i s = _mm256_loadu_si256((const __m256i *)(half + o));
+        __m256i a = _mm256_loadu_si256((const __m256i *)(half + 256 + o));
+        if (ty == BLLM_TYPE_BILLM) {
+            _mm256_store_si256((__m256i *)(dp + o), _mm256_and_si256(s, a));
+            continue;
+        }
+        __m256i b = _mm256_loadu_si256((const __m256i *)(half + 512 + o));
+        __m256i r[3] = {_mm256_andnot_si256(a, b), _mm256_andnot_si256(b, a), _mm256_and_si256(a, b)};
+        for (int k = 0; k < 3; k++) {
+            _mm256_store_si256((__m256i *)(dp + 512 * k + o), r[k]);
+            _mm256_store_si256((__m256i *)(dp + 512 * k + 256 + o), _mm256_and_si256(r[k], s));
+        }
+        _mm256_store_si256((__m256i *)(dp + 256 * STB_AS + o), _mm256_and_si256(a, s));
+    }
+}
+
 /* The scales of a block's 32 rows, combined as the formulas use them. */
 typedef struct {
     __m256 mu_c[4], dmu[4], a_c[4], da[4], mu12[4], a1[4], a2[4];
 } billm_scales;
+typedef struct {
+    __m256 mu[3][4], a[3][4], mu12[4], a1[4], a2[4];
+} stbllm_scales;
+typedef union {
+    billm_scales b;
+    stbllm_scales s;
+} blk_scales;
 
-INLINE void billm_load_scales(const uint8_t *sc, billm_scales *S)
+INLINE void blk_load_scales(bllm_type ty, const uint8_t *sc, blk_scales *S)
 {
-    __m256 v[BLLM_BILLM_SCALES][4];
-    for (int k = 0; k < BLLM_BILLM_SCALES; k++)
+    __m256 v[BLLM_STBLLM_SCALES][4];
+    for (int k = 0; k < bllm_blk_scales(ty); k++)
         load_f16x32(sc + 64 * k, v[k]);
     for (int i = 0; i < 4; i++) {
-        S->mu_c[i] = v[BLLM_BILLM_MU_C][i];
-        S->dmu[i] = _mm256_sub_ps(v[BLLM_BILLM_MU_S][i], v[BLLM_BILLM_MU_C][i]);
-        S->a_c[i] = v[BLLM_BILLM_A_C][i];
-        S->da[i] = _mm256_sub_ps(v[BLLM_BILLM_A_S][i], v[BLLM_BILLM_A_C][i]);
-        S->mu12[i] = _mm256_add_ps(v[BLLM_BILLM_MU_1][i], v[BLLM_BILLM_MU_2][i]);
-        S->a1[i] = v[BLLM_BILLM_A_1][i];
-        S->a2[i] = v[BLLM_BILLM_A_2][i];
+        if (ty == BLLM_TYPE_BILLM) {
+            billm_scales *B = &S->b;
+            B->mu_c[i] = v[BLLM_BILLM_MU_C][i];
+            B->dmu[i] = _mm256_sub_ps(v[BLLM_BILLM_MU_S][i], v[BLLM_BILLM_MU_C][i]);
+            B->a_c[i] = v[BLLM_BILLM_A_C][i];
+            B->da[i] = _mm256_sub_ps(v[BLLM_BILLM_A_S][i], v[BLLM_BILLM_A_C][i]);
+            B->mu12[i] = _mm256_add_ps(v[BLLM_BILLM_MU_1][i], v[BLLM_BILLM_MU_2][i]);
+            B->a1[i] = v[BLLM_BILLM_A_1][i];
+            B->a2[i] = v[BLLM_BILLM_A_2][i];
+        } else {
+            stbllm_scales *T = &S->s;
+            for (int k = 0; k < 3; k++) {
+                T->mu[k][i] = v[BLLM_STBLLM_MU_R0 + 2 * k][i];
+                T->a[k][i] = v[BLLM_STBLLM_A_R0 + 2 * k][i];
+            }
+            T->mu12[i] = _mm256_add_ps(v[BLLM_STBLLM_MU_1][i], v[BLLM_STBLLM_MU_2][i]);
+            T->a1[i] = v[BLLM_STBLLM_A_1][i];
+            T->a2[i] = v[BLLM_STBLLM_A_2][i];
+        }
     }
+}
+
+/* One plane's sums: LUT, U sums (L - kneg of the tables' part); FLOAT, the
+ * f32 L. */
+INLINE void dense_sums(int path, const uint8_t *plane, const uint8_t *tab, __m256 u[4])
+{
+    if (path == PATH_LUT)
+        lut_dense(plane, tab, u);
+    else
+        flt_dense(plane, tab, u);
 }
 
 /* acc[r] += one half-tile's contribution for one token. */
@@ -1161,8 +1239,70 @@ INLINE void billm_token(int path, const uint8_t *p1, const uint8_t *p2, const ui
     }
 }
 
-INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                         int r1, bllm_matmul_fn fallback)
+/* acc[r] += one half-tile's contribution for one token: the formula above,
+ * t summed per row, then acc += d t. LUT: L(m) = U sum + the part's kneg
+ * (exact integers); FLOAT: the f32 sums (kneg 0, d 1). a: the stored A
+ * plane; dp: the derived planes. */
+INLINE void stbllm_token(int path, const uint8_t *a, const uint8_t *dp, const stbllm_scales *S, const bprep *B,
+                         const uint8_t *tab, size_t tb, float *accp)
+{
+    const __m256 two = _mm256_set1_ps(2.0f);
+    const uint8_t *tn = tab, *ts = tab + tb / 2;
+    __m256 u[4], us[4], t[4];
+    const __m256 kn = _mm256_set1_ps(B->n.kneg);
+    for (int i = 0; i < 4; i++)
+        t[i] = _mm256_setzero_ps();
+    for (int k = 0; k < 3; k++) {
+        dense_sums(path, dp + 512 * k, tn, u);        /* R_k - kneg */
+        dense_sums(path, dp + 512 * k + 256, tn, us); /* RS_k - kneg */
+        for (int i = 0; i < 4; i++) {
+            __m256 r = _mm256_add_ps(u[i], kn);                              /* R_k */
+            __m256 sg = _mm256_add_ps(_mm256_fmsub_ps(two, us[i], u[i]), kn); /* 2 RS_k - R_k */
+            t[i] = _mm256_fmadd_ps(S->mu[k][i], r, t[i]);
+            t[i] = _mm256_fmadd_ps(S->a[k][i], sg, t[i]);
+        }
+    }
+    if (B->has_s) {
+        const __m256 ks = _mm256_set1_ps(B->s.kneg);
+        dense_sums(path, a, ts, u);                 /* K - kneg */
+        dense_sums(path, dp + 256 * STB_AS, ts, us); /* L(A & S) - kneg */
+        for (int i = 0; i < 4; i++) {
+            t[i] = _mm256_fmadd_ps(S->mu12[i], _mm256_add_ps(u[i], ks), t[i]);
+            t[i] = _mm256_fmadd_ps(S->a1[i], _mm256_add_ps(_mm256_fmsub_ps(two, us[i], u[i]), ks), t[i]);
+        }
+        dense_sums(path, dp + 256 * STB_R2, ts, us); /* L(A & B) - kneg */
+        for (int i = 0; i < 4; i++)
+            t[i] = _mm256_fmadd_ps(S->a2[i], _mm256_add_ps(_mm256_fmsub_ps(two, us[i], u[i]), ks), t[i]);
+    }
+    const __m256 d = _mm256_set1_ps(B->n.d);
+    for (int i = 0; i < 4; i++)
+        _mm256_store_ps(accp + 8 * i, _mm256_fmadd_ps(d, t[i], _mm256_load_ps(accp + 8 * i)));
+}
+
+/* accp[0..31] += one half-tile's contribution for one token. */
+INLINE void blk_token(bllm_type ty, int path, const uint8_t *half, const uint8_t *dp, const blk_scales *S,
+                      const bprep *B, const uint8_t *tab, size_t tb, float *accp)
+{
+    if (ty == BLLM_TYPE_BILLM) {
+        __m256 acc[4];
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm256_load_ps(accp + 8 * i);
+        billm_token(path, half, half + 256, dp, &S->b, B, tab, tb, acc);
+        for (int i = 0; i < 4; i++)
+            _mm256_store_ps(accp + 8 * i, acc[i]);
+    } else {
+        stbllm_token(path, half + 256, dp, &S->s, B, tab, tb, accp);
+    }
+}
+
+/* GEMV prefetch distance in blocks. Prefetching the next block's lines all
+ * at once (34 for stbllm) left stbllm's cold GEMV ~50% slower than hot;
+ * half of them per half-tile, 3 blocks ahead, brings it within ~5% (billm
+ * gains ~10%; 1 and 2 blocks ahead measured about the same). */
+#define BLK_PFD 3
+
+INLINE void matmul_blk(bllm_type ty, int path, float *y, const float *x, const void *w, int n_tok, int cols,
+                       int rows, int r0, int r1, bllm_matmul_fn fallback)
 {
     if (n_tok <= 0 || r0 >= r1)
         return;
@@ -1172,8 +1312,9 @@ INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int 
     }
     pthread_once(&ctl_once, ctl_init);
     const int ngrp = cols / 64;
-    const uint8_t *wb = w, *flags = bllm_billm_flags(w, rows, cols);
-    const size_t trb = bllm_billm_tile_row_bytes(cols);
+    const uint8_t *wb = w, *flags = bllm_blk_flags(ty, w, rows, cols);
+    const size_t trb = bllm_blk_tile_row_bytes(ty, cols);
+    const size_t bb = bllm_blk_block_bytes(ty, 2), hb = bllm_blk_half_bytes(ty);
     const size_t tb = 2 * (path == PATH_LUT ? (size_t)TAB_LUT_PAIR : (size_t)TAB_FLT_PAIR);
     const int tc_max = n_tok < TOK_CHUNK ? n_tok : TOK_CHUNK;
     int cb = (int)(TAB_BUDGET / (tb * (size_t)tc_max)) & ~1; /* whole blocks */
@@ -1181,7 +1322,8 @@ INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int 
         cb = 2;
     if (cb > ngrp)
         cb = ngrp;
-    size_t need = (size_t)tc_max * cb * (tb + sizeof(bprep)) + (size_t)tc_max * 32 * sizeof(float) + 256 + 64;
+    size_t need = (size_t)tc_max * cb * (tb + sizeof(bprep)) + (size_t)tc_max * 32 * sizeof(float) +
+                  256 * (size_t)blk_derived(ty) + 64;
     uint8_t *mem = scratch(need);
     if (!mem) {
         fallback(y, x, w, n_tok, cols, rows, r0, r1);
@@ -1190,40 +1332,29 @@ INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int 
     uint8_t *tab = mem;
     bprep *bp = (bprep *)(mem + (size_t)tc_max * cb * tb);
     float *accb = (float *)(((uintptr_t)(bp + (size_t)tc_max * cb) + 63) & ~(uintptr_t)63);
-    uint8_t *p12 = (uint8_t *)(accb + (size_t)tc_max * 32);
+    uint8_t *dp = (uint8_t *)(accb + (size_t)tc_max * 32); /* 64-byte aligned */
 
     for (int t0 = 0; t0 < n_tok; t0 += tc_max) {
         const int nt = n_tok - t0 < tc_max ? n_tok - t0 : tc_max;
         const float *xt = x + (size_t)t0 * cols;
         for (int g0 = 0; g0 < ngrp; g0 += cb) {
             const int ng = ngrp - g0 < cb ? ngrp - g0 : cb;
-            prepare_billm(path, xt, cols, nt, g0, ng, flags, bp, tab, tb);
+            prepare_blk(path, xt, cols, nt, g0, ng, flags, bp, tab, tb);
             for (int rt = r0 / 32; rt < r1 / 32; rt++) {
                 for (int i = 0; i < nt * 32; i++)
                     accb[i] = 0.0f;
                 for (int g = 0; g < ng; g++) {
                     const int b = (g0 + g) / 2, h = (g0 + g) % 2;
-                    const uint8_t *blk = wb + (size_t)rt * trb + (size_t)b * 1536;
-                    const uint8_t *p1 = blk + 512 * h, *p2 = p1 + 256;
-                    if (h == 0)
-                        for (int o = 0; o < 1536; o += 64)
-                            _mm_prefetch((const char *)blk + 1536 + o, _MM_HINT_T0);
-                    for (int o = 0; o < 256; o += 32)
-                        _mm256_store_si256((__m256i *)(p12 + o),
-                                           _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p1 + o)),
-                                                            _mm256_loadu_si256((const __m256i *)(p2 + o))));
-                    billm_scales S;
-                    billm_load_scales(blk + 512 * bllm_billm_halves(cols, b), &S);
-                    for (int t = 0; t < nt; t++) {
-                        float *a = accb + 32 * t;
-                        __m256 acc[4];
-                        for (int i = 0; i < 4; i++)
-                            acc[i] = _mm256_load_ps(a + 8 * i);
-                        billm_token(path, p1, p2, p12, &S, bp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb,
-                                    tb, acc);
-                        for (int i = 0; i < 4; i++)
-                            _mm256_store_ps(a + 8 * i, acc[i]);
-                    }
+                    const uint8_t *blk = wb + (size_t)rt * trb + (size_t)b * bb, *half = blk + hb * h;
+                    /* the block BLK_PFD ahead, half of its lines per half-tile */
+                    for (size_t o = h * (bb / 2 & ~(size_t)63); o < (h ? bb : bb / 2 & ~(size_t)63); o += 64)
+                        _mm_prefetch((const char *)blk + BLK_PFD * bb + o, _MM_HINT_T0);
+                    blk_derive(ty, half, dp);
+                    blk_scales S;
+                    blk_load_scales(ty, blk + hb * bllm_billm_halves(cols, b), &S);
+                    for (int t = 0; t < nt; t++)
+                        blk_token(ty, path, half, dp, &S, bp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb,
+                                  tb, accb + 32 * t);
                 }
                 store_row_tile(y, rows, rt, t0, nt, accb, g0 > 0, NULL);
             }
@@ -1233,40 +1364,32 @@ INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int 
 
 /* ------------------------------------------------------------ instances */
 
-/* The kernel functions of one build, and its fill function `fill`. */
-#define BINARY_X86_DEFINE(name, TYPE, PATH, path_name)                                                         \
+/* The kernel functions of one build, and its fill function `fill`. drv:
+ * matmul_binary (tile types) or matmul_blk (block types). */
+#define BINARY_X86_DEFINE(drv, name, TYPE, PATH, path_name)                                                    \
     static void mm_##name##_##path_name(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
                                         int r0, int r1)                                                         \
     {                                                                                                           \
-        matmul_binary(TYPE, PATH, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_scalar);             \
+        drv(TYPE, PATH, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_scalar);                       \
     }
-#define BINARY_X86_DEFINE_BOTH(name, TYPE)                                                                     \
-    BINARY_X86_DEFINE(name, TYPE, PATH_LUT, lut) BINARY_X86_DEFINE(name, TYPE, PATH_FLT, flt)
+#define BINARY_X86_DEFINE_BOTH(drv, name, TYPE)                                                                \
+    BINARY_X86_DEFINE(drv, name, TYPE, PATH_LUT, lut) BINARY_X86_DEFINE(drv, name, TYPE, PATH_FLT, flt)
 #define BINARY_X86_SET(mm, flt, name, TYPE) mm[TYPE] = (flt) ? mm_##name##_flt : mm_##name##_lut
 #define BINARY_X86_KERNELS(fill)                                                                              \
-    BINARY_X86_DEFINE_BOTH(b1, BLLM_TYPE_B1)                                                                   \
-    BINARY_X86_DEFINE_BOTH(b1g, BLLM_TYPE_B1G)                                                                 \
-    BINARY_X86_DEFINE_BOTH(b1mg, BLLM_TYPE_B1MG)                                                               \
-    BINARY_X86_DEFINE_BOTH(rb2g, BLLM_TYPE_RB2G)                                                               \
-    BINARY_X86_DEFINE_BOTH(nm24, BLLM_TYPE_NM24)                                                               \
-    BINARY_X86_DEFINE_BOTH(nm48, BLLM_TYPE_NM48)                                                               \
-    BINARY_X86_DEFINE_BOTH(nm58, BLLM_TYPE_NM58)                                                               \
-    BINARY_X86_DEFINE_BOTH(nm68, BLLM_TYPE_NM68)                                                               \
-    BINARY_X86_DEFINE_BOTH(onebit, BLLM_TYPE_ONEBIT)                                                           \
-    BINARY_X86_DEFINE_BOTH(pb8, BLLM_TYPE_PB8)                                                                 \
-    static void mm_billm_lut(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,      \
-                             int r1)                                                                            \
-    {                                                                                                           \
-        matmul_billm(PATH_LUT, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_billm_scalar);                  \
-    }                                                                                                           \
-    static void mm_billm_flt(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,      \
-                             int r1)                                                                            \
-    {                                                                                                           \
-        matmul_billm(PATH_FLT, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_billm_scalar);                  \
-    }                                                                                                           \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, b1, BLLM_TYPE_B1)                                                    \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, b1g, BLLM_TYPE_B1G)                                                  \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, b1mg, BLLM_TYPE_B1MG)                                                \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, rb2g, BLLM_TYPE_RB2G)                                                \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, nm24, BLLM_TYPE_NM24)                                                \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, nm48, BLLM_TYPE_NM48)                                                \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, nm58, BLLM_TYPE_NM58)                                                \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, nm68, BLLM_TYPE_NM68)                                                \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, onebit, BLLM_TYPE_ONEBIT)                                            \
+    BINARY_X86_DEFINE_BOTH(matmul_binary, pb8, BLLM_TYPE_PB8)                                                  \
+    BINARY_X86_DEFINE_BOTH(matmul_blk, billm, BLLM_TYPE_BILLM)                                                 \
+    BINARY_X86_DEFINE_BOTH(matmul_blk, stbllm, BLLM_TYPE_STBLLM)                                               \
     static void fill_paths(bllm_matmul_fn *mm, int flt)                                                        \
     {                                                                                                           \
-        BINARY_X86_SET(mm, flt, billm, BLLM_TYPE_BILLM);                                                       \
         BINARY_X86_SET(mm, flt, b1, BLLM_TYPE_B1);                                                             \
         BINARY_X86_SET(mm, flt, b1g, BLLM_TYPE_B1G);                                                           \
         BINARY_X86_SET(mm, flt, b1mg, BLLM_TYPE_B1MG);                                                         \
@@ -1277,6 +1400,8 @@ INLINE void matmul_billm(int path, float *y, const float *x, const void *w, int 
         BINARY_X86_SET(mm, flt, nm68, BLLM_TYPE_NM68);                                                         \
         BINARY_X86_SET(mm, flt, onebit, BLLM_TYPE_ONEBIT);                                                     \
         BINARY_X86_SET(mm, flt, pb8, BLLM_TYPE_PB8);                                                           \
+        BINARY_X86_SET(mm, flt, billm, BLLM_TYPE_BILLM);                                                       \
+        BINARY_X86_SET(mm, flt, stbllm, BLLM_TYPE_STBLLM);                                                     \
     }
 
 #endif

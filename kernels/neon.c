@@ -307,7 +307,8 @@ static void axpy_f32(float *y, float a, const float *x, int n)
     [BLLM_TYPE_NM68] = bllm_matmul_nm68_##suffix,     \
     [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_##suffix, \
     [BLLM_TYPE_PB8] = bllm_matmul_pb8_##suffix,       \
-    [BLLM_TYPE_BILLM] = bllm_matmul_billm_##suffix
+    [BLLM_TYPE_BILLM] = bllm_matmul_billm_##suffix,   \
+    [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##suffix
 
 static const bllm_kernel_set neon_set = {
     .name = "neon",

@@ -86,6 +86,7 @@ static const bllm_kernel_set scalar_set = {
         [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_scalar,
         [BLLM_TYPE_PB8] = bllm_matmul_pb8_scalar,
         [BLLM_TYPE_BILLM] = bllm_matmul_billm_scalar,
+        [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_scalar,
     },
     .salient_matvec = bllm_salient_matvec, /* kernels/binary_scalar.c */
     .dot_f32 = dot_f32,

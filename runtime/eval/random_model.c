@@ -319,8 +319,16 @@ static void decomp_row(const decomp_job *j, int r)
             d->mu[grow + (size_t)g] = bllm_fp16_round(j->std * (0.2f * unit(&state) - 0.1f));
     if (d->g)
         d->g[r] = bllm_fp16_round(sqrtf(j->std) * (0.75f + 0.5f * unit(&state)));
-    if (d->bscale) { /* billm: mu small of either sign, alphas around std */
-        size_t nb = (size_t)bllm_billm_blocks(cols) * BLLM_BILLM_SCALES;
+    if (d->region) { /* stbllm: regions of the non-salient kept weights; the
+                        residual sign only in salient columns */
+        for (int c = 0; c < cols; c++) {
+            size_t i = row + (size_t)c;
+            d->region[i] = d->mask[i] && !d->col_salient[c] ? (uint8_t)(splitmix64(&state) % 3) : 0;
+            d->sign2[i] &= d->mask[i] & d->col_salient[c];
+        }
+    }
+    if (d->bscale) { /* billm, stbllm: mu small of either sign, alphas around std */
+        size_t nb = (size_t)bllm_billm_blocks(cols) * bllm_blk_scales(d->type);
         for (size_t k = 0; k < nb; k++)
             d->bscale[(size_t)r * nb + k] = bllm_fp16_round(k % 2 == 0 ? j->std * (0.2f * unit(&state) - 0.1f)
                                                                       : j->std * (0.75f + 0.5f * unit(&state)));
@@ -366,6 +374,11 @@ static bllm_status random_packed(bllm_pool *pool, bllm_type type, const bllm_lla
             if (m)
                 j.code_mask[j.n_codes++] = (uint8_t)m;
         }
+    } else if (type == BLLM_TYPE_STBLLM) { /* random 4:8 masks (STBLLM's main setting) */
+        j.nm_n = 4, j.nm_m = 8;
+        for (uint32_t m = 0; m < 256; m++)
+            if (__builtin_popcount(m) == 4)
+                j.code_mask[j.n_codes++] = (uint8_t)m;
     }
     if (d.h) {
         uint64_t st = seed ^ 0x5851f42d4c957f2dull;
@@ -373,7 +386,7 @@ static bllm_status random_packed(bllm_pool *pool, bllm_type type, const bllm_lla
         for (int c = 0; c < d.cols; c++)
             d.h[c] = bllm_fp16_round(sqrtf(std) * (0.75f + 0.5f * unit(&st)));
     }
-    if (d.col_salient) { /* billm: about 1 column in 8 salient, the same for every row */
+    if (d.col_salient) { /* billm, stbllm: about 1 column in 8 salient, the same for every row */
         uint64_t st = seed ^ 0x2545f4914f6cdd1dull;
         for (int c = 0; c < d.cols; c++)
             d.col_salient[c] = (uint8_t)(splitmix64(&st) % 8 == 0);

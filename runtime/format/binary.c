@@ -118,18 +118,25 @@ static inline uint64_t sign_row(const uint8_t *signs, int j)
     return v;
 }
 
-/* ------------------------------------------------------- billm layout */
+/* ----------------------------------------- block layout (billm, stbllm) */
 
-/* bllm_billm_* in binary.h give the layout. */
-static const uint8_t *billm_block_at(const void *w, int cols, int r, int b)
+/* bllm_blk_* in binary.h give the layout. */
+static const uint8_t *blk_at(bllm_type t, const void *w, int cols, int r, int b)
 {
-    return (const uint8_t *)w + (size_t)(r / BLLM_TILE_ROWS) * bllm_billm_tile_row_bytes(cols) + (size_t)b * 1536;
+    return (const uint8_t *)w + (size_t)(r / BLLM_TILE_ROWS) * bllm_blk_tile_row_bytes(t, cols) +
+           (size_t)b * bllm_blk_block_bytes(t, 2);
+}
+
+/* Plane p of half h of a block. */
+static inline const uint8_t *blk_plane(bllm_type t, const uint8_t *blk, int h, int p)
+{
+    return blk + bllm_blk_half_bytes(t) * (size_t)h + 256 * (size_t)p;
 }
 
 /* Scale k of row j of a block. */
-static inline size_t billm_scale_off(int cols, int b, int k, int j)
+static inline size_t blk_scale_off(bllm_type t, int cols, int b, int k, int j)
 {
-    return (size_t)bllm_billm_halves(cols, b) * 512 + 2 * (size_t)(32 * k + j);
+    return (size_t)bllm_billm_halves(cols, b) * bllm_blk_half_bytes(t) + 2 * (size_t)(32 * k + j);
 }
 
 /* ------------------------------------------------------------ N:M codes */
@@ -183,7 +190,7 @@ int bllm_nm_mask_code(bllm_type type, uint32_t mask)
 
 static bool has_group_alpha(bllm_type t)
 {
-    return t != BLLM_TYPE_B1 && t != BLLM_TYPE_ONEBIT && t != BLLM_TYPE_BILLM;
+    return t != BLLM_TYPE_B1 && t != BLLM_TYPE_ONEBIT && !bllm_type_is_block(t);
 }
 static bool has_mu(bllm_type t)
 {
@@ -199,6 +206,7 @@ void bllm_binary_decomp_free(bllm_binary_decomp *d)
     free(d->sign);
     free(d->sign2);
     free(d->mask);
+    free(d->region);
     free(d->alpha);
     free(d->alpha2);
     free(d->mu);
@@ -227,9 +235,11 @@ bllm_status bllm_binary_decomp_init(bllm_binary_decomp *d, bllm_type type, int r
     bool ok = (d->sign = calloc(n, 1)) != NULL;
     if (type == BLLM_TYPE_RB2G)
         ok = ok && (d->sign2 = calloc(n, 1)) && (d->alpha2 = calloc(ng, sizeof(float)));
-    if (type == BLLM_TYPE_BILLM)
+    if (bllm_type_is_block(type))
         ok = ok && (d->sign2 = calloc(n, 1)) && (d->col_salient = calloc((size_t)cols, 1)) &&
-             (d->bscale = calloc((size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES, sizeof(float)));
+             (d->bscale = calloc((size_t)rows * bllm_billm_blocks(cols) * bllm_blk_scales(type), sizeof(float)));
+    if (type == BLLM_TYPE_STBLLM)
+        ok = ok && (d->mask = calloc(n, 1)) && (d->region = calloc(n, 1));
     if (bllm_nm_params(type, NULL, NULL, NULL))
         ok = ok && (d->mask = calloc(n, 1));
     if (type == BLLM_TYPE_B1)
@@ -272,6 +282,24 @@ static inline float v_billm(const float *sc, int salient, int s, int s2)
     }
     return s2 ? v_mg(sc[BLLM_BILLM_MU_S], s, sc[BLLM_BILLM_A_S]) : v_mg(sc[BLLM_BILLM_MU_C], s, sc[BLLM_BILLM_A_C]);
 }
+/* stbllm, sc = the row's 10 block scales; region 0..2 (non-salient). */
+static inline float v_stbllm(const float *sc, int kept, int salient, int s, int s2, int region)
+{
+    if (!kept)
+        return 0.0f;
+    if (salient) {
+        float v1 = v_mg(sc[BLLM_STBLLM_MU_1], s, sc[BLLM_STBLLM_A_1]);
+        return v1 + v_mg(sc[BLLM_STBLLM_MU_2], s2, sc[BLLM_STBLLM_A_2]);
+    }
+    return v_mg(sc[BLLM_STBLLM_MU_R0 + 2 * region], s, sc[BLLM_STBLLM_A_R0 + 2 * region]);
+}
+/* stbllm's (A, B) plane bits of a weight, and back. */
+static inline int stbllm_ab(int kept, int salient, int s2, int region)
+{
+    if (!kept)
+        return 0;
+    return salient ? 1 << 1 | s2 : region + 1;
+}
 
 float bllm_binary_decomp_value(const bllm_binary_decomp *d, int r, int c)
 {
@@ -294,6 +322,11 @@ float bllm_binary_decomp_value(const bllm_binary_decomp *d, int r, int c)
         const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(c / BLLM_BILLM_BLOCK)) *
                                           BLLM_BILLM_SCALES;
         return v_billm(sc, d->col_salient[c], d->sign[i], d->sign2[i]);
+    }
+    case BLLM_TYPE_STBLLM: {
+        const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(c / BLLM_BILLM_BLOCK)) *
+                                          BLLM_STBLLM_SCALES;
+        return v_stbllm(sc, d->mask[i], d->col_salient[c], d->sign[i], d->sign2[i], d->region[i]);
     }
     default: return 0.0f;
     }
@@ -323,29 +356,44 @@ static bllm_status check_bits(const char *what, const uint8_t *v, size_t n, int 
     return BLLM_OK;
 }
 
-static bllm_status pack_billm(const bllm_binary_decomp *d, void *out, uint64_t nbytes)
+static bllm_status pack_block(const bllm_binary_decomp *d, void *out, uint64_t nbytes)
 {
-    const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols);
+    const bllm_type t = d->type;
+    const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols), nsc = bllm_blk_scales(t);
+    const bool stb = t == BLLM_TYPE_STBLLM;
     uint8_t *base = out;
     memset(base, 0, nbytes);
     for (int r = 0; r < rows; r++) {
         const int j = r % BLLM_TILE_ROWS;
         for (int b = 0; b < nblk; b++) {
-            uint8_t *blk = (uint8_t *)billm_block_at(base, cols, r, b);
+            uint8_t *blk = (uint8_t *)blk_at(t, base, cols, r, b);
             for (int h = 0; h < bllm_billm_halves(cols, b); h++)
                 for (int cc = 0; cc < BLLM_GROUP; cc++) {
-                    size_t i = (size_t)r * cols + (size_t)b * BLLM_BILLM_BLOCK + (size_t)h * BLLM_GROUP + cc;
-                    if (d->sign[i])
-                        sign_set(blk + 512 * h, j, cc);
-                    if (d->sign2[i])
-                        sign_set(blk + 512 * h + 256, j, cc);
+                    const int c = b * BLLM_BILLM_BLOCK + h * BLLM_GROUP + cc;
+                    const size_t i = (size_t)r * cols + (size_t)c;
+                    int planes[3] = {d->sign[i], d->sign2[i], 0};
+                    if (stb) {
+                        if (d->region[i] > 2 || (d->region[i] && (!d->mask[i] || d->col_salient[c])))
+                            return bllm_fail(BLLM_ERR_ARG, "stbllm: region %u at row %d column %d (0..2, and only "
+                                             "for kept weights of non-salient columns)", d->region[i], r, c);
+                        if (d->sign2[i] && !(d->mask[i] && d->col_salient[c]))
+                            return bllm_fail(BLLM_ERR_ARG, "stbllm: residual sign at row %d column %d, which is "
+                                             "not a kept weight of a salient column", r, c);
+                        int ab = stbllm_ab(d->mask[i], d->col_salient[c], d->sign2[i], d->region[i]);
+                        planes[0] = d->mask[i] && d->sign[i];
+                        planes[1] = ab >> 1;
+                        planes[2] = ab & 1;
+                    }
+                    for (int p = 0; p < bllm_blk_planes(t); p++)
+                        if (planes[p])
+                            sign_set((uint8_t *)blk_plane(t, blk, h, p), j, cc);
                 }
-            const float *sc = d->bscale + ((size_t)r * nblk + b) * BLLM_BILLM_SCALES;
-            for (int k = 0; k < BLLM_BILLM_SCALES; k++)
-                wr16(blk + billm_scale_off(cols, b, k, j), sc[k]);
+            const float *sc = d->bscale + ((size_t)r * nblk + b) * nsc;
+            for (int k = 0; k < nsc; k++)
+                wr16(blk + blk_scale_off(t, cols, b, k, j), sc[k]);
         }
     }
-    uint8_t *flags = (uint8_t *)bllm_billm_flags(base, rows, cols);
+    uint8_t *flags = (uint8_t *)bllm_blk_flags(t, base, rows, cols);
     for (int c = 0; c < cols; c++)
         if (d->col_salient[c])
             flags[c / 8] |= (uint8_t)(1u << (c % 8));
@@ -376,10 +424,10 @@ bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nb
         (s = check_scale("salient scale", d->sal_scale, (size_t)rows, type)) ||
         (s = check_bits("salient column flag", d->col_salient, (size_t)cols, cols, type)) ||
         (s = check_scale("block scale", d->bscale,
-                         d->bscale ? (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES : 0, type)))
+                         d->bscale ? (size_t)rows * bllm_billm_blocks(cols) * bllm_blk_scales(type) : 0, type)))
         return s;
-    if (type == BLLM_TYPE_BILLM)
-        return pack_billm(d, out, nbytes);
+    if (bllm_type_is_block(type))
+        return pack_block(d, out, nbytes);
 
     layout L = layout_of(type);
     uint8_t *base = out;
@@ -444,29 +492,42 @@ bllm_status bllm_binary_pack(const bllm_binary_decomp *d, void *out, uint64_t nb
 
 /* -------------------------------------------------------- dequantization */
 
-/* billm: the 64 values of row r, group grp. The 8 values a row's block can
- * take are computed once and selected by (salient column, s2, s). */
-static void dequant_group_billm(const void *w, int rows, int cols, int r, int grp, float out[BLLM_GROUP])
+/* billm, stbllm: the 64 values of row r, group grp. The few values a
+ * row's block can take are computed once and selected by the bits. */
+static void dequant_group_block(bllm_type t, const void *w, int rows, int cols, int r, int grp,
+                                float out[BLLM_GROUP])
 {
     const int b = grp / 2, h = grp % 2, j = r % BLLM_TILE_ROWS;
-    const uint8_t *blk = billm_block_at(w, cols, r, b);
-    float sc[BLLM_BILLM_SCALES];
-    for (int k = 0; k < BLLM_BILLM_SCALES; k++)
-        sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
-    float v[8];
-    for (int k = 0; k < 8; k++) /* index: salient << 2 | s2 << 1 | s */
-        v[k] = v_billm(sc, k >> 2, k & 1, k >> 1 & 1);
-    uint64_t s1 = sign_row(blk + 512 * h, j), s2 = sign_row(blk + 512 * h + 256, j);
-    uint64_t fl = rd_bits(bllm_billm_flags(w, rows, cols) + (size_t)grp * 8, 8);
+    const uint8_t *blk = blk_at(t, w, cols, r, b);
+    float sc[BLLM_STBLLM_SCALES];
+    for (int k = 0; k < bllm_blk_scales(t); k++)
+        sc[k] = rd16(blk + blk_scale_off(t, cols, b, k, j));
+    uint64_t s1 = sign_row(blk_plane(t, blk, h, 0), j), s2 = sign_row(blk_plane(t, blk, h, 1), j);
+    uint64_t fl = rd_bits(bllm_blk_flags(t, w, rows, cols) + (size_t)grp * 8, 8);
+    if (t == BLLM_TYPE_BILLM) {
+        float v[8];
+        for (int k = 0; k < 8; k++) /* index: salient << 2 | s2 << 1 | s */
+            v[k] = v_billm(sc, k >> 2, k & 1, k >> 1 & 1);
+        for (int cc = 0; cc < BLLM_GROUP; cc++)
+            out[cc] = v[(fl >> cc & 1) << 2 | (s2 >> cc & 1) << 1 | (s1 >> cc & 1)];
+        return;
+    }
+    /* stbllm: index salient << 3 | A << 2 | B << 1 | s */
+    uint64_t s3 = sign_row(blk_plane(t, blk, h, 2), j);
+    float v[16];
+    for (int k = 0; k < 16; k++) {
+        int sal = k >> 3, ab = k >> 1 & 3, s = k & 1;
+        v[k] = sal ? v_stbllm(sc, ab >> 1, 1, s, ab & 1, 0) : v_stbllm(sc, ab != 0, 0, s, 0, ab ? ab - 1 : 0);
+    }
     for (int cc = 0; cc < BLLM_GROUP; cc++)
-        out[cc] = v[(fl >> cc & 1) << 2 | (s2 >> cc & 1) << 1 | (s1 >> cc & 1)];
+        out[cc] = v[(fl >> cc & 1) << 3 | (s2 >> cc & 1) << 2 | (s3 >> cc & 1) << 1 | (s1 >> cc & 1)];
 }
 
 void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols, int r, int grp,
                                float out[BLLM_GROUP])
 {
-    if (type == BLLM_TYPE_BILLM) {
-        dequant_group_billm(w, rows, cols, r, grp, out);
+    if (bllm_type_is_block(type)) {
+        dequant_group_block(type, w, rows, cols, r, grp, out);
         return;
     }
     layout L = layout_of(type);
@@ -535,15 +596,22 @@ void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols
  * bllm_binary_dequant_group. */
 float bllm_binary_weight(bllm_type type, const void *w, int rows, int cols, int r, int c)
 {
-    if (type == BLLM_TYPE_BILLM) {
+    if (bllm_type_is_block(type)) {
         const int b = c / BLLM_BILLM_BLOCK, h = c % BLLM_BILLM_BLOCK / BLLM_GROUP, cc = c % BLLM_GROUP;
         const int j = r % BLLM_TILE_ROWS;
-        const uint8_t *blk = billm_block_at(w, cols, r, b);
-        float sc[BLLM_BILLM_SCALES];
-        for (int k = 0; k < BLLM_BILLM_SCALES; k++)
-            sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
-        int salient = bllm_billm_flags(w, rows, cols)[c / 8] >> (c % 8) & 1;
-        return v_billm(sc, salient, sign_at(blk + 512 * h, j, cc), sign_at(blk + 512 * h + 256, j, cc));
+        const uint8_t *blk = blk_at(type, w, cols, r, b);
+        float sc[BLLM_STBLLM_SCALES];
+        for (int k = 0; k < bllm_blk_scales(type); k++)
+            sc[k] = rd16(blk + blk_scale_off(type, cols, b, k, j));
+        int salient = bllm_blk_flags(type, w, rows, cols)[c / 8] >> (c % 8) & 1;
+        int s = sign_at(blk_plane(type, blk, h, 0), j, cc), p1 = sign_at(blk_plane(type, blk, h, 1), j, cc);
+        if (type == BLLM_TYPE_BILLM)
+            return v_billm(sc, salient, s, p1);
+        int p2 = sign_at(blk_plane(type, blk, h, 2), j, cc);
+        if (salient)
+            return v_stbllm(sc, p1, 1, s, p2, 0);
+        int ab = p1 << 1 | p2;
+        return v_stbllm(sc, ab != 0, 0, s, 0, ab ? ab - 1 : 0);
     }
     layout L = layout_of(type);
     int grp = c / BLLM_GROUP, cc = c % BLLM_GROUP, j = r % BLLM_TILE_ROWS;
@@ -623,25 +691,42 @@ bllm_status bllm_binary_dequantize(bllm_type type, const void *w, uint64_t nbyte
     return BLLM_OK;
 }
 
-static void unpack_billm(const void *w, bllm_binary_decomp *d)
+static void unpack_block(const void *w, bllm_binary_decomp *d)
 {
-    const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols);
-    const uint8_t *flags = bllm_billm_flags(w, rows, cols);
+    const bllm_type t = d->type;
+    const int rows = d->rows, cols = d->cols, nblk = bllm_billm_blocks(cols), nsc = bllm_blk_scales(t);
+    const uint8_t *flags = bllm_blk_flags(t, w, rows, cols);
     for (int c = 0; c < cols; c++)
         d->col_salient[c] = flags[c / 8] >> (c % 8) & 1;
     for (int r = 0; r < rows; r++) {
         const int j = r % BLLM_TILE_ROWS;
         for (int b = 0; b < nblk; b++) {
-            const uint8_t *blk = billm_block_at(w, cols, r, b);
+            const uint8_t *blk = blk_at(t, w, cols, r, b);
             for (int h = 0; h < bllm_billm_halves(cols, b); h++)
                 for (int cc = 0; cc < BLLM_GROUP; cc++) {
-                    size_t i = (size_t)r * cols + (size_t)b * BLLM_BILLM_BLOCK + (size_t)h * BLLM_GROUP + cc;
-                    d->sign[i] = (uint8_t)sign_at(blk + 512 * h, j, cc);
-                    d->sign2[i] = (uint8_t)sign_at(blk + 512 * h + 256, j, cc);
+                    const int c = b * BLLM_BILLM_BLOCK + h * BLLM_GROUP + cc;
+                    const size_t i = (size_t)r * cols + (size_t)c;
+                    d->sign[i] = (uint8_t)sign_at(blk_plane(t, blk, h, 0), j, cc);
+                    int p1 = sign_at(blk_plane(t, blk, h, 1), j, cc);
+                    if (t == BLLM_TYPE_BILLM) {
+                        d->sign2[i] = (uint8_t)p1;
+                        continue;
+                    }
+                    int p2 = sign_at(blk_plane(t, blk, h, 2), j, cc);
+                    if (d->col_salient[c]) {
+                        d->mask[i] = (uint8_t)p1;
+                        d->sign2[i] = (uint8_t)(p1 & p2);
+                    } else {
+                        int ab = p1 << 1 | p2;
+                        d->mask[i] = ab != 0;
+                        d->region[i] = (uint8_t)(ab ? ab - 1 : 0);
+                    }
+                    if (!d->mask[i])
+                        d->sign[i] = 0;
                 }
-            float *sc = d->bscale + ((size_t)r * nblk + b) * BLLM_BILLM_SCALES;
-            for (int k = 0; k < BLLM_BILLM_SCALES; k++)
-                sc[k] = rd16(blk + billm_scale_off(cols, b, k, j));
+            float *sc = d->bscale + ((size_t)r * nblk + b) * nsc;
+            for (int k = 0; k < nsc; k++)
+                sc[k] = rd16(blk + blk_scale_off(t, cols, b, k, j));
         }
     }
 }
@@ -654,8 +739,8 @@ bllm_status bllm_binary_unpack(bllm_type type, const void *w, uint64_t nbytes, c
         s = bllm_binary_decomp_init(d, type, rows, cols);
     if (s)
         return s;
-    if (type == BLLM_TYPE_BILLM) {
-        unpack_billm(w, d);
+    if (bllm_type_is_block(type)) {
+        unpack_block(w, d);
         return BLLM_OK;
     }
     layout L = layout_of(type);

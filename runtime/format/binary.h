@@ -18,6 +18,11 @@
  *           salient column  (mu1 + (s ? a1 : -a1)) + (mu2 + (s2 ? a2 : -a2))
  *           other, s2 = 0   mu_c + (s ? a_c : -a_c)   (concentrated group)
  *           other, s2 = 1   mu_s + (s ? a_s : -a_s)   (sparse group)
+ *   stbllm  per row per 128-column block, as billm, and pruned weights 0:
+ *           pruned          0
+ *           salient column  (mu1 + (s ? a1 : -a1)) + (mu2 + (s2 ? a2 : -a2))
+ *           other, region k mu_k + (s ? a_k : -a_k)   k = 0, 1, 2 (|w| small
+ *                                                     to large)
  * with every scale an fp16 value and every operation one f32 rounding, so
  * pack -> dequantize reproduces exactly what the quantizer meant. */
 #ifndef BLLM_BINARY_H
@@ -42,9 +47,13 @@ typedef struct {
                            are stored) */
     uint8_t *sign2;     /* rb2g: the second (residual) sign plane; billm:
                            the residual sign in salient columns, the group
-                           (1 = sparse) elsewhere */
+                           (1 = sparse) elsewhere; stbllm: the residual
+                           sign in salient columns, 0 elsewhere */
     uint8_t *mask;      /* nm types: 1 = kept; exactly N per aligned group of
-                           M columns */
+                           M columns. stbllm: 1 = kept (any count: its N:M
+                           is the quantizer's promise, not the type's) */
+    uint8_t *region;    /* stbllm: magnitude region 0..2 of a kept weight in
+                           a non-salient column (0 elsewhere) */
     float *alpha;       /* b1: [rows]; b1g, b1mg, rb2g, nm, pb8: groups */
     float *alpha2;      /* rb2g: groups */
     float *mu;          /* b1mg, rb2g, nm: groups */
@@ -52,9 +61,10 @@ typedef struct {
     uint8_t *salient;   /* pb8: 1 = salient (value q * sal_scale[r]) */
     int8_t *q;          /* pb8: int8 value at salient positions */
     float *sal_scale;   /* pb8: [rows] */
-    uint8_t *col_salient; /* billm: [cols], 1 = salient column (every row) */
-    float *bscale;      /* billm: [rows][blocks][BLLM_BILLM_SCALES], blocks =
-                           ceil(cols / 128) */
+    uint8_t *col_salient; /* billm, stbllm: [cols], 1 = salient column (every
+                           row) */
+    float *bscale;      /* billm, stbllm: [rows][blocks][bllm_blk_scales(type)],
+                           blocks = ceil(cols / 128) */
 } bllm_binary_decomp;
 
 /* The scales of a billm block row, in their stored order. */
@@ -65,25 +75,48 @@ enum {
     BLLM_BILLM_MU_2, BLLM_BILLM_A_2, /* salient columns, residual */
     BLLM_BILLM_SCALES
 };
-/* Column blocks of a billm matrix. */
-static inline int bllm_billm_blocks(int cols) { return (cols + BLLM_BILLM_BLOCK - 1) / BLLM_BILLM_BLOCK; }
-/* billm layout (docs/format.md), for the decoders and kernels: per 32-row
- * tile row, per column block b (128 columns, the last 64 when cols % 128 ==
- * 64), for each 64-column half h the sign plane at 512 h and the second
- * plane at 512 h + 256, then the scales, scale k of tile row j at
- * 512 * halves + 2 (32 k + j). After all tile rows, one bit per column
- * (1 = salient). */
-static inline size_t bllm_billm_tile_row_bytes(int cols)
+/* The scales of an stbllm block row, in their stored order. */
+enum {
+    BLLM_STBLLM_MU_R0, BLLM_STBLLM_A_R0, /* non-salient, |w| < p */
+    BLLM_STBLLM_MU_R1, BLLM_STBLLM_A_R1, /* p <= |w| < 2p */
+    BLLM_STBLLM_MU_R2, BLLM_STBLLM_A_R2, /* 2p <= |w| */
+    BLLM_STBLLM_MU_1, BLLM_STBLLM_A_1,   /* salient columns, first order */
+    BLLM_STBLLM_MU_2, BLLM_STBLLM_A_2,   /* salient columns, residual */
+    BLLM_STBLLM_SCALES
+};
+
+/* The block types (billm, stbllm) share one layout (docs/format.md): per
+ * 32-row tile row, per column block b (128 columns, the last 64 when cols %
+ * 128 == 64), for each 64-column half h its bit planes (256 bytes each, the
+ * sign plane first) at half_bytes * h, then the scales, scale k of tile row
+ * j at half_bytes * halves + 2 (32 k + j). After all tile rows, one bit per
+ * column (1 = salient). billm has 2 planes (sign, second) and 8 scales;
+ * stbllm 3 planes (sign, A, B) and 10 scales. stbllm's A and B: in a salient
+ * column A = kept, B = the residual sign; elsewhere (A, B) = 00 pruned, 01
+ * region 0, 10 region 1, 11 region 2. Pruned weights have every bit 0. */
+static inline bool bllm_type_is_block(bllm_type t) { return t == BLLM_TYPE_BILLM || t == BLLM_TYPE_STBLLM; }
+static inline int bllm_blk_planes(bllm_type t) { return t == BLLM_TYPE_STBLLM ? 3 : 2; }
+static inline int bllm_blk_scales(bllm_type t) { return t == BLLM_TYPE_STBLLM ? BLLM_STBLLM_SCALES : BLLM_BILLM_SCALES; }
+static inline size_t bllm_blk_half_bytes(bllm_type t) { return 256 * (size_t)bllm_blk_planes(t); }
+/* Bytes of one block of a tile row, with `halves` 64-column halves. */
+static inline size_t bllm_blk_block_bytes(bllm_type t, int halves)
 {
-    return (size_t)(cols / BLLM_BILLM_BLOCK) * 1536 + (cols % BLLM_BILLM_BLOCK ? 1024 : 0);
+    return (size_t)halves * bllm_blk_half_bytes(t) + 64 * (size_t)bllm_blk_scales(t);
+}
+/* Column blocks of a block-type matrix. */
+static inline int bllm_billm_blocks(int cols) { return (cols + BLLM_BILLM_BLOCK - 1) / BLLM_BILLM_BLOCK; }
+static inline size_t bllm_blk_tile_row_bytes(bllm_type t, int cols)
+{
+    return (size_t)(cols / BLLM_BILLM_BLOCK) * bllm_blk_block_bytes(t, 2) +
+           (cols % BLLM_BILLM_BLOCK ? bllm_blk_block_bytes(t, 1) : 0);
 }
 static inline int bllm_billm_halves(int cols, int b)
 {
     return cols - b * BLLM_BILLM_BLOCK >= BLLM_BILLM_BLOCK ? 2 : 1;
 }
-static inline const uint8_t *bllm_billm_flags(const void *w, int rows, int cols)
+static inline const uint8_t *bllm_blk_flags(bllm_type t, const void *w, int rows, int cols)
 {
-    return (const uint8_t *)w + (size_t)(rows / 32) * bllm_billm_tile_row_bytes(cols);
+    return (const uint8_t *)w + (size_t)(rows / 32) * bllm_blk_tile_row_bytes(t, cols);
 }
 
 /* Allocate (zeroed) the arrays type uses. Refuses a non-packed type or a

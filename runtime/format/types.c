@@ -49,19 +49,22 @@ static uint64_t bytes_nm48(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 
 static uint64_t bytes_nm58(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (8 + 5) + 128, 0, 0); }
 static uint64_t bytes_nm68(uint64_t r, uint64_t c) { return tile_bytes(r, c, 32 * (8 + 6) + 128, 0, 0); }
 static uint64_t bytes_onebit(uint64_t r, uint64_t c) { return tile_bytes(r, c, 256, 2, 2); }
-/* billm: per 32 rows x 64 columns two sign planes (512 bytes); per 32 rows
- * x 128-column block (the last may be 64 wide) 8 fp16 scales per row (512
- * bytes); one salient bit per column (docs/format.md). */
-static uint64_t bytes_billm(uint64_t r, uint64_t c)
+/* billm, stbllm (docs/format.md): per 32 rows x 64 columns `planes` bit
+ * planes of 256 bytes; per 32 rows x 128-column block (the last may be 64
+ * wide) `scales` fp16 scales per row (64 bytes each); one salient bit per
+ * column. billm: 2 planes, 8 scales; stbllm: 3 and 10. */
+static uint64_t bytes_block(uint64_t r, uint64_t c, uint64_t planes, uint64_t scales)
 {
     uint64_t blocks = (c + BLLM_BILLM_BLOCK - 1) / BLLM_BILLM_BLOCK, a, b, s;
-    if (__builtin_mul_overflow(blocks, (uint64_t)512, &a) || __builtin_mul_overflow(r / BLLM_TILE_ROWS, a, &a))
+    if (__builtin_mul_overflow(blocks, 64 * scales, &a) || __builtin_mul_overflow(r / BLLM_TILE_ROWS, a, &a))
         return 0;
-    b = tile_bytes(r, c, 512, 0, 0);
+    b = tile_bytes(r, c, 256 * planes, 0, 0);
     if (!b || __builtin_add_overflow(a, b, &s) || __builtin_add_overflow(s, c / 8, &s))
         return 0;
     return s;
 }
+static uint64_t bytes_billm(uint64_t r, uint64_t c) { return bytes_block(r, c, 2, 8); }
+static uint64_t bytes_stbllm(uint64_t r, uint64_t c) { return bytes_block(r, c, 3, 10); }
 
 static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {
     [BLLM_TYPE_F32] = {"f32", 4, false, any_shape, bytes_f32},
@@ -79,6 +82,7 @@ static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {
     [BLLM_TYPE_PB8] = {"pb8", 0, true, tiled_u16_cols, bytes_b1g},
     [BLLM_TYPE_U8] = {"u8", 1, false, any_shape, bytes_u8},
     [BLLM_TYPE_BILLM] = {"billm", 0, true, tiled, bytes_billm},
+    [BLLM_TYPE_STBLLM] = {"stbllm", 0, true, tiled, bytes_stbllm},
 };
 
 bool bllm_type_valid(uint32_t type) { return type < BLLM_TYPE_COUNT; }

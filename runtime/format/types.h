@@ -30,6 +30,9 @@ typedef enum {
     BLLM_TYPE_BILLM = 14, /* BiLLM: salient columns mu1 + a1 s1 + mu2 + a2 s2,
                              the rest mu + a s in two magnitude groups, per
                              row per 128 columns */
+    BLLM_TYPE_STBLLM = 15, /* STBLLM: billm's salient columns and blocks, the
+                             rest in three magnitude regions, every weight
+                             kept or pruned (N:M by the quantizer) */
     BLLM_TYPE_COUNT
 } bllm_type;
 

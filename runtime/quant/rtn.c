@@ -241,9 +241,9 @@ bllm_status bllm_binary_rtn(bllm_type type, const float *w, int rows, int cols, 
         bllm_rtn_options_default(&def);
         o = &def;
     }
-    if (type == BLLM_TYPE_BILLM)
-        return bllm_fail(BLLM_ERR_ARG, "billm holds BiLLM's calibrated decomposition; it has no round-to-nearest "
-                         "form (quantize with --method billm)");
+    if (bllm_type_is_block(type))
+        return bllm_fail(BLLM_ERR_ARG, "%s holds a calibrated decomposition; it has no round-to-nearest form "
+                         "(quantize with --method %s)", bllm_type_name(type), bllm_type_name(type));
     bllm_status s = bllm_binary_decomp_init(d, type, rows, cols);
     if (s)
         return s;

@@ -53,7 +53,7 @@ static int irand(int n) { return (int)(rnd() % (uint64_t)n); }
 
 static const bllm_type packed_types[] = {BLLM_TYPE_B1,   BLLM_TYPE_B1G,  BLLM_TYPE_B1MG,   BLLM_TYPE_RB2G,
                                          BLLM_TYPE_NM24, BLLM_TYPE_NM48, BLLM_TYPE_NM58,   BLLM_TYPE_NM68,
-                                         BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8,  BLLM_TYPE_BILLM};
+                                         BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8,  BLLM_TYPE_BILLM, BLLM_TYPE_STBLLM};
 enum { N_PACKED = sizeof packed_types / sizeof packed_types[0] };
 
 static uint32_t binom(int n, int k)
@@ -138,8 +138,16 @@ static void random_decomp(bllm_binary_decomp *d)
         d->h[c] = rand_fp16(0.05f, 0.5f);
     for (int c = 0; d->col_salient && c < cols; c++)
         d->col_salient[c] = (uint8_t)(irand(6) == 0);
-    for (size_t i = 0; d->bscale && i < (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES; i++)
+    for (size_t i = 0; d->bscale && i < (size_t)rows * bllm_billm_blocks(cols) * bllm_blk_scales(d->type); i++)
         d->bscale[i] = i % 2 ? rand_fp16(0.0f, 0.2f) : rand_fp16(-0.05f, 0.05f);
+    if (d->region) /* stbllm: any kept share; regions and residual signs where they belong */
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % (size_t)cols);
+            d->mask[i] = (uint8_t)(irand(3) != 0);
+            d->region[i] = d->mask[i] && !d->col_salient[c] ? (uint8_t)irand(3) : 0;
+            d->sign2[i] &= d->mask[i] & d->col_salient[c];
+            d->sign[i] &= d->mask[i];
+        }
     if (d->salient)
         for (int r = 0; r < rows; r++) {
             d->sal_scale[r] = rand_fp16(0.0005f, 0.01f);
@@ -199,6 +207,29 @@ static float doc_value(bllm_type type, const uint8_t *w, const bllm_pb8_salient 
             return v1 + (sc[6] + (s2 ? sc[7] : -sc[7]));
         }
         return s2 ? sc[2] + (s1 ? sc[3] : -sc[3]) : sc[0] + (s1 ? sc[1] : -sc[1]);
+    }
+    case BLLM_TYPE_STBLLM: {
+        /* docs/format.md: as billm with three 256-byte planes per half (S, A,
+         * B) and 10 scales (mu_0 a_0 mu_1 a_1 mu_2 a_2 mu1 a1 mu2 a2): 2176
+         * (1408) bytes a block. Salient column: A kept, B residual sign;
+         * else AB = 00 pruned, 01/10/11 region 0/1/2 */
+        size_t row_bytes = (size_t)(cols / 128) * 2176 + (cols % 128 ? 1408 : 0);
+        int b = c / 128, h = c % 128 / 64, halves = cols - 128 * b >= 128 ? 2 : 1;
+        const uint8_t *blk = w + (size_t)(r / 32) * row_bytes + (size_t)b * 2176;
+        const uint8_t *flags = w + (size_t)(rows / 32) * row_bytes;
+        float sc[10];
+        for (int k = 0; k < 10; k++)
+            sc[k] = f16at(blk + 768 * halves + 64 * k + 2 * j);
+        int s = doc_sign(blk + 768 * h, j, cc), A = doc_sign(blk + 768 * h + 256, j, cc);
+        int B = doc_sign(blk + 768 * h + 512, j, cc);
+        if (flags[c / 8] >> (c % 8) & 1) {
+            if (!A)
+                return 0.0f;
+            float v1 = sc[6] + (s ? sc[7] : -sc[7]);
+            return v1 + (sc[8] + (B ? sc[9] : -sc[9]));
+        }
+        int k = 2 * A + B - 1;
+        return k < 0 ? 0.0f : sc[2 * k] + (s ? sc[2 * k + 1] : -sc[2 * k + 1]);
     }
     case BLLM_TYPE_B1: {
         const uint8_t *tile = w + 256 * t;
@@ -662,6 +693,11 @@ int main(void)
         CHECK(bllm_type_tensor_bytes(BLLM_TYPE_BILLM, r, c) == want, "billm %llux%llu: %llu bytes, docs say %llu",
               (unsigned long long)r, (unsigned long long)c,
               (unsigned long long)bllm_type_tensor_bytes(BLLM_TYPE_BILLM, r, c), (unsigned long long)want);
+        /* stbllm: 4.25 bits per weight in whole blocks, 5.5 in a last 64-column one */
+        want = r / 32 * (c / 128 * 2176 + (c % 128 ? 1408 : 0)) + c / 8;
+        CHECK(bllm_type_tensor_bytes(BLLM_TYPE_STBLLM, r, c) == want, "stbllm %llux%llu: %llu bytes, docs say %llu",
+              (unsigned long long)r, (unsigned long long)c,
+              (unsigned long long)bllm_type_tensor_bytes(BLLM_TYPE_STBLLM, r, c), (unsigned long long)want);
     }
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

@@ -43,6 +43,8 @@ static void *random_tensor(bllm_type ty, int rows, int cols, bllm_binary_decomp 
     size_t n = (size_t)rows * cols, ng = (size_t)rows * (cols / 64);
     int N = 0, M = 1;
     bllm_nm_params(ty, &N, &M, NULL);
+    if (ty == BLLM_TYPE_STBLLM) /* any count kept: N of 8, N = 4..8 per tensor */
+        N = 4 + rng_int(5), M = 8;
     for (size_t i = 0; i < n; i++) {
         d->sign[i] = (uint8_t)rng_int(2);
         if (d->sign2)
@@ -76,8 +78,15 @@ static void *random_tensor(bllm_type ty, int rows, int cols, bllm_binary_decomp 
     if (d->col_salient) /* billm: a few salient columns per block, some blocks none */
         for (int c = 0; c < cols; c++)
             d->col_salient[c] = (uint8_t)(rng_int(5) == 0 && (c / 128) % 3 != 1);
+    if (d->region) /* stbllm: regions of the kept non-salient weights, the
+                      residual sign only where kept in a salient column */
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % (size_t)cols);
+            d->region[i] = (uint8_t)(d->mask[i] && !d->col_salient[c] ? rng_int(3) : 0);
+            d->sign2[i] &= d->mask[i] & d->col_salient[c];
+        }
     if (d->bscale) {
-        size_t nbs = (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES;
+        size_t nbs = (size_t)rows * bllm_billm_blocks(cols) * bllm_blk_scales(ty);
         for (size_t i = 0; i < nbs; i++)
             d->bscale[i] = i % 2 == 0 ? bllm_fp16_round((float)(rng_unif() - 0.5) * 0.5f) : rng_scale(1);
     }
@@ -115,11 +124,15 @@ static double term_size(const bllm_binary_decomp *d, int r, int c)
     switch (d->type) {
     case BLLM_TYPE_B1: return fabs(d->alpha[r]);
     case BLLM_TYPE_ONEBIT: return fabs((double)d->g[r] * d->h[c]);
-    case BLLM_TYPE_BILLM: {
-        const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(c / 128)) *
-                                          BLLM_BILLM_SCALES;
+    case BLLM_TYPE_BILLM:
+    case BLLM_TYPE_STBLLM: { /* the scales of the column's kind (salient or not) */
+        const int ns = bllm_blk_scales(d->type);
+        const int mu1 = d->type == BLLM_TYPE_BILLM ? BLLM_BILLM_MU_1 : BLLM_STBLLM_MU_1;
+        const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(c / 128)) * ns;
+        if (d->mask && !d->mask[(size_t)r * d->cols + c])
+            return 0.0; /* stbllm, pruned: in no plane the kernels look up */
         double sum = 0.0;
-        for (int k = d->col_salient[c] ? BLLM_BILLM_MU_1 : 0; k < (d->col_salient[c] ? 8 : BLLM_BILLM_MU_1); k++)
+        for (int k = d->col_salient[c] ? mu1 : 0; k < (d->col_salient[c] ? ns : mu1); k++)
             sum += fabs(sc[k]);
         return sum;
     }
@@ -167,6 +180,34 @@ static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok
                     kept += qc;
                 }
                 double dd = dg[g];
+                if (d->type == BLLM_TYPE_STBLLM) {
+                    /* every term over q (kernels/binary_x86.h's block
+                     * section): y_q = d sum_c w_c q_c with w_c the exact
+                     * mu + (+-a) (salient: both pairs) of the scales; the
+                     * kernels sum region and salient subsets of q exactly
+                     * and scale each by one stored scale (mu1 + mu2 one
+                     * f32 sum), every partial sum bounded by M_q below */
+                    const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(cols) + (size_t)(g / 2)) *
+                                                      BLLM_STBLLM_SCALES;
+                    double yg = 0, mg = 0;
+                    for (int c = 64 * g; c < 64 * g + 64; c++) {
+                        size_t i = (size_t)r * cols + c;
+                        if (!d->mask[i])
+                            continue;
+                        double s = d->sign[i] ? 1.0 : -1.0, v;
+                        if (d->col_salient[c])
+                            v = (double)sc[BLLM_STBLLM_MU_1] + s * sc[BLLM_STBLLM_A_1] + sc[BLLM_STBLLM_MU_2] +
+                                (d->sign2[i] ? 1.0 : -1.0) * sc[BLLM_STBLLM_A_2];
+                        else
+                            v = (double)sc[BLLM_STBLLM_MU_R0 + 2 * d->region[i]] +
+                                s * sc[BLLM_STBLLM_A_R0 + 2 * d->region[i]];
+                        yg += v * q[c];
+                        mg += term_size(d, r, c) * abs(q[c]);
+                    }
+                    y += dd * yg;
+                    m += fabs(dd) * mg;
+                    continue;
+                }
                 if (d->type == BLLM_TYPE_BILLM) { /* the formula of kernels/binary_x86.h's billm section */
                     const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(cols) + (size_t)(g / 2)) *
                                                       BLLM_BILLM_SCALES;
@@ -223,6 +264,21 @@ static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok
     free(dg);
     free(sg);
     free(xh);
+}
+
+/* Overwrites count random bytes of a block-type tensor's bit planes (never
+ * its scales or salient flags) with random values: for stbllm, bits the
+ * packer never writes (a sign where pruned, B without A in a salient
+ * column), which every kernel must read as the reference decoder does. */
+static void corrupt_block_planes(bllm_type ty, uint8_t *w, int rows, int cols, int count)
+{
+    const size_t trb = bllm_blk_tile_row_bytes(ty, cols), bb = bllm_blk_block_bytes(ty, 2);
+    const size_t hb = bllm_blk_half_bytes(ty);
+    for (int k = 0; k < count; k++) {
+        int tr = rng_int(rows / 32), b = rng_int(bllm_billm_blocks(cols));
+        int h = rng_int(bllm_billm_halves(cols, b));
+        w[(size_t)tr * trb + (size_t)b * bb + hb * (size_t)h + (size_t)rng_int((int)hb)] = (uint8_t)rng_int(256);
+    }
 }
 
 static const uint32_t SENTINEL = 0x7fc0beefu;

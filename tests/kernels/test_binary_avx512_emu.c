@@ -24,7 +24,8 @@
  * one, and a ragged one (not whole tiles: both hand it to the scalar
  * reference, so it must equal scalar exactly). N:M tensors with groups
  * keeping other than N of M (a corrupt file) go through the GEMV pipeline
- * and the GEMM decoder. */
+ * and the GEMM decoder, stbllm tensors with random bytes in their bit
+ * planes through its plane ANDs. */
 #include "binary_checks.h"
 
 /* tests/kernels/binary_avx512_emu.c: kernels/binary_avx512.c's fill. */
@@ -182,12 +183,17 @@ static void corrupt_nm_masks(bllm_type ty, uint8_t *w, int rows, int cols, int c
 }
 
 /* N:M tensors with random invalid masks: GEMV (the pipelined decoder) and
- * GEMM (the per-tile one), expected values from the unpacked bytes. */
+ * GEMM (the per-tile one); stbllm tensors with random bytes in their bit
+ * planes (bit patterns the packer never writes). Expected values from the
+ * unpacked bytes. */
 static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set *lut, int n_cases)
 {
     /* its own draws, whatever the type tests before it drew */
     rng_state = TEST_RNG_SEED ^ 0x5bd1e995ull;
-    for (int ty = BLLM_TYPE_NM24; ty <= BLLM_TYPE_NM68; ty++) {
+    static const bllm_type types[] = {BLLM_TYPE_NM24, BLLM_TYPE_NM48, BLLM_TYPE_NM58, BLLM_TYPE_NM68,
+                                      BLLM_TYPE_STBLLM};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const bllm_type ty = types[i];
         stats st;
         exact_stats ex;
         memset(&st, 0, sizeof st);
@@ -195,22 +201,26 @@ static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set
         for (int k = 0; k < n_cases; k++) {
             int rows = 32 * (1 + rng_int(6)), cols = 64 * (1 + rng_int(8)), n_tok = k & 1 ? 1 + rng_int(12) : 1;
             bllm_binary_decomp d, dc;
-            uint8_t *w = random_tensor((bllm_type)ty, rows, cols, &d);
-            uint64_t nb = bllm_type_tensor_bytes((bllm_type)ty, rows, cols);
-            corrupt_nm_masks((bllm_type)ty, w, rows, cols, 1 + rng_int(24));
-            if (bllm_binary_unpack((bllm_type)ty, w, nb, NULL, rows, cols, &dc) != BLLM_OK) {
-                printf("  FAIL: unpack of the corrupted %s: %s\n", bllm_type_name((bllm_type)ty), bllm_last_error());
+            uint8_t *w = random_tensor(ty, rows, cols, &d);
+            uint64_t nb = bllm_type_tensor_bytes(ty, rows, cols);
+            if (bllm_type_is_block(ty))
+                corrupt_block_planes(ty, w, rows, cols, 1 + rng_int(200));
+            else
+                corrupt_nm_masks(ty, w, rows, cols, 1 + rng_int(24));
+            if (bllm_binary_unpack(ty, w, nb, NULL, rows, cols, &dc) != BLLM_OK) {
+                printf("  FAIL: unpack of the corrupted %s: %s\n", bllm_type_name(ty), bllm_last_error());
                 st.bad++;
             } else {
-                check_tensor(emu, lut, (bllm_type)ty, rows, cols, n_tok, &dc, w, &st, &ex);
+                check_tensor(emu, lut, ty, rows, cols, n_tok, &dc, w, &st, &ex);
                 bllm_binary_decomp_free(&dc);
             }
             bllm_binary_decomp_free(&d);
             free(w);
         }
-        char what[40];
-        snprintf(what, sizeof what, "%2d tensors, invalid masks", n_cases);
-        report(what, (bllm_type)ty, &st, &ex, 0.03); /* 16 small tensors: a noisier statistic */
+        char what[48];
+        snprintf(what, sizeof what, "%2d tensors, %s", n_cases,
+                 bllm_type_is_block(ty) ? "random plane bytes" : "invalid masks");
+        report(what, ty, &st, &ex, 0.03); /* 16 small tensors: a noisier statistic */
     }
 }
 
@@ -234,8 +244,8 @@ int main(int argc, char **argv)
     bllm_binary_avx512emu_fill(emu.matmul, BLLM_BINARY_AUTO);
 
     for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
-        if (bllm_type_is_packed((bllm_type)ty))
-            test_type(&emu, lut, (bllm_type)ty, n_cases);
+        if (bllm_type_is_packed(ty))
+            test_type(&emu, lut, ty, n_cases);
     test_invalid_masks(&emu, lut, n_cases);
 
     printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe vs avx2-lut and the int8 reference)\n", checks,

@@ -17,6 +17,22 @@
  * groups) ~ 6e-6 M_q at 1216 columns, a sign flip by far more. Its error
  * against the float reference (the cost of int8 activations) is printed
  * and bounded loosely (relative RMS < 2%).
+ * billm and stbllm: M and M_q take for each column the |mu| + |alpha| of
+ * its kind (salient: both pairs; the rest: every group's or region's), and
+ * stbllm 0 for a pruned weight, which no looked-up plane holds. stbllm's
+ * LUT path puts its mu terms through the tables too (kernels/binary_x86.h):
+ * y_q is then d sum_c w_c q_c over the exact weight values, and its kernel
+ * scales exact integer sums (per region R_k and 2 RS_k - R_k, per salient
+ * part K, 2 L(A & S) - K, 2 L(A & B) - K) by the stored scales, so each
+ * partial sum of a group is at most its share M_q,g = |d| sum_c ts_c |q_c|.
+ * Per group that is at most 10 roundings relative to M_q,g (9 products or
+ * FMAs, mu1 + mu2) and one relative to the running sum (<= M_q): at 19
+ * groups <= (10 + 19) 2^-24 M_q = 1.7e-6 M_q, inside 2e-6. (The equal
+ * form with coefficients mu_k - alpha_k, mu2 - alpha2 - c0 - c1, ... would
+ * need a bound several times looser: its coefficients and partial sums
+ * reach several times the scales'.) stbllm tensors with
+ * random bytes in their bit planes (patterns the packer never writes) are
+ * checked against their unpacked decomposition.
  * "avx2" (the measured choice per type and n_tok) is checked like the path
  * it uses. Rows outside [r0, r1) must stay untouched, and nothing past y's
  * end written. */
@@ -129,6 +145,48 @@ static void test_ragged(const tested *sets, int n_sets)
     free(w);
 }
 
+/* Every set on a tensor w whose expected values come from its unpacked
+ * decomposition dc (a damaged file: the reference reads some matrix from
+ * any bytes, and the SIMD decoders must read the same one), GEMV and GEMM,
+ * all rows. what: printed after the type. */
+static void check_unpacked(const tested *sets, int n_sets, bllm_type ty, const void *w,
+                           const bllm_binary_decomp *dc, int n_tok, const char *what)
+{
+    const int rows = dc->rows, cols = dc->cols;
+    float *x = malloc(sizeof(float) * (size_t)n_tok * cols);
+    random_x(x, n_tok, cols);
+    size_t ny = (size_t)n_tok * rows;
+    float *yref = malloc(sizeof(float) * ny);
+    double *yq = malloc(sizeof(double) * ny), *mq = malloc(sizeof(double) * ny), *mf = malloc(sizeof(double) * ny);
+    bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
+    lut_reference(dc, x, n_tok, yq, mq);
+    for (int t = 0; t < n_tok; t++)
+        for (int r = 0; r < rows; r++) {
+            double m = 0;
+            for (int c = 0; c < cols; c++)
+                m += term_size(dc, r, c) * fabs(x[(size_t)t * cols + c]);
+            mf[(size_t)t * rows + r] = m + cols * 0x1p-149 / 1e-5;
+        }
+    for (int s = 0; s < n_sets; s++) {
+        tested ts = sets[s];
+        if (ts.lut < 0)
+            ts.lut = runs_lut(ts.set, ty);
+        stats st;
+        memset(&st, 0, sizeof st);
+        for (int n = 1; n <= n_tok; n += 2) /* GEMV and GEMM decoders */
+            check_case(&ts, ty, rows, cols, n, 0, rows, w, x, yref, yq, mq, mf, &st);
+        checks++;
+        printf("%-10s %-6s %s: max error %.2e %s\n", ts.set->name, bllm_type_name(ty), what, st.max_err,
+               st.bad ? "FAIL" : "ok");
+        failures += st.bad != 0;
+    }
+    free(x);
+    free(yref);
+    free(yq);
+    free(mq);
+    free(mf);
+}
+
 /* N:M tiles whose masks keep other than N of M (a corrupt file: here whole
  * groups set to all ones): the reference reads the i-th kept column of a
  * row with kept-sign bit i, 0 past the stored bits (docs/format.md), and
@@ -159,41 +217,34 @@ static void test_invalid_masks(const tested *sets, int n_sets)
             failures++;
             continue;
         }
-        float x[3 * 256];
-        random_x(x, n_tok, cols);
-        size_t ny = (size_t)n_tok * rows;
-        float *yref = malloc(sizeof(float) * ny);
-        double *yq = malloc(sizeof(double) * ny), *mq = malloc(sizeof(double) * ny), *mf = malloc(sizeof(double) * ny);
-        bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
-        lut_reference(&dc, x, n_tok, yq, mq);
-        for (int t = 0; t < n_tok; t++)
-            for (int r = 0; r < rows; r++) {
-                double m = 0;
-                for (int c = 0; c < cols; c++)
-                    m += term_size(&dc, r, c) * fabs(x[(size_t)t * cols + c]);
-                mf[(size_t)t * rows + r] = m + cols * 0x1p-149 / 1e-5;
-            }
-        for (int s = 0; s < n_sets; s++) {
-            tested ts = sets[s];
-            if (ts.lut < 0)
-                ts.lut = runs_lut(ts.set, (bllm_type)ty);
-            stats st;
-            memset(&st, 0, sizeof st);
-            for (int n = 1; n <= n_tok; n += 2) /* GEMV and GEMM decoders */
-                check_case(&ts, (bllm_type)ty, rows, cols, n, 0, rows, w, x, yref, yq, mq, mf, &st);
-            checks++;
-            printf("%-10s %-6s with 20 invalid group masks: max error %.2e %s\n", ts.set->name,
-                   bllm_type_name((bllm_type)ty), st.max_err, st.bad ? "FAIL" : "ok");
-            failures += st.bad != 0;
-        }
+        check_unpacked(sets, n_sets, (bllm_type)ty, w, &dc, n_tok, "with 20 invalid group masks");
         bllm_binary_decomp_free(&d);
         bllm_binary_decomp_free(&dc);
         free(w);
-        free(yref);
-        free(yq);
-        free(mq);
-        free(mf);
     }
+}
+
+/* stbllm tensors with random bytes in their bit planes: bit patterns the
+ * packer never writes (a sign bit where pruned; in a salient column B or a
+ * sign without A), which the reference reads as 0 and the kernels' plane
+ * ANDs must too. */
+static void test_block_any_bits(const tested *sets, int n_sets)
+{
+    rng_state = TEST_RNG_SEED ^ 0x9e3779b9ull;
+    const bllm_type ty = BLLM_TYPE_STBLLM;
+    const int rows = 96, cols = 320;
+    bllm_binary_decomp d, dc;
+    uint8_t *w = random_tensor(ty, rows, cols, &d);
+    corrupt_block_planes(ty, w, rows, cols, 600);
+    if (bllm_binary_unpack(ty, w, bllm_type_tensor_bytes(ty, rows, cols), NULL, rows, cols, &dc) != BLLM_OK) {
+        printf("FAIL: unpack of the corrupted %s: %s\n", bllm_type_name(ty), bllm_last_error());
+        failures++;
+    } else {
+        check_unpacked(sets, n_sets, ty, w, &dc, 3, "with 600 random plane bytes");
+        bllm_binary_decomp_free(&dc);
+    }
+    bllm_binary_decomp_free(&d);
+    free(w);
 }
 
 /* A NaN or inf activation makes the outputs NaN/inf in every path rather
@@ -292,6 +343,7 @@ int main(int argc, char **argv)
             test_type(sets, n_sets, (bllm_type)ty, n_cases);
     test_ragged(sets, n_sets);
     test_invalid_masks(sets, n_sets);
+    test_block_any_bits(sets, n_sets);
     test_nonfinite(sets, n_sets);
 
     printf("\n%d checks, %d failed (sets:", checks, failures);

@@ -83,8 +83,18 @@ static void gen_decomp(bllm_binary_decomp *d)
         d->h[c] = bllm_fp16_round(rand_scale() * (rng_int(2) ? 1.0f : -1.0f));
     for (int c = 0; d->col_salient && c < cols; c++) /* some blocks without any */
         d->col_salient[c] = (uint8_t)((c / 128) % 3 != 2 && rng_int(5) == 0);
-    for (size_t i = 0; d->bscale && i < (size_t)rows * bllm_billm_blocks(cols) * BLLM_BILLM_SCALES; i++)
+    for (size_t i = 0; d->bscale && i < (size_t)rows * bllm_billm_blocks(cols) * bllm_blk_scales(d->type); i++)
         d->bscale[i] = i % 2 ? rand_scale() : bllm_fp16_round(fp16_rand(-0.5f, 0.5f) * 0.1f);
+    if (d->type == BLLM_TYPE_STBLLM) { /* kept with probability 5/8 (any count per group); regions of the
+                                          kept non-salient weights; the residual sign only where kept in
+                                          a salient column */
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % (size_t)cols);
+            d->mask[i] = (uint8_t)(rng_int(8) < 5);
+            d->region[i] = (uint8_t)(d->mask[i] && !d->col_salient[c] ? rng_int(3) : 0);
+            d->sign2[i] &= d->mask[i] & d->col_salient[c];
+        }
+    }
 }
 
 /* billm's part of ref_q8 for row r, group g (the formula at binary_neon.c's
@@ -119,6 +129,41 @@ static float ref_q8_billm(const bllm_binary_decomp *d, int r, int g, const int *
         acc = fmaf(sc[BLLM_BILLM_MU_1] + sc[BLLM_BILLM_MU_2], xss, acc);
         acc = fmaf(sc[BLLM_BILLM_A_1] * dd, (float)sg1, acc);
         acc = fmaf(sc[BLLM_BILLM_A_2] * dd, (float)sg2, acc);
+    }
+    return acc;
+}
+
+/* stbllm's part of ref_q8 for row r, group g (the formula at binary_neon.c's
+ * block section): integer sums per region and of the salient columns over
+ * q, then the f32 steps. Every term, mu included, meets the quantized x. */
+static float ref_q8_stbllm(const bllm_binary_decomp *d, int r, int g, const int *q, float dd, float acc,
+                           double *bnd)
+{
+    const float *sc = d->bscale + ((size_t)r * bllm_billm_blocks(d->cols) + (size_t)(g / 2)) * BLLM_STBLLM_SCALES;
+    int kept[3] = {0, 0, 0}, sgn[3] = {0, 0, 0}, ks = 0, sg1 = 0, sg2 = 0, any_s = 0;
+    for (int k = 0; k < BLLM_GROUP; k++) {
+        int c = g * BLLM_GROUP + k;
+        size_t i = (size_t)r * d->cols + c;
+        any_s |= d->col_salient[c];
+        *bnd += fabs((double)bllm_binary_decomp_value(d, r, c)) * dd * (0.5 + 1e-3);
+        if (!d->mask[i])
+            continue;
+        int s1 = d->sign[i] ? q[c] : -q[c];
+        if (d->col_salient[c]) {
+            ks += q[c], sg1 += s1, sg2 += d->sign2[i] ? q[c] : -q[c];
+        } else {
+            kept[d->region[i]] += q[c];
+            sgn[d->region[i]] += s1;
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        acc = fmaf(sc[BLLM_STBLLM_MU_R0 + 2 * k] * dd, (float)kept[k], acc);
+        acc = fmaf(sc[BLLM_STBLLM_A_R0 + 2 * k] * dd, (float)sgn[k], acc);
+    }
+    if (any_s) {
+        acc = fmaf((sc[BLLM_STBLLM_MU_1] + sc[BLLM_STBLLM_MU_2]) * dd, (float)ks, acc);
+        acc = fmaf(sc[BLLM_STBLLM_A_1] * dd, (float)sg1, acc);
+        acc = fmaf(sc[BLLM_STBLLM_A_2] * dd, (float)sg2, acc);
     }
     return acc;
 }
@@ -189,6 +234,10 @@ static void ref_q8(const bllm_binary_decomp *d, const float *x, int n_tok, float
                     acc = ref_q8_billm(d, r, g, q, dg[g], xsn[g], xss[g], acc, &bnd);
                     continue;
                 }
+                if (ty == BLLM_TYPE_STBLLM) {
+                    acc = ref_q8_stbllm(d, r, g, q, dg[g], acc, &bnd);
+                    continue;
+                }
                 int s1 = 0, s2 = 0, kept = 0;
                 for (int k = 0; k < BLLM_GROUP; k++) {
                     int c = g * BLLM_GROUP + k;
@@ -239,10 +288,13 @@ typedef struct {
     int bad_float, bad_lut, bad_exact;
 } packed_stats;
 
-/* corrupt (N:M only): after packing, random rows get random kept masks (a
- * damaged file: groups keeping other than N of M); the values to expect
- * are then those bllm_binary_unpack reads from the bytes, the i-th kept
- * column of a row taking kept-sign bit i (docs/format.md). */
+/* corrupt (N:M, stbllm): after packing, N:M tensors get random kept masks
+ * in random rows (a damaged file: groups keeping other than N of M), stbllm
+ * tensors random bytes in their bit planes (bits the packer never writes:
+ * a sign where pruned, B or a sign without A in a salient column); the
+ * values to expect are then those bllm_binary_unpack reads from the bytes
+ * (N:M: the i-th kept column of a row taking kept-sign bit i,
+ * docs/format.md). */
 static void test_packed_case(const bllm_kernel_set *scalar, const bllm_kernel_set *lut,
                              const bllm_kernel_set *flt, bllm_type ty, int rows, int cols, int n_tok,
                              int corrupt, packed_stats *st)
@@ -266,12 +318,23 @@ static void test_packed_case(const bllm_kernel_set *scalar, const bllm_kernel_se
         return;
     }
     if (corrupt) {
-        int sb = (int)(bllm_type_tensor_bytes(ty, 32, 64) - 128) / 32 - 8;
-        size_t tile_bytes = 32u * (8 + (size_t)sb) + 128;
-        for (int k = 0; k < 24; k++) {
-            uint8_t *row = (uint8_t *)w + (size_t)rng_int(rows / 32 * (cols / 64)) * tile_bytes + 8 * rng_int(32);
-            for (int b = 0; b < 8; b++)
-                row[b] = (uint8_t)rng_next();
+        if (bllm_type_is_block(ty)) { /* random bytes in the bit planes, none in the scales */
+            const size_t trb = bllm_blk_tile_row_bytes(ty, cols), bb = bllm_blk_block_bytes(ty, 2);
+            const size_t hb = bllm_blk_half_bytes(ty);
+            for (int k = 0; k < 400; k++) {
+                int tr = rng_int(rows / 32), b = rng_int(bllm_billm_blocks(cols));
+                int h = rng_int(bllm_billm_halves(cols, b));
+                ((uint8_t *)w)[(size_t)tr * trb + (size_t)b * bb + hb * (size_t)h + (size_t)rng_int((int)hb)] =
+                    (uint8_t)rng_next();
+            }
+        } else {
+            int sb = (int)(bllm_type_tensor_bytes(ty, 32, 64) - 128) / 32 - 8;
+            size_t tile_bytes = 32u * (8 + (size_t)sb) + 128;
+            for (int k = 0; k < 24; k++) {
+                uint8_t *row = (uint8_t *)w + (size_t)rng_int(rows / 32 * (cols / 64)) * tile_bytes + 8 * rng_int(32);
+                for (int b = 0; b < 8; b++)
+                    row[b] = (uint8_t)rng_next();
+            }
         }
         bllm_binary_decomp_free(&d);
         if (bllm_binary_unpack(ty, w, nbytes, NULL, rows, cols, &d) != BLLM_OK) {
@@ -396,7 +459,7 @@ static void test_packed(const bllm_kernel_set *lut, const bllm_kernel_set *flt)
     static const bllm_type types[] = {
         BLLM_TYPE_B1,   BLLM_TYPE_B1G,  BLLM_TYPE_B1MG, BLLM_TYPE_RB2G,   BLLM_TYPE_NM24,
         BLLM_TYPE_NM48, BLLM_TYPE_NM58, BLLM_TYPE_NM68, BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8,
-        BLLM_TYPE_BILLM,
+        BLLM_TYPE_BILLM, BLLM_TYPE_STBLLM,
     };
     static const int shapes[][2] = {{32, 64}, {32, 192}, {96, 64}, {64, 576}, {32, 1536}};
     static const int toks[] = {1, 2, 3, 9, 17};
@@ -413,7 +476,7 @@ static void test_packed(const bllm_kernel_set *lut, const bllm_kernel_set *flt)
                 test_packed_case(bllm_kernels_scalar(), lut, flt, ty, shapes[s][0], shapes[s][1], toks[n], 0,
                                  &st);
             }
-        if (ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68)
+        if ((ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68) || ty == BLLM_TYPE_STBLLM)
             for (int n = 0; n < 3; n++)
                 test_packed_case(bllm_kernels_scalar(), lut, flt, ty, 96, 192, toks[n], 1, &st);
         checks += 3;
