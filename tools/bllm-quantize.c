@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runtime/quant/calib.h"
+#include "runtime/quant/nm_alloc.h"
 #include "runtime/quant/quantize.h"
 #include "tools/cli.h"
 
@@ -22,7 +23,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE | --method pb-llm|billm|onebit] [options]\n"
+            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE | --method pb-llm|billm|stbllm|pbs2p|onebit]\n"
+            "                     [options]\n"
             "       bllm-quantize --dequantize PACKED.stb -o OUT.stb\n"
             "\n"
             "INPUT is a GGUF file, a Hugging Face checkpoint folder, a llama2.c checkpoint or a\n"
@@ -35,13 +37,19 @@ static void usage(FILE *f)
             "           rest binarized, GPTQ error compensation; stored as pb8\n"
             "  billm    BiLLM: residual-binarized salient columns, two magnitude groups for\n"
             "           the rest, GPTQ error compensation; stored as billm\n"
+            "  stbllm   STBLLM: N:M pruning by Standardized Importance, then BiLLM's salient\n"
+            "           columns and three magnitude regions for the kept weights, GPTQ error\n"
+            "           compensation that keeps the zeros; stored as stbllm\n"
+            "  pbs2p    PBS2P (from the paper): N:M pruning in steps, one weight per group at\n"
+            "           a time, re-binarizing between steps, per-layer N searched; STBLLM's\n"
+            "           binarization; stored as stbllm\n"
             "  onebit   OneBit's decomposition (sign(W), rank-1 |W| for the row and column\n"
             "           vectors) with g and h refitted to the calibration outputs by least\n"
             "           squares (not the paper's distillation training); stored as onebit\n"
             "\n"
             "options:\n"
             "  -o, --output PATH      the .stb file to write (required)\n"
-            "  -m, --method METHOD    rtn (default), pb-llm, billm or onebit\n"
+            "  -m, --method METHOD    rtn (default), pb-llm, billm, stbllm, pbs2p or onebit\n"
             "      --type TYPE        rtn: b1, b1g (default), b1mg, rb2g, nm24, nm48, nm58, nm68,\n"
             "                         onebit or pb8 (docs/format.md)\n"
             "      --keep-type TYPE   f16 (default) or f32 for the matrices not binarized\n"
@@ -56,7 +64,15 @@ static void usage(FILE *f)
             "      --seed S           window positions (default 0)\n"
             "      --damp F           Hessian damping, share of its mean diagonal (default 0.01)\n"
             "      --block N          GPTQ column block, a multiple of 64 (default 128)\n"
-            "      --billm-max-salient N   salient columns searched per block, 1..N (default 49)\n"
+            "      --nm N:M           stbllm, pbs2p: keep N of every M consecutive inputs\n"
+            "                         (default 4:8), on average over the layers\n"
+            "      --nm-alloc uniform|outlier|search   the same N in every layer, or N per\n"
+            "                         layer from its outlier share (stbllm's default) or from\n"
+            "                         a search of its output errors (pbs2p's); both run a probe\n"
+            "                         pass of the float model first (docs/quantization.md)\n"
+            "      --nm-alloc-samples N  windows of that probe pass (default 16)\n"
+            "      --billm-max-salient N   billm, stbllm: salient columns searched per block,\n"
+            "                         1..N (default 49)\n"
             "      --billm-block-errors on|off  feed errors inside a block too (default on;\n"
             "                         off = the authors' code)\n"
             "      --onebit-fit N     onebit: alternating least-squares steps for g and h\n"
@@ -140,7 +156,7 @@ int main(int argc, char **argv)
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
-        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT
+        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT, OPT_NM, OPT_NMALLOC, OPT_NMSAMPLES
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -154,6 +170,9 @@ int main(int argc, char **argv)
         {"billm-block-errors", required_argument, NULL, OPT_BLKERR},
         {"write-simulated", required_argument, NULL, OPT_SIM},
         {"onebit-fit", required_argument, NULL, OPT_FIT},
+        {"nm", required_argument, NULL, OPT_NM},
+        {"nm-alloc", required_argument, NULL, OPT_NMALLOC},
+        {"nm-alloc-samples", required_argument, NULL, OPT_NMSAMPLES},
         {"calib-activations", required_argument, NULL, OPT_ACT},
         {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
@@ -221,6 +240,32 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_NM: {
+            int n = 0, m = 0, used = 0;
+            if (sscanf(optarg, "%d:%d%n", &n, &m, &used) != 2 || optarg[used] || !(m == 4 || m == 8 || m == 16) ||
+                n < 1 || n > m) {
+                fprintf(stderr, "bllm-quantize: --nm takes N:M with M 4, 8 or 16 and 1 <= N <= M, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            p.mopts.nm_n = n, p.mopts.nm_m = m;
+            break;
+        }
+        case OPT_NMALLOC:
+            if (strcmp(optarg, "uniform") && strcmp(optarg, "outlier") && strcmp(optarg, "search")) {
+                fprintf(stderr, "bllm-quantize: --nm-alloc takes uniform, outlier or search, not '%s'\n", optarg);
+                return 2;
+            }
+            p.nm_alloc = !strcmp(optarg, "uniform")   ? BLLM_NM_ALLOC_UNIFORM
+                         : !strcmp(optarg, "outlier") ? BLLM_NM_ALLOC_OUTLIER
+                                                      : BLLM_NM_ALLOC_SEARCH;
+            break;
+        case OPT_NMSAMPLES:
+            if (!bllm_cli_parse_int(optarg, 1, 1000000, &p.nm_alloc_samples)) {
+                fprintf(stderr, "bllm-quantize: --nm-alloc-samples must be 1..1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case OPT_FIT:
             if (!bllm_cli_parse_int(optarg, 0, 1000, &p.mopts.onebit_fit_iters)) {
                 fprintf(stderr, "bllm-quantize: --onebit-fit must be 0..1000, not '%s'\n", optarg);
@@ -276,7 +321,7 @@ int main(int argc, char **argv)
 
     const bllm_method *cm = bllm_method_find(method);
     if (!cm && strcmp(method, "rtn")) {
-        fprintf(stderr, "bllm-quantize: unknown --method '%s' (rtn, pb-llm, billm, onebit)\n", method);
+        fprintf(stderr, "bllm-quantize: unknown --method '%s' (rtn, pb-llm, billm, stbllm, pbs2p, onebit)\n", method);
         return 2;
     }
     p.method = method;
@@ -289,11 +334,12 @@ int main(int argc, char **argv)
         }
     } else if (!bllm_type_from_name(type_s ? type_s : "b1g", &p.type) || !bllm_type_is_packed(p.type)) {
         fprintf(stderr, "bllm-quantize: unknown --type '%s' (b1, b1g, b1mg, rb2g, nm24, nm48, nm58, nm68, "
-                        "onebit, pb8, billm)\n", type_s);
+                        "onebit, pb8)\n", type_s);
         return 2;
     }
-    if (!cm && p.type == BLLM_TYPE_BILLM) {
-        fprintf(stderr, "bllm-quantize: billm holds BiLLM's calibrated decomposition; use --method billm\n");
+    if (!cm && bllm_type_is_block(p.type)) {
+        fprintf(stderr, "bllm-quantize: %s holds a calibrated decomposition; use --method %s\n",
+                bllm_type_name(p.type), bllm_type_name(p.type));
         return 2;
     }
     if (!bllm_type_from_name(keep_s, &p.keep_type) ||
@@ -326,8 +372,9 @@ int main(int argc, char **argv)
                     BLLM_CALIB_DEFAULT_REL);
             return 2;
         }
-        if (cm->type == BLLM_TYPE_BILLM && p.mopts.block != 128) {
-            fprintf(stderr, "bllm-quantize: billm stores its scales per 128 columns; --block must be 128\n");
+        if (bllm_type_is_block(cm->type) && p.mopts.block != 128) {
+            fprintf(stderr, "bllm-quantize: %s stores its scales per 128 columns; --block must be 128\n",
+                    bllm_type_name(cm->type));
             return 2;
         }
     } else if (calib || sim) {
@@ -349,7 +396,13 @@ int main(int argc, char **argv)
         len += snprintf(options + len, sizeof options - (size_t)len,
                         " --calib %s --calib-samples %d --calib-len %d --seed %llu --damp %g --block %d", calib,
                         p.calib_samples, p.calib_len, (unsigned long long)p.seed, p.mopts.percdamp, p.mopts.block);
-        if (cm->type == BLLM_TYPE_BILLM)
+        if (cm->type == BLLM_TYPE_STBLLM)
+            len += snprintf(options + len, sizeof options - (size_t)len, " --nm %d:%d --nm-alloc %s "
+                            "--nm-alloc-samples %d", p.mopts.nm_n, p.mopts.nm_m,
+                            p.nm_alloc < 0 ? "default" : p.nm_alloc == BLLM_NM_ALLOC_UNIFORM ? "uniform"
+                            : p.nm_alloc == BLLM_NM_ALLOC_OUTLIER ? "outlier" : "search",
+                            p.nm_alloc_samples);
+        if (bllm_type_is_block(cm->type))
             len += snprintf(options + len, sizeof options - (size_t)len,
                             " --billm-max-salient %d --billm-block-errors %s", p.mopts.max_salient_cols,
                             p.mopts.intra_block ? "on" : "off");
@@ -374,12 +427,22 @@ int main(int argc, char **argv)
     if (cm) {
         print_table(&rep, &p, !quiet);
         const bllm_engine_result *e = &rep.engine;
-        printf("time: %.1f s in all (forward %.1f s, Hessians %.1f s, %s %.1f s); peak memory %.0f MiB\n",
-               e->seconds, e->seconds_forward, e->seconds_hessian, method, e->seconds_method, peak_rss_mib());
+        if (e->layer_nm_n) {
+            printf("N:M per layer (M = %d, mean N = %d):", p.mopts.nm_m, p.mopts.nm_n);
+            for (int l = 0; l < e->n_layers; l++)
+                printf(" %d", e->layer_nm_n[l]);
+            printf("\n");
+        }
+        char probe[64] = "";
+        if (e->seconds_alloc > 0)
+            snprintf(probe, sizeof probe, "N:M allocation probe %.1f s, ", e->seconds_alloc);
+        printf("time: %.1f s in all (%sforward %.1f s, Hessians %.1f s, %s %.1f s); peak memory %.0f MiB\n",
+               e->seconds + e->seconds_alloc, probe, e->seconds_forward, e->seconds_hessian, method,
+               e->seconds_method, peak_rss_mib());
     }
     printf("bllm-quantize: wrote %s: %d tensors, %d matrices (%.1fM weights) in %s, %.1f MiB, in %.1f s\n", out,
            rep.n_tensors, rep.n_binarized, (double)rep.weights_binarized / 1e6, bllm_type_name(p.type),
-           (double)rep.file_bytes / 1048576.0, cm ? rep.engine.seconds + rep.seconds : rep.seconds);
+           (double)rep.file_bytes / 1048576.0, cm ? rep.engine.seconds + rep.engine.seconds_alloc + rep.seconds : rep.seconds);
     if (sim)
         printf("bllm-quantize: wrote the f32 simulation to %s\n", sim);
     if (rep.n_kept)

@@ -47,6 +47,9 @@
 
 typedef struct {
     bllm_binary_decomp *d;
+    const uint8_t *keep; /* stbllm: 1 = kept (rows x cols); NULL = all kept */
+    int regions;         /* magnitude regions of the non-salient weights: 2
+                            (billm's groups) or 3 (stbllm's) */
     const bllm_gptq_hinv *h;
     const bllm_method_options *o;
     bllm_pool *pool;
@@ -62,6 +65,19 @@ typedef struct {
     uint64_t n_salient_cols;
     bllm_status status;
 } billm_ctx;
+
+/* Scale slots of a block row (binary.h's BLLM_BILLM_* and BLLM_STBLLM_*
+ * enums are both this order): region k at 2k, 2k + 1; then the salient
+ * orders. */
+#define SC_MU(k) (2 * (k))
+#define SC_A(k) (2 * (k) + 1)
+#define SC_MU1(x) (2 * (x)->regions)
+#define SC_A1(x) (2 * (x)->regions + 1)
+#define SC_MU2(x) (2 * (x)->regions + 2)
+#define SC_A2(x) (2 * (x)->regions + 3)
+#define SC_N(x) (2 * (x)->regions + 4)
+
+static inline bool kept(const billm_ctx *x, size_t i) { return !x->keep || x->keep[i]; }
 
 /* fp16-rounded scale; beyond the fp16 range is an error, not an inf. */
 static int h16(double x, float *out)
@@ -156,16 +172,25 @@ static void search_count_worker(void *arg, int ith, int nth)
     bllm_pool_range(x->rows, 1, ith, nth, &r0, &r1);
     double sv[BLLM_BILLM_BLOCK], nv[BLLM_BILLM_BLOCK], res[BLLM_BILLM_BLOCK], row[BLLM_BILLM_BLOCK];
     double *err = x->err_k + (size_t)ith * (x->k_max + 1);
+    int pos[BLLM_BILLM_BLOCK + 1];
     for (int r = r0; r < r1; r++) {
-        /* row values in descending-score column order */
-        for (int i = 0; i < x->nb; i++)
-            row[i] = x->W[(size_t)r * x->cols + x->c0 + x->order[i]];
+        /* kept row values in descending-score column order; pos[i]: how
+         * many of them lie in the first i columns of that order */
+        int n = 0;
+        for (int i = 0; i < x->nb; i++) {
+            pos[i] = n;
+            size_t idx = (size_t)r * x->cols + x->c0 + x->order[i];
+            if (kept(x, idx))
+                row[n++] = x->W[idx];
+        }
+        pos[x->nb] = n;
         for (int k = 1; k <= x->k_max; k++) {
-            for (int i = 0; i < k; i++)
+            int ks = pos[k];
+            for (int i = 0; i < ks; i++)
                 sv[i] = row[i];
-            for (int i = k; i < x->nb; i++)
-                nv[i - k] = row[i];
-            err[k] += fit2_err(sv, k, res) + fit2_err(nv, x->nb - k, res);
+            for (int i = ks; i < n; i++)
+                nv[i - ks] = row[i];
+            err[k] += fit2_err(sv, ks, res) + fit2_err(nv, n - ks, res);
         }
     }
 }
@@ -267,7 +292,7 @@ static void search_split_worker(void *arg, int ith, int nth)
     for (int r = r0; r < r1; r++) {
         int n = 0;
         for (int i = 0; i < x->nb; i++)
-            if (!sal[i])
+            if (!sal[i] && kept(x, (size_t)r * x->cols + x->c0 + i))
                 v[n++] = x->W[(size_t)r * x->cols + x->c0 + i];
         sort_row(v, n);
         s1[0] = s2[0] = 0.0;
@@ -283,7 +308,17 @@ static void search_split_worker(void *arg, int ith, int nth)
             while (a < n && v[a] <= -p)
                 a++;
             int b = lower_bound(v, a, n, p);
-            err[t] += fit1_err_ranges(&sr, a, b, b, b) + fit1_err_ranges(&sr, 0, a, b, n);
+            if (x->regions == 2) {
+                err[t] += fit1_err_ranges(&sr, a, b, b, b) + fit1_err_ranges(&sr, 0, a, b, n);
+                continue;
+            }
+            /* three regions: |w| < p, p <= |w| < 2p, 2p <= |w| */
+            int a2 = lower_bound(v, 0, a, -2.0 * p);
+            while (a2 < a && v[a2] <= -2.0 * p)
+                a2++;
+            int b2 = lower_bound(v, b, n, 2.0 * p);
+            err[t] += fit1_err_ranges(&sr, a, b, b, b) + fit1_err_ranges(&sr, a2, a, b, b2) +
+                      fit1_err_ranges(&sr, 0, a2, b2, n);
         }
     }
 }
@@ -317,6 +352,14 @@ static int fit_group(const double *v, int n, float *mu, float *a)
     return h16(ab / n, a);
 }
 
+/* The region of |w| for break point p: 0 below p, then 1 (and for three
+ * regions 2 from 2p on). */
+static inline int region_of(const billm_ctx *x, double w, double p)
+{
+    double a = fabs(w);
+    return a < p ? 0 : x->regions == 2 || a < 2.0 * p ? 1 : 2;
+}
+
 /* Step 3 for rows of one thread. */
 static void fit_worker(void *arg, int ith, int nth)
 {
@@ -326,30 +369,36 @@ static void fit_worker(void *arg, int ith, int nth)
     const uint8_t *sal = x->d->col_salient + x->c0;
     const double p = x->split[0]; /* the chosen break point, moved to slot 0 */
     const int b = x->c0 / BLLM_BILLM_BLOCK;
-    double vs[BLLM_BILLM_BLOCK], vc[BLLM_BILLM_BLOCK], vp[BLLM_BILLM_BLOCK];
+    double vs[BLLM_BILLM_BLOCK], vr[3][BLLM_BILLM_BLOCK];
+    /* billm keeps the group in sign2, stbllm the region in its own array */
+    uint8_t *reg_all = x->d->type == BLLM_TYPE_STBLLM ? x->d->region : x->d->sign2;
     for (int r = r0; r < r1; r++) {
-        const double *w = x->W + (size_t)r * x->cols + x->c0;
-        uint8_t *grp = x->d->sign2 + (size_t)r * x->cols + x->c0;
-        float *sc = x->d->bscale + ((size_t)r * x->nblk + b) * BLLM_BILLM_SCALES;
-        int ns = 0, nc = 0, np = 0;
+        const size_t row0 = (size_t)r * x->cols + x->c0;
+        const double *w = x->W + row0;
+        uint8_t *reg = reg_all + row0;
+        float *sc = x->d->bscale + ((size_t)r * x->nblk + b) * SC_N(x);
+        int ns = 0, nr[3] = {0, 0, 0};
         for (int i = 0; i < x->nb; i++) {
-            if (sal[i])
+            if (!kept(x, row0 + i))
+                continue;
+            if (sal[i]) {
                 vs[ns++] = w[i];
-            else if (fabs(w[i]) >= p)
-                vp[np++] = w[i], grp[i] = 1;
-            else
-                vc[nc++] = w[i], grp[i] = 0;
+            } else {
+                int k = region_of(x, w[i], p);
+                vr[k][nr[k]++] = w[i];
+                reg[i] = (uint8_t)k;
+            }
         }
-        int bad = fit_group(vc, nc, &sc[BLLM_BILLM_MU_C], &sc[BLLM_BILLM_A_C]) ||
-                  fit_group(vp, np, &sc[BLLM_BILLM_MU_S], &sc[BLLM_BILLM_A_S]) ||
-                  fit_group(vs, ns, &sc[BLLM_BILLM_MU_1], &sc[BLLM_BILLM_A_1]);
+        int bad = 0;
+        for (int k = 0; k < x->regions; k++)
+            bad = bad || fit_group(vr[k], nr[k], &sc[SC_MU(k)], &sc[SC_A(k)]);
+        bad = bad || fit_group(vs, ns, &sc[SC_MU1(x)], &sc[SC_A1(x)]);
         /* residual of the first order, with the stored (rounded) scales */
         for (int i = 0; i < ns; i++) {
-            float v1 = sc[BLLM_BILLM_MU_1] + (vs[i] - sc[BLLM_BILLM_MU_1] >= 0.0 ? sc[BLLM_BILLM_A_1]
-                                                                                 : -sc[BLLM_BILLM_A_1]);
+            float v1 = sc[SC_MU1(x)] + (vs[i] - sc[SC_MU1(x)] >= 0.0 ? sc[SC_A1(x)] : -sc[SC_A1(x)]);
             vs[i] -= (double)v1;
         }
-        bad = bad || fit_group(vs, ns, &sc[BLLM_BILLM_MU_2], &sc[BLLM_BILLM_A_2]);
+        bad = bad || fit_group(vs, ns, &sc[SC_MU2(x)], &sc[SC_A2(x)]);
         if (bad)
             x->status = BLLM_ERR_UNSUPPORTED; /* reported by the caller */
     }
@@ -369,7 +418,7 @@ static bllm_status block_begin(void *arg, const double *W, int rows, int cols, i
     for (int i = 0; i < x->nb; i++) {
         double u = x->h->U[(size_t)(c0 + i) * cols + c0 + i], s = 0.0;
         for (int r = 0; r < rows; r++) {
-            double w = W[(size_t)r * cols + c0 + i];
+            double w = kept(x, (size_t)r * cols + c0 + i) ? W[(size_t)r * cols + c0 + i] : 0.0;
             s += w * w;
         }
         score[i] = s / (u * u);
@@ -410,7 +459,7 @@ static bllm_status block_begin(void *arg, const double *W, int rows, int cols, i
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for the billm break-point search");
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < x->nb; i++)
-            if (!sal[i])
+            if (!sal[i] && kept(x, (size_t)r * cols + c0 + i))
                 a[m++] = fabs(W[(size_t)r * cols + c0 + i]) + 0.0; /* + 0.0: no -0 */
     if (m)
         sort_nonneg(a, a + n, m);
@@ -440,8 +489,8 @@ static bllm_status block_begin(void *arg, const double *W, int rows, int cols, i
     else
         fit_worker(x, 0, 1);
     if (x->status)
-        return bllm_fail(BLLM_ERR_UNSUPPORTED, "billm: a scale of columns %d..%d is beyond the fp16 range", c0,
-                         c1 - 1);
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "%s: a scale of columns %d..%d is beyond the fp16 range",
+                         bllm_type_name(x->d->type), c0, c1 - 1);
     return BLLM_OK;
 }
 
@@ -449,19 +498,23 @@ static void column(void *arg, const double *W, int rows, int cols, int c, float 
 {
     billm_ctx *x = arg;
     const int b = c / BLLM_BILLM_BLOCK, salient = x->d->col_salient[c];
+    const bool stb = x->d->type == BLLM_TYPE_STBLLM;
     for (int r = 0; r < rows; r++) {
         const size_t i = (size_t)r * cols + c;
-        const float *sc = x->d->bscale + ((size_t)r * x->nblk + b) * BLLM_BILLM_SCALES;
+        const float *sc = x->d->bscale + ((size_t)r * x->nblk + b) * SC_N(x);
         const double w = W[i];
-        uint8_t s, s2;
-        if (salient) {
-            s = w - sc[BLLM_BILLM_MU_1] >= 0.0;
-            float v1 = sc[BLLM_BILLM_MU_1] + (s ? sc[BLLM_BILLM_A_1] : -sc[BLLM_BILLM_A_1]);
-            s2 = (w - v1) - sc[BLLM_BILLM_MU_2] >= 0.0;
+        uint8_t s = 0, s2 = 0;
+        if (!kept(x, i)) {
+            /* pruned: stays 0, and its whole weight is the error the later
+             * columns absorb; nothing is ever written back here */
+        } else if (salient) {
+            s = w - sc[SC_MU1(x)] >= 0.0;
+            float v1 = sc[SC_MU1(x)] + (s ? sc[SC_A1(x)] : -sc[SC_A1(x)]);
+            s2 = (w - v1) - sc[SC_MU2(x)] >= 0.0;
         } else {
-            s2 = x->d->sign2[i];
-            float mu = s2 ? sc[BLLM_BILLM_MU_S] : sc[BLLM_BILLM_MU_C];
-            s = w - mu >= 0.0;
+            int k = stb ? x->d->region[i] : x->d->sign2[i];
+            s = w - sc[SC_MU(k)] >= 0.0;
+            s2 = stb ? 0 : (uint8_t)k;
         }
         x->d->sign[i] = s;
         x->d->sign2[i] = s2;
@@ -469,27 +522,33 @@ static void column(void *arg, const double *W, int rows, int cols, int c, float 
     }
 }
 
-bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *h,
-                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
-                              bllm_method_report *rep)
+/* The BiLLM family: billm (keep NULL, two groups) and stbllm (an N:M mask,
+ * three regions). */
+bllm_status bllm_billm_family_run(bllm_type type, const uint8_t *keep, const float *w, int rows, int cols,
+                                  const double *H, const bllm_gptq_hinv *h, const bllm_method_options *o,
+                                  bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep)
 {
     memset(rep, 0, sizeof *rep);
+    const char *name = bllm_type_name(type);
     if (o->block != BLLM_BILLM_BLOCK)
-        return bllm_fail(BLLM_ERR_ARG, "billm stores scales per %d columns; --block must be %d", BLLM_BILLM_BLOCK,
-                         BLLM_BILLM_BLOCK);
+        return bllm_fail(BLLM_ERR_ARG, "%s stores scales per %d columns; --block must be %d", name,
+                         BLLM_BILLM_BLOCK, BLLM_BILLM_BLOCK);
     if (o->max_salient_cols < 1)
-        return bllm_fail(BLLM_ERR_ARG, "billm needs at least 1 salient column per block to search");
-    bllm_status s = bllm_binary_decomp_init(d, BLLM_TYPE_BILLM, rows, cols);
+        return bllm_fail(BLLM_ERR_ARG, "%s needs at least 1 salient column per block to search", name);
+    bllm_status s = bllm_binary_decomp_init(d, type, rows, cols);
     if (s)
         return s;
-    billm_ctx x = {.d = d, .h = h, .o = o, .pool = pool, .rows = rows, .cols = cols,
-                   .nblk = bllm_billm_blocks(cols), .nth = pool ? bllm_pool_size(pool) : 1};
+    if (type == BLLM_TYPE_STBLLM)
+        memcpy(d->mask, keep, (size_t)rows * cols);
+    billm_ctx x = {.d = d, .keep = type == BLLM_TYPE_STBLLM ? keep : NULL,
+                   .regions = type == BLLM_TYPE_STBLLM ? 3 : 2, .h = h, .o = o, .pool = pool, .rows = rows,
+                   .cols = cols, .nblk = bllm_billm_blocks(cols), .nth = pool ? bllm_pool_size(pool) : 1};
     double *W = malloc((size_t)rows * cols * sizeof *W);
     x.order = malloc(BLLM_BILLM_BLOCK * sizeof *x.order);
     x.err_k = malloc((size_t)x.nth * (BLLM_BILLM_BLOCK + 1) * sizeof *x.err_k);
     x.err_p = malloc((size_t)x.nth * N_SPLITS * sizeof *x.err_p);
     if (!W || !x.order || !x.err_k || !x.err_p) {
-        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory for billm on a %d x %d matrix", rows, cols);
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory for %s on a %d x %d matrix", name, rows, cols);
     } else {
         for (size_t i = 0; i < (size_t)rows * cols; i++)
             W[i] = w[i];
@@ -507,4 +566,11 @@ bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *
     if (s)
         bllm_binary_decomp_free(d);
     return s;
+}
+
+bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *h,
+                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                              bllm_method_report *rep)
+{
+    return bllm_billm_family_run(BLLM_TYPE_BILLM, NULL, w, rows, cols, H, h, o, pool, d, sim, rep);
 }

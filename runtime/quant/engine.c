@@ -303,6 +303,14 @@ static bllm_status quantize(engine *e, int i)
     if (!bllm_type_shape_ok(method->type, (uint64_t)rows, (uint64_t)cols))
         return BLLM_OK; /* stays float; the writer reports it */
     progress(e, mat_names[i]);
+    if (e->p->probe) {
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s.weight", e->layer, mat_names[i]);
+        double t0 = now();
+        bllm_status s = e->p->probe(e->p->probe_ctx, e->layer, name, e->w[i], rows, cols, e->H, &e->hinv, e->pool);
+        e->t_method += now() - t0;
+        return s;
+    }
     bllm_engine_result *out = e->out;
     bllm_engine_matrix *grown = realloc(out->m, (size_t)(out->n + 1) * sizeof *out->m);
     if (!grown)
@@ -320,7 +328,10 @@ static bllm_status quantize(engine *e, int i)
     if (!sim)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for %s", m->name);
     bllm_binary_decomp d;
-    bllm_status s = method->run(e->w[i], rows, cols, e->H, &e->hinv, &e->p->mopts, e->pool, &d, sim, &m->rep);
+    bllm_method_options mo = e->p->mopts;
+    if (e->p->layer_nm_n)
+        mo.nm_n = e->p->layer_nm_n[e->layer];
+    bllm_status s = method->run(e->w[i], rows, cols, e->H, &e->hinv, &mo, e->pool, &d, sim, &m->rep);
     if (s) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", bllm_last_error());
@@ -355,7 +366,9 @@ static bllm_status quantize_group(engine *e, int i0, int i1)
     e->t_hess += now() - t0;
     /* one inverse for the matrices sharing this Hessian */
     bllm_gptq_hinv_free(&e->hinv);
-    bllm_status s = bllm_gptq_hinv_init(e->H, e->hs.n, e->p->mopts.percdamp, &e->hinv);
+    bllm_status s = e->p->probe && !e->p->probe_hinv ? BLLM_OK
+                                                      : bllm_gptq_hinv_init(e->H, e->hs.n, e->p->mopts.percdamp,
+                                                                            &e->hinv);
     if (s) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", bllm_last_error());
@@ -494,6 +507,7 @@ void bllm_engine_result_free(bllm_engine_result *r)
     }
     if (r) {
         free(r->m);
+        free(r->layer_nm_n);
         memset(r, 0, sizeof *r);
     }
 }
@@ -525,6 +539,12 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
     e.kv_dim = (int)(hp->n_kv_heads * hp->head_dim);
     e.hidden = (int)hp->hidden_dim;
     out->calib_len = e.T;
+    out->n_layers = (int)hp->n_layers;
+    if (p->layer_nm_n) {
+        if (!(out->layer_nm_n = malloc(hp->n_layers * sizeof(int))))
+            return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+        memcpy(out->layer_nm_n, p->layer_nm_n, hp->n_layers * sizeof(int));
+    }
 
     bllm_tokenizer *tk = NULL;
     bllm_calib cal = {0};

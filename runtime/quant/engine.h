@@ -45,6 +45,18 @@ typedef struct {
     int act_store;     /* activations between stages: 0 auto (f32 unless
                           that takes over half the memory), 32 f32, 16 f16 */
     bool progress;     /* progress bar on stderr */
+    const int *layer_nm_n; /* stbllm: N of N:M per layer (n_layers entries), in
+                              place of mopts.nm_n; NULL = mopts.nm_n everywhere */
+    /* Probe mode: no quantization. Each matrix the method's type could hold
+     * is shown to probe (float weights, its input Hessian) and the forward
+     * goes on with the float weights; the result holds no matrices. Used to
+     * measure the float model layer by layer before choosing per-layer
+     * settings (stbllm's N:M allocation). hinv: H's damped inverse factor,
+     * as the methods get it. */
+    bllm_status (*probe)(void *ctx, int layer, const char *name, const float *w, int rows, int cols,
+                         const double *H, const bllm_gptq_hinv *hinv, bllm_pool *pool);
+    void *probe_ctx;
+    bool probe_hinv;   /* the probe reads hinv (else it is not computed) */
 } bllm_engine_params;
 
 /* One quantized matrix. */
@@ -70,6 +82,10 @@ typedef struct {
     bool act_f16;              /* activations were stored in f16 */
     int hinv_retries;          /* Hessians whose damping had to grow */
     double seconds, seconds_forward, seconds_hessian, seconds_method;
+    int n_layers;
+    int *layer_nm_n;           /* N of N:M per layer, when the params gave it */
+    int nm_alloc;              /* bllm_nm_alloc_mode that chose it (set by the caller) */
+    double seconds_alloc;      /* its probe pass (set by the caller) */
 } bllm_engine_result;
 
 /* Quantize every blk.* linear layer of a Llama model described by hp with

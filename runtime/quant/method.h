@@ -4,7 +4,7 @@
  * simulates with. The engine (engine.h) gathers the Hessians and runs the
  * model forward on the simulated values, so every method sees the errors
  * of the layers quantized before it. Methods live one per file beside this
- * one (pbllm.c, billm.c, onebit.c). */
+ * one (pbllm.c, billm.c, stbllm.c, pbs2p.c, onebit.c). */
 #ifndef BLLM_QUANT_METHOD_H
 #define BLLM_QUANT_METHOD_H
 
@@ -24,6 +24,8 @@ typedef struct {
                              false = BiLLM's code: only to later blocks */
     int onebit_fit_iters; /* onebit: alternating g/h least-squares steps
                              (10); 0 keeps the SVID initialization */
+    int nm_n, nm_m;       /* stbllm: N kept of every M consecutive inputs
+                             (4:8); the engine may change N per layer */
 } bllm_method_options;
 
 void bllm_method_options_default(bllm_method_options *o);
@@ -54,8 +56,8 @@ typedef struct {
  * residual): what billm's searches minimize. */
 double bllm_billm_fit_error(const double *v, int n, int order);
 
-/* The calibrated methods by name ("pb-llm", "billm", "onebit"); NULL if
- * unknown. */
+/* The calibrated methods by name ("pb-llm", "billm", "stbllm", "pbs2p",
+ * "onebit"); NULL if unknown. */
 const bllm_method *bllm_method_find(const char *name);
 
 bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
@@ -64,6 +66,24 @@ bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *
 bllm_status bllm_method_onebit(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
                                const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
                                bllm_method_report *rep);
+bllm_status bllm_method_stbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
+                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                               bllm_method_report *rep);
+bllm_status bllm_method_pbs2p(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
+                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
+                              bllm_method_report *rep);
+/* STBLLM's importance of every weight (stbllm.c), from w and the diagonal
+ * of H, into score[rows x cols]. */
+bllm_status bllm_stbllm_scores(const float *w, int rows, int cols, const double *H, float *score);
+/* keep[rows x cols] = 1 for the n highest scores of every m consecutive
+ * columns of a row (ties to the lower column), 0 for the rest. */
+bllm_status bllm_nm_mask_top(const float *score, int rows, int cols, int n, int m, uint8_t *keep);
+/* BiLLM's binarization with compensation (billm.c), shared: type billm
+ * (keep NULL, two magnitude groups) or stbllm (keep = the N:M mask, three
+ * magnitude regions, pruned weights held at 0). */
+bllm_status bllm_billm_family_run(bllm_type type, const uint8_t *keep, const float *w, int rows, int cols,
+                                  const double *H, const bllm_gptq_hinv *h, const bllm_method_options *o,
+                                  bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
 bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
                               bllm_method_report *rep);

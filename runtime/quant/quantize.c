@@ -19,6 +19,7 @@
 #include "runtime/error.h"
 #include "runtime/sha256.h"
 #include "runtime/import/source.h"
+#include "runtime/quant/nm_alloc.h"
 #include "runtime/format/stb.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,6 +37,8 @@ void bllm_quantize_params_default(bllm_quantize_params *p)
     p->calib_samples = 128;
     p->calib_len = 2048;
     bllm_method_options_default(&p->mopts);
+    p->nm_alloc = -1;
+    p->nm_alloc_samples = 16;
 }
 
 void bllm_quantize_report_free(bllm_quantize_report *r)
@@ -340,7 +343,19 @@ static bllm_status write_quant_metadata(bllm_stb_writer *w, const bllm_quantize_
     if (type == BLLM_TYPE_PB8 &&
         (s = bllm_stb_set_f32(w, "provenance.quantization.salient_frac", p->mopts.salient_frac)))
         return s;
-    if (type == BLLM_TYPE_BILLM &&
+    if (type == BLLM_TYPE_STBLLM) {
+        static const char *const alloc_names[] = {"uniform", "outlier", "search"};
+        char layers[4096] = "";
+        size_t len = 0;
+        for (int l = 0; eng->layer_nm_n && l < eng->n_layers && len + 8 < sizeof layers; l++)
+            len += (size_t)snprintf(layers + len, sizeof layers - len, "%s%d", l ? "," : "", eng->layer_nm_n[l]);
+        if ((s = bllm_stb_set_u32(w, "provenance.quantization.nm_n", (uint32_t)p->mopts.nm_n)) ||
+            (s = bllm_stb_set_u32(w, "provenance.quantization.nm_m", (uint32_t)p->mopts.nm_m)) ||
+            (s = set_s(w, "provenance.quantization.nm_alloc", alloc_names[eng->nm_alloc])) ||
+            (eng->layer_nm_n && (s = set_s(w, "provenance.quantization.layer_nm_n", layers))))
+            return s;
+    }
+    if (bllm_type_is_block(type) &&
         ((s = bllm_stb_set_u32(w, "provenance.quantization.max_salient_cols", (uint32_t)p->mopts.max_salient_cols)) ||
          (s = bllm_stb_set_bool(w, "provenance.quantization.block_errors", p->mopts.intra_block))))
         return s;
@@ -575,7 +590,7 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
     const char *mname = p->method ? p->method : "rtn";
     const bllm_method *method = bllm_method_find(mname);
     if (!method && strcmp(mname, "rtn"))
-        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm, onebit)", mname);
+        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm, stbllm, pbs2p, onebit)", mname);
     if (!method && !bllm_type_is_packed(p->type))
         return bllm_fail(BLLM_ERR_ARG, "quantization target %s is not a packed binary type",
                          bllm_type_name(p->type));
@@ -603,7 +618,27 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
                                  .mopts = p->mopts, .n_threads = p->n_threads, .act_store = p->act_store,
                                  .keep_sim = p->simulated_path != NULL, .progress = p->progress};
         bllm_engine_source src = {&in, engine_read};
-        s = bllm_engine_run(&src, &in.hp, input_tokenizer(&in), &ep, &report->engine);
+        int *layer_n = NULL;
+        double t_alloc = now();
+        int alloc = p->nm_alloc >= 0 ? p->nm_alloc
+                    : !strcmp(method->name, "pbs2p") ? BLLM_NM_ALLOC_SEARCH : BLLM_NM_ALLOC_OUTLIER;
+        if (method->type == BLLM_TYPE_STBLLM && alloc != BLLM_NM_ALLOC_UNIFORM) {
+            if (!(layer_n = malloc(in.hp.n_layers * sizeof *layer_n)))
+                s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+            if (!s && p->progress)
+                fprintf(stderr, "per-layer N:M: probing the float model on %d windows\n",
+                        p->nm_alloc_samples < p->calib_samples ? p->nm_alloc_samples : p->calib_samples);
+            if (!s)
+                s = bllm_nm_allocate(&src, &in.hp, input_tokenizer(&in), &ep, (bllm_nm_alloc_mode)alloc,
+                                     p->nm_alloc_samples, layer_n, NULL);
+            ep.layer_nm_n = layer_n;
+        }
+        t_alloc = now() - t_alloc;
+        if (!s)
+            s = bllm_engine_run(&src, &in.hp, input_tokenizer(&in), &ep, &report->engine);
+        report->engine.nm_alloc = layer_n ? alloc : BLLM_NM_ALLOC_UNIFORM;
+        report->engine.seconds_alloc = layer_n ? t_alloc : 0.0;
+        free(layer_n);
     }
     if (!s)
         s = run(&in, input_path, output, &q, method ? &report->engine : NULL, WRITE_QUANTIZED, report);

@@ -5,7 +5,8 @@
  * or a .stb file (float; RTN also takes an already packed one, dequantized
  * first). Every 2-D "blk.*" matrix whose shape fits the target type is
  * quantized: by round-to-nearest (method "rtn", rtn.h, any packed type) or
- * by a calibrated method (method.h: "pb-llm" -> pb8, "billm" -> billm)
+ * by a calibrated method (method.h: "pb-llm" -> pb8, "billm" -> billm,
+ * "stbllm" -> stbllm, "onebit" -> onebit)
  * through the calibration engine (engine.h). A blk.* matrix that does not
  * fit (rows % 32, cols % 64) stays at keep_type and is counted in the
  * report; embeddings and the output head are stored as keep_type (f16 or
@@ -20,7 +21,9 @@
 #include "runtime/quant/rtn.h"
 
 typedef struct {
-    const char *method;         /* "rtn" (default), "pb-llm", "billm" */
+    const char *method;         /* "rtn" (default) or a calibrated method
+                                   (method.h: "pb-llm", "billm", "stbllm",
+                                   "onebit") */
     bllm_type type;             /* rtn: packed type for the blk.* matrices
                                    (calibrated methods: their own type) */
     bllm_type keep_type;        /* BLLM_TYPE_F16 (default) or BLLM_TYPE_F32 */
@@ -32,6 +35,10 @@ typedef struct {
     bllm_method_options mopts;
     int n_threads;              /* 0: online CPUs */
     int act_store;              /* 0 auto, 32 f32, 16 f16 (engine.h) */
+    int nm_alloc;               /* stbllm, pbs2p: bllm_nm_alloc_mode (nm_alloc.h)
+                                   of the per-layer N; -1 (default): outlier
+                                   for stbllm, search for pbs2p */
+    int nm_alloc_samples;       /* windows of its probe pass (16) */
     const char *simulated_path; /* also write the model with the
                                    quantizer's own simulated weights in f32
                                    in place of the packed matrices (or NULL) */
