@@ -15,7 +15,10 @@ not and stays f16), read back with an independent .stb reader:
   file: a calibration file shorter than one window, --calib-samples 0, an
   input whose matrices are already packed, an unknown method or option, a
   missing calibration file, a --type the method does not store, negative
-  onebit fitting steps, a block that is not a multiple of 64.
+  onebit fitting steps, a bad N:M or allocation rule, a block that is not
+  a multiple of 64;
+- stbllm and pbs2p store stbllm matrices of the documented size, record
+  N:M and how N was allocated, and their per-layer N averages the target.
 
 usage: test_quantize.py BLLM_QUANTIZE BLLM_RUN PACKED_B1G.stb
 """
@@ -106,6 +109,45 @@ def test_methods(tool, runner, d):
         print(f"{method}: {len(packed)} matrices, provenance, size and determinism checked")
 
 
+def stbllm_bytes(rows, cols):
+    return rows // 32 * (cols // 128 * 2176 + (1408 if cols % 128 else 0)) + cols // 8
+
+
+def test_nm(tool, d):
+    """stbllm and pbs2p: the type, the N:M provenance, N per layer averaging
+    the target under each allocation rule (a probe pass of the float model
+    for outlier and search, none for uniform)."""
+    cases = [("stbllm", "4:8", None, "outlier"), ("pbs2p", "6:8", None, "search"),
+             ("stbllm", "5:8", "uniform", "uniform")]
+    for method, nm, alloc, want_alloc in cases:
+        out = os.path.join(d, f"{method}-{nm.replace(':', '')}.stb")
+        extra = ["--nm-alloc", alloc] if alloc else []
+        r = quantize(tool, out, "--method", method, "--nm", nm, *extra)
+        what = f"{method} {nm} {want_alloc}"
+        if not check(r.returncode == 0, f"{what}: exit {r.returncode}: {r.stderr}"):
+            continue
+        s = Stb(out)
+        m = s.meta
+        n, mm = (int(v) for v in nm.split(":"))
+        check(m.get("provenance.quantization.nm_n") == n and m.get("provenance.quantization.nm_m") == mm,
+              f"{what}: nm_n/nm_m {m.get('provenance.quantization.nm_n')}/{m.get('provenance.quantization.nm_m')}")
+        check(m.get("provenance.quantization.nm_alloc") == want_alloc,
+              f"{what}: nm_alloc {m.get('provenance.quantization.nm_alloc')}")
+        layers = m.get("provenance.quantization.layer_nm_n")
+        if want_alloc == "uniform":
+            check(layers is None and "N:M per layer" not in r.stdout, f"{what}: per-layer N written: {layers}")
+        elif check(layers is not None and "N:M per layer" in r.stdout, f"{what}: no per-layer N"):
+            ns = [int(v) for v in layers.split(",")]
+            check(len(ns) == 5 and sum(ns) == 5 * n and all(1 <= v <= mm for v in ns),
+                  f"{what}: per-layer N {ns} does not average {n} over the 5 layers")
+        packed = [t for t in s.tensors if s.tensors[t]["type"] == 15]
+        check(len(packed) == 20, f"{what}: {len(packed)} stbllm matrices, want the 20 attention matrices")
+        for t in packed:
+            rows, cols = s.tensors[t]["dims"]
+            check(s.tensors[t]["nbytes"] == stbllm_bytes(rows, cols), f"{what}: {t}: {s.tensors[t]['nbytes']} bytes")
+    print(f"{len(cases)} N:M quantizations: type, sizes, provenance and per-layer N checked")
+
+
 def rms_error(stdout):
     for line in stdout.splitlines():
         if line.startswith("| **all "):
@@ -144,6 +186,9 @@ def test_refusals(tool, packed, d):
         ("type the method does not store", stories + ["-o", out, "--method", "billm", "--type", "b1g"], "stores billm"),
         ("negative onebit fitting steps", stories + ["-o", out, "--method", "onebit", "--onebit-fit", "-1"],
          "--onebit-fit"),
+        ("N above M", stories + ["-o", out, "--method", "stbllm", "--nm", "9:8"], "--nm"),
+        ("M not 4, 8 or 16", stories + ["-o", out, "--method", "pbs2p", "--nm", "3:7"], "--nm"),
+        ("unknown N:M allocation", stories + ["-o", out, "--method", "stbllm", "--nm-alloc", "greedy"], "--nm-alloc"),
         ("block not a multiple of 64", stories + ["-o", out, "--method", "pb-llm", "--block", "100"], "multiple of 64"),
     ]
     for what, args, needle in cases:
@@ -164,6 +209,7 @@ def main():
             return 1
     with tempfile.TemporaryDirectory() as d:
         test_methods(tool, runner, d)
+        test_nm(tool, d)
         test_f16_activations(tool, d)
         test_refusals(tool, packed, d)
     print("PASS" if failures == 0 else f"{failures} failure(s)")
