@@ -23,8 +23,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE | --method pb-llm|billm|stbllm|pbs2p|onebit]\n"
-            "                     [options]\n"
+            "usage: bllm-quantize INPUT -o OUT.stb [--method rtn --type TYPE |\n"
+            "                     --method pb-llm|billm|stbllm|pbs2p|onebit] [options]\n"
             "       bllm-quantize --dequantize PACKED.stb -o OUT.stb\n"
             "\n"
             "INPUT is a GGUF file, a Hugging Face checkpoint folder, a llama2.c checkpoint or a\n"
@@ -156,7 +156,8 @@ int main(int argc, char **argv)
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
-        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT, OPT_NM, OPT_NMALLOC, OPT_NMSAMPLES
+        OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT, OPT_NM, OPT_NMALLOC,
+        OPT_NMSAMPLES
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -442,7 +443,8 @@ int main(int argc, char **argv)
     }
     printf("bllm-quantize: wrote %s: %d tensors, %d matrices (%.1fM weights) in %s, %.1f MiB, in %.1f s\n", out,
            rep.n_tensors, rep.n_binarized, (double)rep.weights_binarized / 1e6, bllm_type_name(p.type),
-           (double)rep.file_bytes / 1048576.0, cm ? rep.engine.seconds + rep.engine.seconds_alloc + rep.seconds : rep.seconds);
+           (double)rep.file_bytes / 1048576.0,
+           cm ? rep.engine.seconds + rep.engine.seconds_alloc + rep.seconds : rep.seconds);
     if (sim)
         printf("bllm-quantize: wrote the f32 simulation to %s\n", sim);
     if (rep.n_kept)

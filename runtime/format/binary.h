@@ -96,7 +96,10 @@ enum {
  * region 0, 10 region 1, 11 region 2. Pruned weights have every bit 0. */
 static inline bool bllm_type_is_block(bllm_type t) { return t == BLLM_TYPE_BILLM || t == BLLM_TYPE_STBLLM; }
 static inline int bllm_blk_planes(bllm_type t) { return t == BLLM_TYPE_STBLLM ? 3 : 2; }
-static inline int bllm_blk_scales(bllm_type t) { return t == BLLM_TYPE_STBLLM ? BLLM_STBLLM_SCALES : BLLM_BILLM_SCALES; }
+static inline int bllm_blk_scales(bllm_type t)
+{
+    return t == BLLM_TYPE_STBLLM ? BLLM_STBLLM_SCALES : BLLM_BILLM_SCALES;
+}
 static inline size_t bllm_blk_half_bytes(bllm_type t) { return 256 * (size_t)bllm_blk_planes(t); }
 /* Bytes of one block of a tile row, with `halves` 64-column halves. */
 static inline size_t bllm_blk_block_bytes(bllm_type t, int halves)

@@ -590,7 +590,8 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
     const char *mname = p->method ? p->method : "rtn";
     const bllm_method *method = bllm_method_find(mname);
     if (!method && strcmp(mname, "rtn"))
-        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm, stbllm, pbs2p, onebit)", mname);
+        return bllm_fail(BLLM_ERR_ARG, "unknown quantization method '%s' (rtn, pb-llm, billm, stbllm, pbs2p, "
+                         "onebit)", mname);
     if (!method && !bllm_type_is_packed(p->type))
         return bllm_fail(BLLM_ERR_ARG, "quantization target %s is not a packed binary type",
                          bllm_type_name(p->type));
