@@ -41,9 +41,10 @@ typedef struct {
  * shared by the matrices that share H. On success d holds the
  * decomposition (initialized here) and sim (rows x cols) the simulated
  * weights, equal to bllm_binary_decomp_value(d, r, c) bit for bit. */
-typedef bllm_status (*bllm_method_fn)(const float *w, int rows, int cols, const double *H,
-                                      const bllm_gptq_hinv *hinv, const bllm_method_options *o, bllm_pool *pool,
-                                      bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
+typedef bllm_status bllm_method_run(const float *w, int rows, int cols, const double *H,
+                                    const bllm_gptq_hinv *hinv, const bllm_method_options *o, bllm_pool *pool,
+                                    bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
+typedef bllm_method_run *bllm_method_fn;
 
 typedef struct {
     const char *name;  /* as --method takes it */
@@ -60,18 +61,8 @@ double bllm_billm_fit_error(const double *v, int n, int order);
  * "onebit"); NULL if unknown. */
 const bllm_method *bllm_method_find(const char *name);
 
-bllm_status bllm_method_pbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
-                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
-                              bllm_method_report *rep);
-bllm_status bllm_method_onebit(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
-                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
-                               bllm_method_report *rep);
-bllm_status bllm_method_stbllm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
-                               const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
-                               bllm_method_report *rep);
-bllm_status bllm_method_pbs2p(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
-                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
-                              bllm_method_report *rep);
+/* The methods, one file each (the contract above). */
+bllm_method_run bllm_method_pbllm, bllm_method_billm, bllm_method_stbllm, bllm_method_pbs2p, bllm_method_onebit;
 /* STBLLM's importance of every weight (stbllm.c), from w and the diagonal
  * of H, into score[rows x cols]. */
 bllm_status bllm_stbllm_scores(const float *w, int rows, int cols, const double *H, float *score);
@@ -84,8 +75,5 @@ bllm_status bllm_nm_mask_top(const float *score, int rows, int cols, int n, int 
 bllm_status bllm_billm_family_run(bllm_type type, const uint8_t *keep, const float *w, int rows, int cols,
                                   const double *H, const bllm_gptq_hinv *h, const bllm_method_options *o,
                                   bllm_pool *pool, bllm_binary_decomp *d, float *sim, bllm_method_report *rep);
-bllm_status bllm_method_billm(const float *w, int rows, int cols, const double *H, const bllm_gptq_hinv *hinv,
-                              const bllm_method_options *o, bllm_pool *pool, bllm_binary_decomp *d, float *sim,
-                              bllm_method_report *rep);
 
 #endif

@@ -101,6 +101,21 @@ static void correlated_hessian(int cols, int n, double *H)
     free(z);
 }
 
+/* Output error of RTN b1g on w, the floor every method must beat. */
+static double rtn_b1g_error(const float *w, int rows, int cols, const double *H, bllm_pool *pool)
+{
+    float *q = malloc(sizeof(float) * rows * cols);
+    bllm_binary_decomp d;
+    CHECK(!bllm_binary_rtn(BLLM_TYPE_B1G, w, rows, cols, NULL, &d), "rtn");
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            q[(size_t)r * cols + c] = bllm_binary_decomp_value(&d, r, c);
+    bllm_binary_decomp_free(&d);
+    double e = sqrt(bllm_gptq_output_error(w, q, rows, cols, H, pool));
+    free(q);
+    return e;
+}
+
 static double run_method(const bllm_method *m, const float *w, int rows, int cols, const double *Hq,
                          const double *H, const bllm_method_options *o, bllm_pool *pool, bllm_method_report *rep)
 {
@@ -138,21 +153,14 @@ static void test_compensation(bllm_pool *pool)
 {
     const int rows = 64, cols = 256, n = 4096;
     double *H = malloc(sizeof(double) * cols * cols), *Hd = calloc((size_t)cols * cols, sizeof(double));
-    float *w = malloc(sizeof(float) * rows * cols), *q = malloc(sizeof(float) * rows * cols);
+    float *w = malloc(sizeof(float) * rows * cols);
     correlated_hessian(cols, n, H);
     for (int i = 0; i < cols; i++)
         Hd[(size_t)i * cols + i] = H[(size_t)i * cols + i];
     for (int i = 0; i < rows * cols; i++)
         w[i] = (float)(0.02 * normal() * (i % 97 == 0 ? 8.0 : 1.0));
 
-    /* RTN b1g, the floor */
-    bllm_binary_decomp d;
-    CHECK(!bllm_binary_rtn(BLLM_TYPE_B1G, w, rows, cols, NULL, &d), "rtn");
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            q[(size_t)r * cols + c] = bllm_binary_decomp_value(&d, r, c);
-    bllm_binary_decomp_free(&d);
-    double e_rtn = sqrt(bllm_gptq_output_error(w, q, rows, cols, H, pool));
+    double e_rtn = rtn_b1g_error(w, rows, cols, H, pool);
 
     bllm_method_options o;
     bllm_method_options_default(&o);
@@ -188,7 +196,6 @@ static void test_compensation(bllm_pool *pool)
     free(H);
     free(Hd);
     free(w);
-    free(q);
 }
 
 /* ------------------------------------------------------------ onebit */
@@ -276,13 +283,7 @@ static void test_nm_methods(bllm_pool *pool)
     o.nm_n = N, o.nm_m = M;
     CHECK(!bllm_stbllm_scores(w, rows, cols, H, score) && !bllm_nm_mask_top(score, rows, cols, N, M, chosen),
           "stbllm mask: %s", bllm_last_error());
-    bllm_binary_decomp r;
-    CHECK(!bllm_binary_rtn(BLLM_TYPE_B1G, w, rows, cols, NULL, &r), "rtn");
-    for (int i = 0; i < rows; i++)
-        for (int c = 0; c < cols; c++)
-            sim[(size_t)i * cols + c] = bllm_binary_decomp_value(&r, i, c);
-    bllm_binary_decomp_free(&r);
-    const double e_rtn = sqrt(bllm_gptq_output_error(w, sim, rows, cols, H, pool));
+    const double e_rtn = rtn_b1g_error(w, rows, cols, H, pool);
     const char *names[] = {"stbllm", "pbs2p"};
     for (int k = 0; k < 2; k++) {
         const bllm_method *m = bllm_method_find(names[k]);
