@@ -32,6 +32,11 @@ typedef enum {
 void bllm_binary_avx2_fill(bllm_matmul_fn *mm, bllm_binary_path path);
 void bllm_binary_avx512_fill(bllm_matmul_fn *mm, bllm_binary_path path);
 
+/* From this many tokens on, the block types (billm, stbllm) run a batch
+ * through their weights expanded to f32 per 32-row tile (on either path, so
+ * with f32 activations): kernels/binary_x86.h. */
+#define BLLM_BLK_GEMM_MIN_TOK 8
+
 /* ---- the LUT path's activation quantization (per token, per 64 columns) ----
  * amax = max |x_c| over the group; d = amax / 127; q_c = x_c * (127 / amax)
  * rounded to nearest, ties to even; every operation one f32 rounding. A

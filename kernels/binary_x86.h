@@ -1295,6 +1295,158 @@ INLINE void blk_token(bllm_type ty, int path, const uint8_t *half, const uint8_t
     }
 }
 
+/* ------------------------------------- block types: batches by f32 tiles */
+
+/* For a batch the lookups above cost 5 (billm) or 9 (stbllm) table passes
+ * per half-tile per token, while the weights of a tile row take only a few
+ * distinct values per row and block. So from BLLM_BLK_GEMM_MIN_TOK tokens
+ * on, each thread expands its 32-row tile rows once into f32, column-major
+ * (wt[c][32], the values exactly as the reference defines them), and runs
+ * an f32 GEMM over all the batch's tokens: 2 FMAs per weight per 16 tokens
+ * instead of the table passes, and no activation quantization, so both
+ * paths compute the same thing here (the FLOAT path's numbers). */
+
+/* Per 8 rows of a block row: the value of each state, computed as the
+ * reference computes it (mu + (+-a), salient (mu1 + (+-a1)) + (mu2 +
+ * (+-a2))). Non-salient: billm C-, C+, S-, S+ (group s2 = 0, 1), stbllm
+ * region k at 2k (sign -) and 2k + 1 (sign +); salient at 6 + s + 2 s2. */
+enum { BLK_VAL_SAL = 6, BLK_VALS = 10 };
+
+INLINE void blk_values(bllm_type ty, const uint8_t *sc, __m256 v[BLK_VALS][4])
+{
+    __m256 s[BLLM_STBLLM_SCALES][4];
+    for (int k = 0; k < bllm_blk_scales(ty); k++)
+        load_f16x32(sc + 64 * k, s[k]);
+    const int m1 = ty == BLLM_TYPE_BILLM ? BLLM_BILLM_MU_1 : BLLM_STBLLM_MU_1;
+    const int nreg = ty == BLLM_TYPE_BILLM ? 2 : 3; /* billm: C, S (MU_C, A_C, MU_S, A_S) */
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < nreg; k++) {
+            v[2 * k][i] = _mm256_sub_ps(s[2 * k][i], s[2 * k + 1][i]);
+            v[2 * k + 1][i] = _mm256_add_ps(s[2 * k][i], s[2 * k + 1][i]);
+        }
+        __m256 t1[2] = {_mm256_sub_ps(s[m1][i], s[m1 + 1][i]), _mm256_add_ps(s[m1][i], s[m1 + 1][i])};
+        __m256 t2[2] = {_mm256_sub_ps(s[m1 + 2][i], s[m1 + 3][i]), _mm256_add_ps(s[m1 + 2][i], s[m1 + 3][i])};
+        for (int s2 = 0; s2 < 2; s2++)
+            for (int sg = 0; sg < 2; sg++)
+                v[BLK_VAL_SAL + sg + 2 * s2][i] = _mm256_add_ps(t1[sg], t2[s2]);
+    }
+}
+
+/* A plane's bit for 8 rows of one column as the sign bit of each lane (what
+ * blendv reads): w holds 8 plane bytes widened to 32 bits, bit its bit. */
+INLINE __m256 plane_bit(__m256i w, int bit)
+{
+    return _mm256_castsi256_ps(_mm256_sll_epi32(w, _mm_cvtsi32_si128(31 - bit)));
+}
+
+/* One tile row (32 rows, all columns) into wt[c][32], c = 0 .. cols - 1. */
+INLINE void blk_expand_tile_row(bllm_type ty, const uint8_t *row, const uint8_t *flags, int cols, float *wt)
+{
+    const size_t bb = bllm_blk_block_bytes(ty, 2), hb = bllm_blk_half_bytes(ty);
+    const int stb = ty == BLLM_TYPE_STBLLM;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int b = 0; b < bllm_billm_blocks(cols); b++) {
+        const uint8_t *blk = row + (size_t)b * bb;
+        const int halves = bllm_billm_halves(cols, b);
+        __m256 v[BLK_VALS][4];
+        blk_values(ty, blk + hb * halves, v);
+        for (int h = 0; h < halves; h++) {
+            const uint8_t *half = blk + hb * h;
+            const int g = 2 * b + h;
+            uint64_t sal;
+            memcpy(&sal, flags + (size_t)g * 8, 8);
+            for (int q = 0; q < 16; q++) {
+                /* bytes 16 q + i: rows i (low nibble) and i + 16 (high) */
+                __m256i P[3][2];
+                for (int p = 0; p < 2 + stb; p++)
+                    for (int k = 0; k < 2; k++)
+                        P[p][k] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(half + 256 * p + 16 * q + 8 * k)));
+                for (int cc = 0; cc < 4; cc++) {
+                    const int c = 4 * q + cc;
+                    float *dst = wt + ((size_t)g * 64 + c) * 32;
+                    const int is_sal = (int)(sal >> c & 1);
+                    for (int i = 0; i < 4; i++) { /* rows 8 i .. 8 i + 7 */
+                        const int k = i & 1, bit = cc + 4 * (i >> 1);
+                        __m256 mS = plane_bit(P[0][k], bit), m2 = plane_bit(P[1][k], bit), val;
+                        if (is_sal) {
+                            __m256 mR = stb ? plane_bit(P[2][k], bit) : m2; /* residual sign */
+                            __m256 t0 = _mm256_blendv_ps(v[BLK_VAL_SAL][i], v[BLK_VAL_SAL + 1][i], mS);
+                            __m256 t1 = _mm256_blendv_ps(v[BLK_VAL_SAL + 2][i], v[BLK_VAL_SAL + 3][i], mS);
+                            val = _mm256_blendv_ps(t0, t1, mR);
+                            if (stb) /* A: kept */
+                                val = _mm256_blendv_ps(zero, val, m2);
+                        } else if (!stb) { /* second plane: the group */
+                            __m256 vc = _mm256_blendv_ps(v[0][i], v[1][i], mS);
+                            __m256 vs = _mm256_blendv_ps(v[2][i], v[3][i], mS);
+                            val = _mm256_blendv_ps(vc, vs, m2);
+                        } else { /* (A, B): 00 pruned, 01 r0, 10 r1, 11 r2 */
+                            __m256 mB = plane_bit(P[2][k], bit);
+                            __m256 r0 = _mm256_blendv_ps(v[0][i], v[1][i], mS);
+                            __m256 r1 = _mm256_blendv_ps(v[2][i], v[3][i], mS);
+                            __m256 r2 = _mm256_blendv_ps(v[4][i], v[5][i], mS);
+                            __m256 a0 = _mm256_blendv_ps(zero, r0, mB), a1 = _mm256_blendv_ps(r1, r2, mB);
+                            val = _mm256_blendv_ps(a0, a1, m2);
+                        }
+                        _mm256_store_ps(dst + 8 * i, val);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Tokens per register block of the GEMM: T tokens x 32 rows of sums in
+ * registers (4 T of them), 4 for the weights, one broadcast. */
+#define BLK_GEMM_T (BINARY_X86_512 ? 6 : 2)
+
+/* y[t][32 rt + i] = sum_c wt[c][i] x[t][c] for T tokens. */
+INLINE void blk_gemm_tokens(const int T, const float *wt, const float *x, int cols, float *y, int rows)
+{
+    __m256 acc[BLK_GEMM_T][4];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < 4; i++)
+            acc[t][i] = _mm256_setzero_ps();
+    for (int c = 0; c < cols; c++) {
+        const float *w = wt + (size_t)c * 32;
+        __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8), w2 = _mm256_load_ps(w + 16),
+               w3 = _mm256_load_ps(w + 24);
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            __m256 xb = _mm256_broadcast_ss(x + (size_t)t * cols + c);
+            acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
+            acc[t][2] = _mm256_fmadd_ps(w2, xb, acc[t][2]);
+            acc[t][3] = _mm256_fmadd_ps(w3, xb, acc[t][3]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < 4; i++)
+            _mm256_storeu_ps(y + (size_t)t * rows + 8 * i, acc[t][i]);
+}
+
+/* The batch path: rows r0 .. r1 - 1 (whole tiles) of every token. Returns 0
+ * without touching y when its scratch cannot be had. */
+INLINE int blk_gemm(bllm_type ty, float *y, const float *x, const uint8_t *w, int n_tok, int cols, int rows,
+                    int r0, int r1)
+{
+    float *wt = scratch((size_t)cols * 32 * sizeof(float) + 64);
+    if (!wt)
+        return 0;
+    wt = (float *)(((uintptr_t)wt + 31) & ~(uintptr_t)31);
+    const uint8_t *flags = bllm_blk_flags(ty, w, rows, cols);
+    const size_t trb = bllm_blk_tile_row_bytes(ty, cols);
+    for (int rt = r0 / 32; rt < r1 / 32; rt++) {
+        blk_expand_tile_row(ty, w + (size_t)rt * trb, flags, cols, wt);
+        float *yr = y + 32 * rt;
+        int t = 0;
+        for (; t + BLK_GEMM_T <= n_tok; t += BLK_GEMM_T)
+            blk_gemm_tokens(BLK_GEMM_T, wt, x + (size_t)t * cols, cols, yr + (size_t)t * rows, rows);
+        for (; t < n_tok; t++)
+            blk_gemm_tokens(1, wt, x + (size_t)t * cols, cols, yr + (size_t)t * rows, rows);
+    }
+    return 1;
+}
+
 /* GEMV prefetch distance in blocks. Prefetching the next block's lines all
  * at once (34 for stbllm) left stbllm's cold GEMV ~50% slower than hot;
  * half of them per half-tile, 3 blocks ahead, brings it within ~5% (billm
@@ -1310,6 +1462,8 @@ INLINE void matmul_blk(bllm_type ty, int path, float *y, const float *x, const v
         fallback(y, x, w, n_tok, cols, rows, r0, r1);
         return;
     }
+    if (n_tok >= BLLM_BLK_GEMM_MIN_TOK && blk_gemm(ty, y, x, w, n_tok, cols, rows, r0, r1))
+        return;
     pthread_once(&ctl_once, ctl_init);
     const int ngrp = cols / 64;
     const uint8_t *wb = w, *flags = bllm_blk_flags(ty, w, rows, cols);

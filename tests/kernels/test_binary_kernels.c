@@ -1,7 +1,9 @@
 /* The SIMD matmuls of the packed binary types against the scalar reference
  * (kernels/binary_scalar.c), for every type, every x86 kernel set this CPU
  * runs, on random decompositions packed by runtime/format/binary.c: rows 32..352,
- * cols 64..1216, n_tok 1..17, row sub-ranges in steps of 32.
+ * cols 64..1216, n_tok 1..17, row sub-ranges in steps of 32. Batches of
+ * BLLM_BLK_GEMM_MIN_TOK or more tokens of billm and stbllm take the f32
+ * path in every x86 set and are checked as FLOAT.
  *
  * FLOAT path ("avx2-float"): f32 sums in another order, so
  *   |y - y_scalar| <= 1e-5 * M,  M = sum_c (|mu| + |alpha| + |alpha2|) |x_c|
@@ -16,7 +18,8 @@
  * while one table entry off by 1 moves y by d |alpha| >= M_q / (64 * 127 *
  * groups) ~ 6e-6 M_q at 1216 columns, a sign flip by far more. Its error
  * against the float reference (the cost of int8 activations) is printed
- * and bounded loosely (relative RMS < 2%).
+ * and bounded loosely (relative RMS < 3%: 1.2-1.8% per type over 40 random
+ * shapes, whose activation groups hold x50 outliers now and then).
  * billm and stbllm: M and M_q take for each column the |mu| + |alpha| of
  * its kind (salient: both pairs; the rest: every group's or region's), and
  * stbllm 0 for a pruned weight, which no looked-up plane holds. stbllm's
@@ -57,10 +60,19 @@ static int runs_lut(const bllm_kernel_set *s, bllm_type ty)
     return !flt || s->matmul[ty] != flt->matmul[ty];
 }
 
+/* Batches of the block types from BLLM_BLK_GEMM_MIN_TOK tokens on run on
+ * weights expanded to f32 in every x86 set (kernels/binary_x86.h): checked
+ * as the FLOAT path. NEON keeps its tables (its sets say "neon"). */
+static int batch_as_float(bllm_type ty, int n_tok)
+{
+    return bllm_type_is_block(ty) && n_tok >= BLLM_BLK_GEMM_MIN_TOK;
+}
+
 static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
 {
-    stats st[8];
+    stats st[8], sb[8]; /* sb: block types' batches, expanded to f32 (checked as FLOAT) */
     memset(st, 0, sizeof st);
+    memset(sb, 0, sizeof sb);
     for (int k = 0; k < n_cases; k++) {
         /* the extremes first, then random shapes */
         int rows = k == 0 ? 32 : k == 1 ? 352 : 32 * (1 + rng_int(11));
@@ -90,9 +102,12 @@ static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
             tested ts = sets[s];
             if (ts.lut < 0)
                 ts.lut = runs_lut(ts.set, ty);
+            const int batch = batch_as_float(ty, n_tok);
+            if (batch)
+                ts.lut = 0;
             for (int g = 0; g < 3; g++)
                 check_case(&ts, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], w, x, yref, yq, mq, mf,
-                           &st[s]);
+                           batch ? &sb[s] : &st[s]);
         }
         bllm_binary_decomp_free(&d);
         free(w);
@@ -113,12 +128,19 @@ static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
         else
             printf("%-10s %-6s %2d shapes: max |y - y_scalar| / M %.2e (tol 1e-05) %s\n", sets[s].set->name,
                    bllm_type_name(ty), n_cases, st[s].max_err, st[s].bad ? "FAIL" : "ok");
-        if (lut && !(st[s].rms_num <= 4e-4 * st[s].rms_den)) {
-            printf("  FAIL %s %s: int8 activation error above 2%% RMS\n", sets[s].set->name, bllm_type_name(ty));
+        if (lut && !(st[s].rms_num <= 9e-4 * st[s].rms_den)) {
+            printf("  FAIL %s %s: int8 activation error above 3%% RMS\n", sets[s].set->name, bllm_type_name(ty));
             st[s].bad++;
         }
         if (st[s].bad)
             failures++;
+        if (bllm_type_is_block(ty)) {
+            checks++;
+            printf("%-10s %-6s batches of >= %d tokens (f32 tiles): max |y - y_scalar| / M %.2e (tol 1e-05) %s\n",
+                   sets[s].set->name, bllm_type_name(ty), BLLM_BLK_GEMM_MIN_TOK, sb[s].max_err,
+                   sb[s].bad ? "FAIL" : "ok");
+            failures += sb[s].bad != 0;
+        }
     }
 }
 
@@ -173,8 +195,12 @@ static void check_unpacked(const tested *sets, int n_sets, bllm_type ty, const v
             ts.lut = runs_lut(ts.set, ty);
         stats st;
         memset(&st, 0, sizeof st);
-        for (int n = 1; n <= n_tok; n += 2) /* GEMV and GEMM decoders */
-            check_case(&ts, ty, rows, cols, n, 0, rows, w, x, yref, yq, mq, mf, &st);
+        for (int n = 1; n <= n_tok; n += 2) { /* GEMV and GEMM decoders */
+            tested tn = ts;
+            if (batch_as_float(ty, n))
+                tn.lut = 0;
+            check_case(&tn, ty, rows, cols, n, 0, rows, w, x, yref, yq, mq, mf, &st);
+        }
         checks++;
         printf("%-10s %-6s %s: max error %.2e %s\n", ts.set->name, bllm_type_name(ty), what, st.max_err,
                st.bad ? "FAIL" : "ok");
@@ -240,7 +266,7 @@ static void test_block_any_bits(const tested *sets, int n_sets)
         printf("FAIL: unpack of the corrupted %s: %s\n", bllm_type_name(ty), bllm_last_error());
         failures++;
     } else {
-        check_unpacked(sets, n_sets, ty, w, &dc, 3, "with 600 random plane bytes");
+        check_unpacked(sets, n_sets, ty, w, &dc, 2 * BLLM_BLK_GEMM_MIN_TOK + 1, "with 600 random plane bytes");
         bllm_binary_decomp_free(&dc);
     }
     bllm_binary_decomp_free(&d);
