@@ -41,6 +41,10 @@ typedef struct {
 bllm_status bllm_model_load(const char *path, const bllm_load_params *params,
                             bllm_model **out);
 void bllm_model_free(bllm_model *model);
+/* Load the model at path in full (every checksum, the weights' shapes and
+ * types, the tokenizer) and release it: what the writers run before a new
+ * file takes its name. */
+bllm_status bllm_model_verify(const char *path);
 
 typedef struct {
     const char *architecture;

@@ -100,6 +100,15 @@ bllm_status bllm_model_load(const char *path, const bllm_load_params *params, bl
     return BLLM_OK;
 }
 
+bllm_status bllm_model_verify(const char *path)
+{
+    bllm_load_params lp = {.verify_checksums = true};
+    bllm_model *m = NULL;
+    bllm_status s = bllm_model_load(path, &lp, &m);
+    bllm_model_free(m);
+    return s;
+}
+
 void bllm_model_free(bllm_model *m)
 {
     if (!m)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/error.h"
+#include "runtime/file_io.h"
 
 static void to_hex(const unsigned char *d, unsigned n, char *hex)
 {
@@ -30,9 +31,10 @@ bllm_status bllm_sha256_buf(const void *data, size_t n, char hex[65])
 
 bllm_status bllm_sha256_file(const char *path, char hex[65])
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bllm_fail(BLLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    FILE *f;
+    bllm_status os = bllm_fopen_input(path, "file", &f);
+    if (os)
+        return os;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     size_t cap = (size_t)1 << 20, n;
     unsigned char *buf = malloc(cap), md[EVP_MAX_MD_SIZE];

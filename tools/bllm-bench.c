@@ -16,6 +16,7 @@
 
 #include "bllm.h"
 #include "runtime/eval/bench.h"
+#include "tools/cli.h"
 
 enum { MAX_MODELS = 64, MAX_LIST = 64 };
 typedef enum { FMT_MD, FMT_JSON, FMT_CSV } out_format;
@@ -89,6 +90,10 @@ static int parse_args(int argc, char **argv, options *o)
     o->threads = (int_list){{ncpu > 0 ? (int)ncpu : 1}, 1};
     o->reps = 5;
     o->bw_mib = 1024;
+    /* the options that take a value */
+    static const char *const valued[] = {
+        "--bw-mib", "--chart", "--model", "--n-gen", "--n-prompt", "--output", "--repetitions", "--threads",
+        "-m", "-n", "-o", "-p", "-r", "-t", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
@@ -98,6 +103,9 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--roofline")) {
             o->roofline = true;
             continue;
+        } else if (!v && !bllm_cli_valued(a, valued)) {
+            fprintf(stderr, "bllm-bench: unknown option '%s' (see --help)\n", a);
+            return -1;
         } else if (!v) {
             fprintf(stderr, "bllm-bench: option %s needs a value (see --help)\n", a);
             return -1;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "models/llama_hparams.h"
+#include "runtime/file_io.h"
 #include "runtime/import/source.h"
 #include "runtime/format/stb.h"
 #include "runtime/format/types.h"
@@ -36,6 +37,7 @@ static void usage(FILE *f) {
             "                         other 1-D tensors always stay f32\n"
             "      --tokenizer PATH   tokenizer.bin of a llama2.c checkpoint\n"
             "  -f, --format FMT       auto (default), gguf, hf or llama2c\n"
+            "      --force            replace OUT.stb if it exists (never the input)\n"
             "  -q, --quiet            no progress bar\n"
             "  -h, --help             this text\n");
 }
@@ -73,23 +75,32 @@ static void progress(int i, int n, const char *name, double done, double total) 
 
 int main(int argc, char **argv) {
     const char *out = NULL, *tok = NULL, *type_s = "f32", *fmt = "auto";
-    bool quiet = false;
+    bool quiet = false, force = false;
+    enum { OPT_FORCE = 256 };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
         {"tokenizer", required_argument, NULL, 'k'}, {"format", required_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "o:t:f:qh", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:t:f:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 't': type_s = optarg; break;
         case 'k': tok = optarg; break;
         case 'f': fmt = optarg; break;
         case 'q': quiet = true; break;
+        case OPT_FORCE: force = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case ':':
+            fprintf(stderr, "bllm-convert: option '%s' needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "bllm-convert: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return 2;
         }
     }
     if (optind != argc - 1 || !out) {
@@ -128,6 +139,13 @@ int main(int argc, char **argv) {
     if (tok && kind != BLLM_SOURCE_AUTO && kind != BLLM_SOURCE_LLAMA2C)
         fprintf(stderr, "bllm-convert: note: --tokenizer is only used for llama2.c checkpoints\n");
 
+    {
+        const char *ins[] = {input, tok};
+        if (bllm_check_output(out, ins, 2, force)) {
+            fprintf(stderr, "bllm-convert: %s\n", bllm_last_error());
+            return 1;
+        }
+    }
     double t0 = now();
     bllm_source *src = NULL;
     bllm_status st = bllm_source_open(input, kind, tok, &src);
@@ -147,6 +165,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bllm-convert: out of memory\n");
         goto done;
     }
+    bllm_stb_writer_set_replace(w, force);
+    bllm_stb_writer_set_check(w, bllm_model_verify);
 
     /* ---- metadata ---- */
     char abs_in[PATH_MAX];

@@ -164,7 +164,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
-        } else if (argv[i][0] == '-' || path) {
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "bllm-info: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "bllm-info: more than one MODEL given ('%s', '%s')\n", path, argv[i]);
             usage(stderr);
             return 2;
         } else

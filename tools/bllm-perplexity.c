@@ -62,6 +62,10 @@ static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
     o->protocol = BLLM_PPL_GPTQ;
+    /* the options that take a value */
+    static const char *const valued[] = {
+        "--chunks", "--ctx-size", "--file", "--kl-base", "--model", "--protocol", "--threads", "--tokens",
+        "-c", "-f", "-m", "-t", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -73,6 +77,9 @@ static int parse_args(int argc, char **argv, options *o)
             o->json = true, takes = false;
         } else if (!strcmp(a, "--verify")) {
             o->verify = true, takes = false;
+        } else if (!v && !bllm_cli_valued(a, valued)) {
+            fprintf(stderr, PROG ": unknown option '%s' (see --help)\n", a);
+            return -1;
         } else if (!v) {
             fprintf(stderr, PROG ": option %s needs a value (see --help)\n", a);
             return -1;

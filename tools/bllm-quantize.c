@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "runtime/file_io.h"
 #include "runtime/quant/calib.h"
 #include "runtime/quant/nm_alloc.h"
 #include "runtime/quant/quantize.h"
@@ -49,6 +50,7 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  -o, --output PATH      the .stb file to write (required)\n"
+            "      --force            replace OUT.stb if it exists (never an input)\n"
             "  -m, --method METHOD    rtn (default), pb-llm, billm, stbllm, pbs2p or onebit\n"
             "      --type TYPE        rtn: b1, b1g (default), b1mg, rb2g, nm24, nm48, nm58, nm68,\n"
             "                         onebit or pb8 (docs/format.md)\n"
@@ -150,14 +152,14 @@ int main(int argc, char **argv)
 {
     const char *out = NULL, *method = "rtn", *type_s = NULL, *keep_s = "f16", *tok = NULL, *calib = NULL;
     const char *salient_s = NULL, *iters_s = NULL, *sim = NULL;
-    bool quiet = false, dequantize = false;
+    bool quiet = false, dequantize = false, force = false;
     bllm_quantize_params p;
     bllm_quantize_params_default(&p);
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
         OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT, OPT_NM, OPT_NMALLOC,
-        OPT_NMSAMPLES
+        OPT_NMSAMPLES, OPT_FORCE
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -175,6 +177,7 @@ int main(int argc, char **argv)
         {"nm-alloc", required_argument, NULL, OPT_NMALLOC},
         {"nm-alloc-samples", required_argument, NULL, OPT_NMSAMPLES},
         {"calib-activations", required_argument, NULL, OPT_ACT},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
     };
@@ -193,6 +196,7 @@ int main(int argc, char **argv)
         case OPT_ITERS: iters_s = optarg; break;
         case OPT_CALIB: calib = optarg; break;
         case OPT_SIM: sim = optarg; break;
+        case OPT_FORCE: force = true; break;
         case OPT_ACT:
             if (!strcmp(optarg, "auto") || !strcmp(optarg, "f32") || !strcmp(optarg, "f16")) {
                 p.act_store = !strcmp(optarg, "f32") ? 32 : !strcmp(optarg, "f16") ? 16 : 0;
@@ -304,13 +308,29 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *input = argv[optind];
+    /* before any long work: never over an input, never an existing file
+     * unless --force */
+    {
+        const char *ins[] = {input, tok, calib, sim};
+        const char *outs[] = {out, sim};
+        for (int i = 0; i < 2; i++)
+            if (outs[i] && bllm_check_output(outs[i], ins, i == 0 ? 4 : 3, force)) {
+                fprintf(stderr, "bllm-quantize: %s\n", bllm_last_error());
+                return 1;
+            }
+        if (sim && !strcmp(sim, out)) {
+            fprintf(stderr, "bllm-quantize: --write-simulated names the output file itself\n");
+            return 2;
+        }
+    }
+    p.replace_output = force;
     char created[64];
     snprintf(created, sizeof created, "bllm-quantize %s", BLLM_VERSION);
     bool progress = !quiet && isatty(2);
     bllm_quantize_report rep;
 
     if (dequantize) {
-        bllm_status s = bllm_dequantize_model(input, out, created, progress, &rep);
+        bllm_status s = bllm_dequantize_model(input, out, created, progress, force, &rep);
         if (s) {
             fprintf(stderr, "bllm-quantize: %s: %s\n", bllm_status_name(s), bllm_last_error());
             return 1;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runtime/eval/random_model.h"
+#include "runtime/file_io.h"
 #include "runtime/format/stb.h"
 
 #ifndef BLLM_VERSION
@@ -42,6 +43,7 @@ static void usage(FILE *f)
                "                     random decomposition (embeddings and head stay f16)\n"
                "  -s, --seed N       random seed (default 1); the file depends on it only\n"
                "      --std S        standard deviation of the weights (default 0.02)\n"
+               "      --force        replace OUT.stb if it exists\n"
                "  -q, --quiet        no progress bar\n"
                "  -l, --list         list the shapes with their sizes in each type\n"
                "  -h, --help         this text\n");
@@ -75,7 +77,8 @@ int main(int argc, char **argv)
     const char *shape_name = NULL, *out = NULL, *type_s = "f16";
     unsigned long long seed = 1;
     float std = 0.02f;
-    bool quiet = false, list = false;
+    bool quiet = false, list = false, force = false;
+    static const char *const valued[] = {"-o", "--output", "-t", "--type", "-s", "--seed", "--std"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -87,6 +90,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-l") || !strcmp(a, "--list")) {
             list = true;
             continue;
+        } else if (!strcmp(a, "--force")) {
+            force = true;
+            continue;
         } else if (a[0] != '-') {
             if (shape_name) {
                 fprintf(stderr, "bllm-random: more than one SHAPE given ('%s', '%s')\n", shape_name, a);
@@ -94,6 +100,13 @@ int main(int argc, char **argv)
             }
             shape_name = a;
             continue;
+        }
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known = known || !strcmp(a, valued[k]);
+        if (!known) {
+            fprintf(stderr, "bllm-random: unknown option '%s' (see --help)\n", a);
+            return 2;
         } else if (!v) {
             fprintf(stderr, "bllm-random: option %s needs a value (see --help)\n", a);
             return 2;
@@ -159,6 +172,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (bllm_check_output(out, NULL, 0, force)) {
+        fprintf(stderr, "bllm-random: %s\n", bllm_last_error());
+        return 1;
+    }
     /* Refuse up front rather than fill the disk and fail at 90%. */
     uint64_t need = bllm_llama_tensor_bytes(&shape->hp, shape->tied, type) + (16u << 20);
     char *dir_buf = strdup(out);
@@ -181,6 +198,7 @@ int main(int argc, char **argv)
         .seed = seed,
         .std = std,
         .created_by = created,
+        .keep_existing = !force,
         .progress = quiet || !isatty(2) ? NULL : progress,
     };
     bllm_status s = bllm_random_model_write(shape, &p, out);

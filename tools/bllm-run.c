@@ -60,6 +60,11 @@ static int parse_args(int argc, char **argv, options *o)
     o->show_prompt = true;
     o->sp = bllm_sampler_default_params();
     o->sp.seed = (uint64_t)time(NULL);
+    /* the options that take a value */
+    static const char *const valued[] = {
+        "--ctx-size", "--file", "--min-p", "--model", "--n-predict", "--prompt", "--repeat-last-n",
+        "--repeat-penalty", "--seed", "--system", "--temp", "--threads", "--top-k", "--top-p", "-c", "-f",
+        "-m", "-n", "-p", "-s", "-t", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -75,6 +80,9 @@ static int parse_args(int argc, char **argv, options *o)
             o->no_bos = true, takes = false;
         } else if (!strcmp(a, "--no-display-prompt")) {
             o->show_prompt = false, takes = false;
+        } else if (!v && !bllm_cli_valued(a, valued)) {
+            fprintf(stderr, "bllm-run: unknown option '%s' (see --help)\n", a);
+            return -1;
         } else if (!v) {
             fprintf(stderr, "bllm-run: option %s needs a value (see --help)\n", a);
             return -1;

@@ -1,5 +1,8 @@
 #include "tools/cli.h"
 
+#include "bllm.h"
+#include "runtime/file_io.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +30,19 @@ bool bllm_cli_parse_float(const char *s, float *out)
     return true;
 }
 
+bool bllm_cli_valued(const char *a, const char *const *names)
+{
+    for (; *names; names++)
+        if (!strcmp(a, *names))
+            return true;
+    return false;
+}
+
 char *bllm_cli_read_file(const char *prog, const char *what, const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: cannot open %s %s: %s\n", prog, what, path, strerror(errno));
+    FILE *f;
+    if (bllm_fopen_input(path, what, &f)) {
+        fprintf(stderr, "%s: %s\n", prog, bllm_last_error());
         return NULL;
     }
     size_t cap = 1 << 16, n = 0, r;

@@ -10,6 +10,10 @@
 bool bllm_cli_parse_int(const char *s, long lo, long hi, int *out);
 /* Whole string as a finite-or-not float; false on garbage. */
 bool bllm_cli_parse_float(const char *s, float *out);
+/* Whether a is one of names (NULL-terminated): the options that take a
+ * value, so one given last without its value is told apart from an
+ * unknown option. */
+bool bllm_cli_valued(const char *a, const char *const *names);
 /* Read a file into a NUL-terminated buffer (free() it). On failure prints
  * "PROG: cannot open|read WHAT PATH: reason" to stderr and returns NULL. */
 char *bllm_cli_read_file(const char *prog, const char *what, const char *path, size_t *len);

@@ -419,6 +419,10 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
     int n = bllm_llama_tensor_list(hp, shape->tied, NULL, 0);
     bllm_llama_tensor_desc *desc = malloc((size_t)n * sizeof *desc);
     bllm_stb_writer *w = bllm_stb_writer_new();
+    if (w) {
+        bllm_stb_writer_set_replace(w, !p->keep_existing);
+        bllm_stb_writer_set_check(w, bllm_model_verify);
+    }
     int *index = malloc((size_t)n * 2 * sizeof *index); /* writer index of each tensor and companion */
     bllm_pool *pool = NULL;
     void *buf = NULL;

@@ -57,6 +57,7 @@ typedef struct {
     float std;           /* of the normal weights; 0 = 0.02 */
     int n_threads;       /* for generating values; 0 = online CPUs */
     const char *created_by; /* provenance.created_by; NULL = "bllm" */
+    bool keep_existing;  /* refuse to replace an existing file at path */
     /* Called before each tensor (i of n) and once at the end (i == n). */
     void (*progress)(void *user, int i, int n, const char *name, uint64_t done_bytes, uint64_t total_bytes);
     void *user;

@@ -109,6 +109,13 @@ bllm_status bllm_stb_set_arr_i32(bllm_stb_writer *w, const char *key, const int3
 /* Returns the tensor's index, or -1 (see bllm_last_error). */
 int bllm_stb_add_tensor(bllm_stb_writer *w, const char *name, bllm_type type,
                         int ndim, const int64_t *dims);
+/* Whether write_finish may replace an existing file at the path (default
+ * true; the tools pass --force). Without, an existing file is refused. */
+void bllm_stb_writer_set_replace(bllm_stb_writer *w, bool replace);
+/* A check run by write_finish on the complete file, still under its
+ * temporary name, before it takes the target's (bllm_model_verify: the
+ * model loads in full). An error there discards the file. */
+void bllm_stb_writer_set_check(bllm_stb_writer *w, bllm_status (*check)(const char *path));
 bllm_status bllm_stb_write_begin(bllm_stb_writer *w, const char *path);
 bllm_status bllm_stb_write_tensor(bllm_stb_writer *w, int index, const void *data, size_t nbytes);
 bllm_status bllm_stb_write_finish(bllm_stb_writer *w);

@@ -15,6 +15,7 @@
 
 #include "runtime/error.h"
 #include "runtime/format/stb_layout.h"
+#include "runtime/file_io.h"
 
 typedef struct {
     char *key;
@@ -298,14 +299,11 @@ static bllm_status check_header(bllm_stb_file *f)
 bllm_status bllm_stb_open(const char *path, bool verify_checksums, bllm_stb_file **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bllm_fail(BLLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return bllm_fail(BLLM_ERR_IO, "%s: not a regular file", path);
-    }
+    bllm_status os = bllm_open_input(path, "model", &fd, &st);
+    if (os)
+        return os;
     if (st.st_size == 0) {
         close(fd);
         return bllm_fail(BLLM_ERR_FORMAT, "%s: file is empty", path);

@@ -1,8 +1,9 @@
 /* .stb writer. Metadata and the directory are small and kept in memory; tensor
  * data goes straight to disk at offsets fixed by write_begin(), so converting
  * a 7B model needs one tensor of memory, not the whole model. The output is
- * written to "<path>.tmp" and renamed on success so a crash never leaves a
- * half-written file under the real name. */
+ * written to a unique temporary beside the target, synced and renamed on
+ * success (runtime/file_io.h), so a crash, a signal or a second writer never
+ * leaves a half-written file under the real name. */
 #include "runtime/format/stb.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <xxhash.h>
 
 #include "runtime/error.h"
+#include "runtime/file_io.h"
 #include "runtime/format/stb_layout.h"
 
 typedef struct {
@@ -31,23 +33,32 @@ struct bllm_stb_writer {
     char **keys;
     wtensor *tensors;
     int n_tensors, cap_tensors;
-    FILE *fp;
-    char *path, *tmp_path;
+    bllm_out_file out;
+    bool open, replace;
+    bllm_status (*check)(const char *path);
     uint64_t data_offset, data_bytes, dir_bytes;
     int next_tensor;
     bool failed;
 };
 
-bllm_stb_writer *bllm_stb_writer_new(void) { return calloc(1, sizeof(bllm_stb_writer)); }
+bllm_stb_writer *bllm_stb_writer_new(void)
+{
+    bllm_stb_writer *w = calloc(1, sizeof(bllm_stb_writer));
+    if (w) {
+        w->out.fd = -1;
+        w->replace = true;
+    }
+    return w;
+}
+
+void bllm_stb_writer_set_replace(bllm_stb_writer *w, bool replace) { w->replace = replace; }
+void bllm_stb_writer_set_check(bllm_stb_writer *w, bllm_status (*check)(const char *path)) { w->check = check; }
 
 void bllm_stb_writer_free(bllm_stb_writer *w)
 {
     if (!w)
         return;
-    if (w->fp) {
-        fclose(w->fp);
-        unlink(w->tmp_path);
-    }
+    bllm_out_discard(&w->out);
     for (uint32_t i = 0; i < w->n_meta; i++)
         free(w->keys[i]);
     free(w->keys);
@@ -55,8 +66,6 @@ void bllm_stb_writer_free(bllm_stb_writer *w)
         free(w->tensors[i].name);
     free(w->tensors);
     free(w->meta);
-    free(w->path);
-    free(w->tmp_path);
     free(w);
 }
 
@@ -80,7 +89,7 @@ static bool put(bllm_stb_writer *w, const void *p, size_t n)
 static bllm_status begin_key(bllm_stb_writer *w, const char *key, bllm_meta_type type)
 {
     size_t klen = strlen(key);
-    if (w->fp)
+    if (w->open)
         return bllm_fail(BLLM_ERR_ARG, "metadata '%s' set after write_begin", key);
     if (klen == 0 || klen > UINT16_MAX)
         return bllm_fail(BLLM_ERR_ARG, "bad metadata key length %zu", klen);
@@ -184,7 +193,7 @@ bllm_status bllm_stb_set_arr_i32(bllm_stb_writer *w, const char *key, const int3
 
 int bllm_stb_add_tensor(bllm_stb_writer *w, const char *name, bllm_type type, int ndim, const int64_t *dims)
 {
-    if (w->fp) {
+    if (w->open) {
         bllm_fail(BLLM_ERR_ARG, "tensor '%s' added after write_begin", name);
         return -1;
     }
@@ -238,7 +247,7 @@ static uint64_t align_up(uint64_t x) { return (x + BLLM_STB_ALIGN - 1) / BLLM_ST
 
 bllm_status bllm_stb_write_begin(bllm_stb_writer *w, const char *path)
 {
-    if (w->fp)
+    if (w->open)
         return bllm_fail(BLLM_ERR_ARG, "write_begin called twice");
     w->dir_bytes = 0;
     for (int i = 0; i < w->n_tensors; i++)
@@ -251,30 +260,33 @@ bllm_status bllm_stb_write_begin(bllm_stb_writer *w, const char *path)
     }
     /* The last tensor ends the file exactly; no trailing pad. */
     w->data_bytes = w->n_tensors ? w->tensors[w->n_tensors - 1].offset + w->tensors[w->n_tensors - 1].nbytes : 0;
-    w->path = strdup(path);
-    w->tmp_path = malloc(strlen(path) + 5);
-    if (!w->path || !w->tmp_path)
-        return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-    sprintf(w->tmp_path, "%s.tmp", path);
-    w->fp = fopen(w->tmp_path, "wb");
-    if (!w->fp)
-        return bllm_fail(BLLM_ERR_IO, "cannot create %s: %s", w->tmp_path, strerror(errno));
+    bllm_status s = bllm_out_begin(&w->out, path);
+    if (s)
+        return s;
+    w->open = true;
     w->next_tensor = 0;
     return BLLM_OK;
 }
 
 static bllm_status write_at(bllm_stb_writer *w, uint64_t off, const void *p, size_t n)
 {
-    if (fseeko(w->fp, (off_t)off, SEEK_SET) || fwrite(p, 1, n, w->fp) != n) {
-        w->failed = true;
-        return bllm_fail(BLLM_ERR_IO, "writing %s: %s", w->tmp_path, strerror(errno));
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t k = pwrite(w->out.fd, b, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            w->failed = true;
+            return bllm_fail(BLLM_ERR_IO, "writing %s: %s", w->out.tmp, k < 0 ? strerror(errno) : "no space written");
+        }
+        b += k, off += (uint64_t)k, n -= (size_t)k;
     }
     return BLLM_OK;
 }
 
 bllm_status bllm_stb_write_tensor(bllm_stb_writer *w, int index, const void *data, size_t nbytes)
 {
-    if (!w->fp)
+    if (!w->open)
         return bllm_fail(BLLM_ERR_ARG, "write_tensor before write_begin");
     if (index < 0 || index >= w->n_tensors)
         return bllm_fail(BLLM_ERR_ARG, "write_tensor: no tensor %d", index);
@@ -294,10 +306,10 @@ bllm_status bllm_stb_write_tensor(bllm_stb_writer *w, int index, const void *dat
 
 bllm_status bllm_stb_write_finish(bllm_stb_writer *w)
 {
-    if (!w->fp)
+    if (!w->open)
         return bllm_fail(BLLM_ERR_ARG, "write_finish before write_begin");
     if (w->failed)
-        return bllm_fail(BLLM_ERR_IO, "an earlier write to %s failed", w->tmp_path);
+        return bllm_fail(BLLM_ERR_IO, "an earlier write to %s failed", w->out.tmp);
     for (int i = 0; i < w->n_tensors; i++)
         if (!w->tensors[i].written)
             return bllm_fail(BLLM_ERR_ARG, "tensor '%s' was never written", w->tensors[i].name);
@@ -340,17 +352,15 @@ bllm_status bllm_stb_write_finish(bllm_stb_writer *w)
     if (!s && w->data_offset > gap_at)
         s = write_at(w, gap_at, zeros, w->data_offset - gap_at);
     /* Padding between tensors is zero-filled by the file system (holes). */
-    if (!s && ftruncate(fileno(w->fp), (off_t)h.file_bytes))
-        s = bllm_fail(BLLM_ERR_IO, "sizing %s: %s", w->tmp_path, strerror(errno));
-    if (!s && fflush(w->fp))
-        s = bllm_fail(BLLM_ERR_IO, "writing %s: %s", w->tmp_path, strerror(errno));
-    int rc = fclose(w->fp);
-    w->fp = NULL;
-    if (!s && rc)
-        s = bllm_fail(BLLM_ERR_IO, "closing %s: %s", w->tmp_path, strerror(errno));
-    if (!s && rename(w->tmp_path, w->path))
-        s = bllm_fail(BLLM_ERR_IO, "renaming %s to %s: %s", w->tmp_path, w->path, strerror(errno));
+    if (!s && ftruncate(w->out.fd, (off_t)h.file_bytes))
+        s = bllm_fail(BLLM_ERR_IO, "sizing %s: %s", w->out.tmp, strerror(errno));
+    w->open = false;
+    if (!s && w->check && (s = w->check(w->out.tmp)))
+        s = bllm_fail(s, "the model written to %s does not load back, so it was not kept: %s", w->out.path,
+                      bllm_last_error());
     if (s)
-        unlink(w->tmp_path);
+        bllm_out_discard(&w->out);
+    else
+        s = bllm_out_commit(&w->out, w->replace);
     return s;
 }

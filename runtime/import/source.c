@@ -13,25 +13,18 @@
 #include <unistd.h>
 
 #include "runtime/sha256.h"
+#include "runtime/file_io.h"
 
 /* ---------------------------------------------------------------- files */
 
 bllm_status bllm_map_file(const char *path, bllm_mapped *m) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bllm_fail(BLLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return bllm_fail(BLLM_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return bllm_fail(BLLM_ERR_IO, "'%s' is not a regular file", path);
-    }
+    bllm_status s = bllm_open_input(path, "file", &fd, &st);
+    if (s)
+        return s;
     if (st.st_size > 0) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
@@ -280,13 +273,16 @@ static bllm_status detect(const char *path, bllm_source_kind *kind) {
         *kind = BLLM_SOURCE_HF;
         return BLLM_OK;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bllm_fail(BLLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
+    FILE *f;
+    bllm_status s = bllm_fopen_input(path, "checkpoint", &f);
+    if (s)
+        return s;
+    char magic[8] = {0};
+    size_t n = fread(magic, 1, 8, f);
     fclose(f);
-    *kind = (n == 4 && memcmp(magic, "GGUF", 4) == 0) ? BLLM_SOURCE_GGUF : BLLM_SOURCE_LLAMA2C;
+    if (n == 8 && memcmp(magic, "BLLMSTB\0", 8) == 0)
+        return bllm_fail(BLLM_ERR_FORMAT, "%s is already a .stb model, not a checkpoint to import", path);
+    *kind = (n >= 4 && memcmp(magic, "GGUF", 4) == 0) ? BLLM_SOURCE_GGUF : BLLM_SOURCE_LLAMA2C;
     return BLLM_OK;
 }
 

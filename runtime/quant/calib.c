@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "runtime/error.h"
 #include "runtime/sha256.h"
+#include "runtime/file_io.h"
 
 /* splitmix64: a fixed, documented generator, so a seed means the same
  * windows on every platform and compiler. */
@@ -31,14 +33,16 @@ static uint64_t uniform(uint64_t *state, uint64_t n)
 
 static bllm_status read_text(const char *path, char **text, size_t *len)
 {
+    int fd;
     struct stat st;
-    if (stat(path, &st) != 0)
+    bllm_status os = bllm_open_input(path, "calibration file", &fd, &st);
+    if (os)
+        return os;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return bllm_fail(BLLM_ERR_IO, "calibration file '%s': %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return bllm_fail(BLLM_ERR_IO, "calibration file '%s' is not a regular file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bllm_fail(BLLM_ERR_IO, "calibration file '%s': %s", path, strerror(errno));
+    }
     size_t n = (size_t)st.st_size;
     char *buf = malloc(n + 1);
     if (!buf) {

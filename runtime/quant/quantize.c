@@ -22,6 +22,7 @@
 #include "runtime/quant/nm_alloc.h"
 #include "runtime/format/stb.h"
 #include "tokenizer/tokenizer.h"
+#include "runtime/file_io.h"
 
 #ifndef BLLM_VERSION
 #define BLLM_VERSION "0.1.0"
@@ -39,6 +40,7 @@ void bllm_quantize_params_default(bllm_quantize_params *p)
     bllm_method_options_default(&p->mopts);
     p->nm_alloc = -1;
     p->nm_alloc_samples = 16;
+    p->replace_output = true;
 }
 
 void bllm_quantize_report_free(bllm_quantize_report *r)
@@ -83,8 +85,8 @@ typedef struct {
 
 static bool is_stb(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    FILE *f;
+    if (bllm_fopen_input(path, "model", &f))
         return false;
     char magic[8] = {0};
     size_t n = fread(magic, 1, 8, f);
@@ -407,6 +409,10 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
     void *buf = NULL;
     bllm_status s = BLLM_OK;
     const bllm_method *method = bllm_method_find(p->method);
+    if (w) {
+        bllm_stb_writer_set_replace(w, p->replace_output);
+        bllm_stb_writer_set_check(w, bllm_model_verify);
+    }
     if (!w || !pl) {
         s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
         goto done;
@@ -655,7 +661,7 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
 }
 
 bllm_status bllm_dequantize_model(const char *input_path, const char *output, const char *created_by, bool progress,
-                                  bllm_quantize_report *report)
+                                  bool replace_output, bllm_quantize_report *report)
 {
     bllm_quantize_report dummy;
     if (!report)
@@ -668,6 +674,7 @@ bllm_status bllm_dequantize_model(const char *input_path, const char *output, co
     p.options_text = "--dequantize";
     p.created_by = created_by;
     p.progress = progress;
+    p.replace_output = replace_output;
     input in;
     bllm_status s = input_open(input_path, NULL, &in);
     if (!s)

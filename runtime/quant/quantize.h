@@ -46,6 +46,8 @@ typedef struct {
     const char *options_text;   /* command-line options, for provenance */
     const char *created_by;     /* e.g. "bllm-quantize 0.1.0" */
     bool progress;              /* progress bar on stderr */
+    bool replace_output;        /* replace an existing output file (default
+                                   true; bllm-quantize: --force) */
 } bllm_quantize_params;
 
 typedef struct {
@@ -70,6 +72,6 @@ bllm_status bllm_quantize_model(const char *input, const char *output, const bll
  * out (pb8 companions folded into their matrices): the reference a packed
  * model's forward pass is compared with. */
 bllm_status bllm_dequantize_model(const char *input, const char *output, const char *created_by, bool progress,
-                                  bllm_quantize_report *report);
+                                  bool replace_output, bllm_quantize_report *report);
 
 #endif

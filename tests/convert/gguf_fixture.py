@@ -34,7 +34,7 @@ TYPES = {
 def vocab():
     toks = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
     types = [2, 3, 3] + [6] * 256
-    words = ["\u2581" + c for c in "abcdefghijklmnopqrstuvwxyz"] + ["\u2581the", "\u2581a", "<|end|>"]
+    words = ["\u2581" + c for c in "abcdefghijklmnopqrstuvwxyz"] + ["\u2581the", "\u2581and", "<|end|>"]
     words += [f"w{i}" for i in range(300 - len(toks) - len(words))]
     toks += words
     types += [3 if w == "<|end|>" else 1 for w in words]
@@ -90,8 +90,9 @@ def reference(raw, qtype, shape):
     return gguf.quants.dequantize(raw, qtype).reshape(shape).astype(np.float32)
 
 
-def write(path, seed=0, alignment=None, extra_kv=None):
-    """Writes the model; returns {name: (raw array, qtype, PyTorch shape)}."""
+def write(path, seed=0, alignment=None, extra_kv=None, edit_tokens=None):
+    """Writes the model; returns {name: (raw array, qtype, PyTorch shape)}.
+    edit_tokens: a function that may change the token list in place."""
     rng = np.random.default_rng(seed)
     w = gguf.GGUFWriter(path, "llama")
     w.add_name("tiny-synthetic")
@@ -108,6 +109,8 @@ def write(path, seed=0, alignment=None, extra_kv=None):
     w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
     w.add_rope_scaling_factor(2.0)
     toks, scores, types = vocab()
+    if edit_tokens:
+        edit_tokens(toks)
     w.add_tokenizer_model("llama")
     w.add_token_list(toks)
     w.add_token_scores(scores)
