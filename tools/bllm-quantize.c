@@ -73,6 +73,9 @@ static void usage(FILE *f)
             "                         a search of its output errors (pbs2p's); both run a probe\n"
             "                         pass of the float model first (docs/quantization.md)\n"
             "      --nm-alloc-samples N  windows of that probe pass (default 16)\n"
+            "      --nm-refill        stbllm, for comparison only: do what the authors' code\n"
+            "                         does (pruned weights zeroed, then re-filled by the\n"
+            "                         compensation and binarized); the model is NOT N:M-sparse\n"
             "      --billm-max-salient N   billm, stbllm: salient columns searched per block,\n"
             "                         1..N (default 49)\n"
             "      --billm-block-errors on|off  feed errors inside a block too (default on;\n"
@@ -159,7 +162,7 @@ int main(int argc, char **argv)
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
         OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT, OPT_NM, OPT_NMALLOC,
-        OPT_NMSAMPLES, OPT_FORCE
+        OPT_NMSAMPLES, OPT_FORCE, OPT_REFILL
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -178,6 +181,7 @@ int main(int argc, char **argv)
         {"nm-alloc-samples", required_argument, NULL, OPT_NMSAMPLES},
         {"calib-activations", required_argument, NULL, OPT_ACT},
         {"force", no_argument, NULL, OPT_FORCE},
+        {"nm-refill", no_argument, NULL, OPT_REFILL},
         {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
     };
@@ -197,6 +201,7 @@ int main(int argc, char **argv)
         case OPT_CALIB: calib = optarg; break;
         case OPT_SIM: sim = optarg; break;
         case OPT_FORCE: force = true; break;
+        case OPT_REFILL: p.mopts.nm_refill = true; break;
         case OPT_ACT:
             if (!strcmp(optarg, "auto") || !strcmp(optarg, "f32") || !strcmp(optarg, "f16")) {
                 p.act_store = !strcmp(optarg, "f32") ? 32 : !strcmp(optarg, "f16") ? 16 : 0;
@@ -402,6 +407,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bllm-quantize: --calib and --write-simulated apply to the calibrated methods, not rtn\n");
         return 2;
     }
+    if (p.mopts.nm_refill && (!cm || strcmp(cm->name, "stbllm"))) {
+        fprintf(stderr, "bllm-quantize: --nm-refill applies to --method stbllm only\n");
+        return 2;
+    }
     p.calib_path = calib;
     p.simulated_path = sim;
 
@@ -427,6 +436,8 @@ int main(int argc, char **argv)
             len += snprintf(options + len, sizeof options - (size_t)len,
                             " --billm-max-salient %d --billm-block-errors %s", p.mopts.max_salient_cols,
                             p.mopts.intra_block ? "on" : "off");
+        if (p.mopts.nm_refill)
+            len += snprintf(options + len, sizeof options - (size_t)len, " --nm-refill");
         if (!strcmp(cm->name, "onebit"))
             len += snprintf(options + len, sizeof options - (size_t)len, " --onebit-fit %d",
                             p.mopts.onebit_fit_iters);

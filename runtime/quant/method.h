@@ -26,6 +26,10 @@ typedef struct {
                              (10); 0 keeps the SVID initialization */
     int nm_n, nm_m;       /* stbllm: N kept of every M consecutive inputs
                              (4:8); the engine may change N per layer */
+    bool nm_refill;       /* stbllm, diagnostic: what the authors' code does
+                             (the pruned weights zeroed before compensation,
+                             then re-filled by it and binarized like the
+                             rest), so the stored model is NOT N:M-sparse */
 } bllm_method_options;
 
 void bllm_method_options_default(bllm_method_options *o);

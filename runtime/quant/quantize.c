@@ -354,7 +354,8 @@ static bllm_status write_quant_metadata(bllm_stb_writer *w, const bllm_quantize_
         if ((s = bllm_stb_set_u32(w, "provenance.quantization.nm_n", (uint32_t)p->mopts.nm_n)) ||
             (s = bllm_stb_set_u32(w, "provenance.quantization.nm_m", (uint32_t)p->mopts.nm_m)) ||
             (s = set_s(w, "provenance.quantization.nm_alloc", alloc_names[eng->nm_alloc])) ||
-            (eng->layer_nm_n && (s = set_s(w, "provenance.quantization.layer_nm_n", layers))))
+            (eng->layer_nm_n && (s = set_s(w, "provenance.quantization.layer_nm_n", layers))) ||
+            (p->mopts.nm_refill && (s = bllm_stb_set_bool(w, "provenance.quantization.nm_refill", true))))
             return s;
     }
     if (bllm_type_is_block(type) &&

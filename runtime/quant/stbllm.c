@@ -91,8 +91,21 @@ bllm_status bllm_method_stbllm(const float *w, int rows, int cols, const double 
     if (!s)
         s = bllm_nm_mask_top(score, rows, cols, o->nm_n, o->nm_m, keep);
     free(score);
+    float *w0 = NULL;
+    if (!s && o->nm_refill) {
+        /* the authors' code: zero the pruned weights, then compensate and
+         * binarize every position, the pruned ones included */
+        w0 = malloc((size_t)rows * cols * sizeof *w0);
+        if (!w0)
+            s = bllm_fail(BLLM_ERR_NOMEM, "out of memory for a %d x %d matrix", rows, cols);
+        for (size_t i = 0; !s && i < (size_t)rows * cols; i++) {
+            w0[i] = keep[i] ? w[i] : 0.0f;
+            keep[i] = 1;
+        }
+    }
     if (!s)
-        s = bllm_billm_family_run(BLLM_TYPE_STBLLM, keep, w, rows, cols, H, h, o, pool, d, sim, rep);
+        s = bllm_billm_family_run(BLLM_TYPE_STBLLM, keep, w0 ? w0 : w, rows, cols, H, h, o, pool, d, sim, rep);
+    free(w0);
     free(keep);
     return s;
 }

@@ -148,6 +148,29 @@ def test_nm(tool, d):
     print(f"{len(cases)} N:M quantizations: type, sizes, provenance and per-layer N checked")
 
 
+def test_nm_refill(tool, d):
+    """--nm-refill (the authors' code, for comparison): provenance says so
+    and the model is not N:M-sparse, unlike the default (test_nm_model.c)."""
+    import numpy as np
+    out, deq = os.path.join(d, "refill.stb"), os.path.join(d, "refill-f32.stb")
+    r = quantize(tool, out, "--method", "stbllm", "--nm", "4:8", "--nm-alloc", "uniform", "--nm-refill")
+    if not check(r.returncode == 0, f"--nm-refill: exit {r.returncode}: {r.stderr}"):
+        return
+    check(Stb(out).meta.get("provenance.quantization.nm_refill") == 1, "--nm-refill: provenance key")
+    r = run([tool, "--dequantize", out, "-o", deq, "-q"])
+    if not check(r.returncode == 0, f"--dequantize of the refilled model: {r.stderr}"):
+        return
+    s, over = Stb(deq), 0
+    for name, t in s.tensors.items():
+        if name.startswith("blk.") and len(t["dims"]) == 2 and "attn" in name:
+            w = np.frombuffer(s.raw, np.float32, t["dims"][0] * t["dims"][1], s.data_offset + t["offset"])
+            over += int(((w.reshape(-1, 8) != 0).sum(axis=1) > 4).sum())
+    check(over > 0, "--nm-refill: every group of 8 still keeps at most 4 (the refill did nothing)")
+    r = quantize(tool, os.path.join(d, "x.stb"), "--method", "billm", "--nm-refill")
+    check(r.returncode == 2 and "--nm-refill" in r.stderr, f"--nm-refill with billm: exit {r.returncode}")
+    print(f"--nm-refill: {over} groups of 8 keep more than 4 weights")
+
+
 def rms_error(stdout):
     for line in stdout.splitlines():
         if line.startswith("| **all "):
@@ -210,6 +233,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         test_methods(tool, runner, d)
         test_nm(tool, d)
+        test_nm_refill(tool, d)
         test_f16_activations(tool, d)
         test_refusals(tool, packed, d)
     print("PASS" if failures == 0 else f"{failures} failure(s)")
