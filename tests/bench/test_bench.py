@@ -28,6 +28,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stb_py import Stb  # noqa: E402
 
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
+
 CACHE = os.environ.get("BLLM_CACHE", os.path.expanduser("~/.cache/bllm"))
 SMOL_GGUF = os.path.join(CACHE, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -42,7 +45,7 @@ def check(ok, what):
 
 
 def run(args, timeout=60):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout * TIMEOUT_SCALE)
 
 
 def require(path, what):

@@ -25,6 +25,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stb_py import Stb  # noqa: E402
 
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
+
 failures = []
 
 # docs/format.md, "Tensor types": type id, bytes per 32 x 64 tile.
@@ -78,7 +81,7 @@ def one(bench, random, tmp, tname):
     type_id, tile_bytes = FORMAT[tname]
     out = os.path.join(tmp, f"smol-{tname}.stb")
     r = subprocess.run([random, "smollm2-135m", "--type", tname, "-o", out, "-q"], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60 * TIMEOUT_SCALE)
     check(r.returncode == 0, f"bllm-random --type {tname} exited {r.returncode}: {r.stderr}")
     if r.returncode:
         return
@@ -103,7 +106,7 @@ def one(bench, random, tmp, tname):
     s.raw.close()
 
     r = subprocess.run([bench, "-m", out, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "-o", "json"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120 * TIMEOUT_SCALE)
     check(r.returncode == 0, f"bllm-bench on random {tname} exited {r.returncode}: {r.stderr}")
     if r.returncode == 0:
         recs = json.loads(r.stdout)

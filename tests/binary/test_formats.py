@@ -39,6 +39,9 @@ import numpy as np
 import xxhash
 from safetensors.numpy import save_file
 
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
+
 SHARED = os.environ.get("BLLM_SHARED", "")
 SPM = os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")
 
@@ -333,7 +336,7 @@ def make_hf(d):
 
 
 def run(cmd, what):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
     check(r.returncode == 0, f"{what}: exit {r.returncode}: {r.stderr.strip()}")
     return r
 
@@ -405,7 +408,7 @@ def reseal(b):
 def refusals(bllm_run, b1g_path, pb8_path, d):
     def expect(what, path, needle):
         r = subprocess.run([bllm_run, "-m", path, "-p", "hello", "-n", "2", "--temp", "0", "-t", "1"],
-                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                           capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
         ok = 0 < r.returncode < 128 and needle in r.stderr
         check(ok, f"refusal '{what}': exit {r.returncode}, stderr {r.stderr.strip()!r} lacks {needle!r}")
         print(("ok  " if ok else "BAD ") + f"{what:<40} -> {r.stderr.strip().splitlines()[-1] if r.stderr else ''}")
@@ -508,7 +511,7 @@ def main():
                   meta.get("provenance.parent.source_format") == "hf", f"{t}: provenance keys {meta}")
             table[t] = check_file(t, out, deq, js, W)
             g = subprocess.run([bllm_run, "-m", out, "-p", "Hello", "-n", "4", "--temp", "0", "-t", "1"],
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
             check(g.returncode == 0, f"{t}: bllm-run on the packed model: {g.stderr.strip()}")
         # the HF folder straight in gives the same packed bytes
         direct = os.path.join(d, "direct.stb")

@@ -16,6 +16,9 @@ import time
 import convert_common as cc
 import gguf_fixture as fx
 
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
+
 chk = cc.Checker("safe-writes")
 TOOLS = os.path.join(cc.BUILD, "tools")
 RANDOM = os.path.join(TOOLS, "bllm-random")
@@ -26,7 +29,7 @@ def tool(name):
 
 
 def run(args, timeout=60):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout * TIMEOUT_SCALE)
 
 
 def leftovers(d, base):
@@ -100,7 +103,7 @@ with tempfile.TemporaryDirectory() as d:
             time.sleep(0.02)
         started = bool(leftovers(d, "big.stb"))
         q.send_signal(sig)
-        rc = q.wait(timeout=60)
+        rc = q.wait(timeout=60 * TIMEOUT_SCALE)
         chk.check(started and rc == -sig and not os.path.exists(big) and not leftovers(d, "big.stb"),
                   f"{signal.Signals(sig).name} while writing: started {started}, rc {rc}, left "
                   f"{leftovers(d, 'big.stb')}, output {os.path.exists(big)}")
@@ -109,7 +112,7 @@ with tempfile.TemporaryDirectory() as d:
     two = os.path.join(d, "two.stb")
     procs = [subprocess.Popen([RANDOM, "smollm2-135m", "-o", two, "-q", "-s", str(s), "--force"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for s in (1, 2)]
-    rcs = [q.wait(timeout=300) for q in procs]
+    rcs = [q.wait(timeout=300 * TIMEOUT_SCALE) for q in procs]
     p = run([tool("bllm-info"), two, "--verify"])
     chk.check(rcs == [0, 0] and p.returncode == 0 and not leftovers(d, "two.stb"),
               f"two writers: rcs {rcs}, the result verifies: rc {p.returncode} {p.stderr.strip()!r}")

@@ -20,6 +20,9 @@ import tempfile
 
 import xxhash
 
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
+
 HEADER = struct.Struct("<8sIIQQQQQIIQQQ40s")
 FIELDS = ("magic version header_bytes file_bytes meta_offset meta_bytes dir_offset "
           "dir_bytes n_meta n_tensors data_offset data_bytes index_checksum reserved").split()
@@ -101,7 +104,7 @@ def run(bllm_run, model, *extra):
     cmd = [bllm_run, "-m", model, "-n", "4", "--temp", "0", "-t", "1", *extra]
     if "-p" not in extra:
         cmd += ["-p", "Once upon a time"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
 
 
 def expect_refusal(bllm_run, what, model, needle, *extra):

@@ -11,6 +11,7 @@ and rows without a base.
 
 usage: test_ppl_math.py PPL_ROWS
 """
+import os
 import math
 import struct
 import subprocess
@@ -18,6 +19,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
 
 TOL = 1e-10  # relative; the C side works in double from the same floats
 
@@ -67,7 +71,7 @@ def main():
             if base is not None:
                 f.write(base.astype("<f4").tobytes())
         f.flush()
-        r = subprocess.run([sys.argv[1], f.name], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([sys.argv[1], f.name], capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
     if r.returncode:
         print(f"FAIL: ppl_rows exited {r.returncode}: {r.stderr}")
         return 1

@@ -31,6 +31,9 @@ import tempfile
 sys.path.insert(0, os.path.join(os.environ["BLLM_SOURCE"], "tests", "bench"))
 from stb_py import Stb  # noqa: E402
 
+# subprocess limits grow with the whole run's (scripts/test.sh -t N, scripts/sanitize.sh)
+TIMEOUT_SCALE = float(os.environ.get("BLLM_TIMEOUT_SCALE", "1"))
+
 SHARED = os.environ.get("BLLM_SHARED", os.path.join(os.environ["BLLM_SOURCE"], "..", "shared"))
 STORIES = os.path.join(SHARED, "data", "stories260K")
 CALIB = os.path.join(SHARED, "data", "wikitext-2", "valid.tokens.txt")
@@ -47,7 +50,7 @@ def check(cond, what):
 
 
 def run(args, timeout=120):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout * TIMEOUT_SCALE)
 
 
 def quantize(tool, out, *extra, quiet=True):
