@@ -62,6 +62,7 @@ static int cpu_has_avx2(void)
  * is offered only when CPUID and the OS grant every feature they use. */
 #if BLLM_HAVE_AVX2
 #include "kernels/binary_simd.h"
+#include "kernels/blockq.h"
 
 /* bextr, pdep and popcnt in the N:M decoders. */
 static int cpu_has_bmi2(void)
@@ -84,6 +85,13 @@ static int cpu_has_avx512(void)
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 0xe6) == 0xe6;
+}
+
+/* AVX512_VNNI: CPUID leaf 7, ECX bit 11 (the ZMM state is cpu_has_avx512's). */
+static int cpu_has_avx512_vnni(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
 }
 
 static bllm_kernel_set x86_avx2, x86_avx2_lut, x86_avx2_float, x86_avx512;
@@ -116,10 +124,20 @@ static void x86_init(void)
         binary_scalar_fill(x86_avx2_lut.matmul);
         binary_scalar_fill(x86_avx2_float.matmul);
     }
+    /* q8/q4 need AVX2, FMA and F16C only */
+    bllm_kernel_set *sets[] = {&x86_avx2, &x86_avx2_lut, &x86_avx2_float};
+    for (int i = 0; i < 3; i++) {
+        sets[i]->matmul[BLLM_TYPE_Q8] = bllm_matmul_q8_avx2;
+        sets[i]->matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_avx2;
+    }
     x86_avx512 = x86_avx2;
     x86_avx512.name = "avx512";
     if (cpu_has_avx512())
         bllm_binary_avx512_fill(x86_avx512.matmul, BLLM_BINARY_AUTO);
+    if (cpu_has_avx512() && cpu_has_avx512_vnni()) {
+        x86_avx512.matmul[BLLM_TYPE_Q8] = bllm_matmul_q8_vnni;
+        x86_avx512.matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_vnni;
+    }
 }
 
 static const bllm_kernel_set *x86_set(const bllm_kernel_set *s)

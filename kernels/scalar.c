@@ -5,6 +5,7 @@
  * fast kernels are tested against these. */
 #include "kernels/kernels.h"
 #include "kernels/binary_scalar.h"
+#include "kernels/blockq.h"
 
 static void matmul_f32(float *y, const float *x, const void *w, int n_tok, int cols,
                        int rows, int r0, int r1)
@@ -87,6 +88,9 @@ static const bllm_kernel_set scalar_set = {
         [BLLM_TYPE_PB8] = bllm_matmul_pb8_scalar,
         [BLLM_TYPE_BILLM] = bllm_matmul_billm_scalar,
         [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_scalar,
+        /* block-quantized rows: kernels/blockq_scalar.c */
+        [BLLM_TYPE_Q8] = bllm_matmul_q8_scalar,
+        [BLLM_TYPE_Q4] = bllm_matmul_q4_scalar,
     },
     .salient_matvec = bllm_salient_matvec, /* kernels/binary_scalar.c */
     .dot_f32 = dot_f32,

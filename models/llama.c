@@ -15,11 +15,13 @@
 
 #include "runtime/error.h"
 #include "runtime/vecmath.h"
+#include "runtime/format/blockq.h"
 
 /* ---------------------------------------------------------------- binding */
 
-/* Packed types are accepted for the blocks' linear layers only: embeddings
- * are read row by row (embed_row) and the output head stays float. */
+/* Packed binary types are accepted for the blocks' linear layers only;
+ * the block-quantized rows (q8, q4) anywhere, the embedding (read row by
+ * row, embed_row) and the output head included. */
 static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int rows, int cols, bool allow_packed,
                                bllm_matrix *m, uint64_t *n_params)
 {
@@ -36,9 +38,15 @@ static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int row
     if (packed && !allow_packed)
         return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s' is %s; embeddings and the output head must be f32, "
                          "f16 or bf16", name, bllm_type_name(t->type));
-    if (!packed && t->type != BLLM_TYPE_F32 && t->type != BLLM_TYPE_F16 && t->type != BLLM_TYPE_BF16)
+    if (!packed && t->type != BLLM_TYPE_F32 && t->type != BLLM_TYPE_F16 && t->type != BLLM_TYPE_BF16 &&
+        !bllm_type_is_blockq(t->type))
         return bllm_fail(BLLM_ERR_UNSUPPORTED, "tensor '%s' has type %s, which is not a weight matrix type", name,
                          bllm_type_name(t->type));
+    if (bllm_type_is_blockq(t->type)) {
+        bllm_status s = bllm_blockq_check(t->type, t->data, rows, cols, name);
+        if (s)
+            return s;
+    }
     /* A kernel set may leave a packed type to the scalar reference. */
     m->matmul = bllm_kernels()->matmul[t->type];
     if (!m->matmul)
@@ -313,6 +321,11 @@ static void embed_row(const bllm_matrix *m, int32_t token, float *out)
             out[i] = bllm_bf16_to_f32(r[i]);
         break;
     }
+    case BLLM_TYPE_Q8:
+    case BLLM_TYPE_Q4:
+        bllm_blockq_dequant_row(m->type, (const uint8_t *)m->data + (size_t)token * bllm_type_row_bytes(m->type, cols),
+                                (int)cols, out);
+        break;
     default:
         break;
     }

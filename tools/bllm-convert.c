@@ -15,6 +15,7 @@
 
 #include "models/llama_hparams.h"
 #include "runtime/file_io.h"
+#include "runtime/format/blockq.h"
 #include "runtime/import/source.h"
 #include "runtime/format/stb.h"
 #include "runtime/format/types.h"
@@ -38,6 +39,10 @@ static void usage(FILE *f) {
             "      --tokenizer PATH   tokenizer.bin of a llama2.c checkpoint\n"
             "  -f, --format FMT       auto (default), gguf, hf or llama2c\n"
             "      --force            replace OUT.stb if it exists (never the input)\n"
+            "      --embed-type q8|q4 the token embedding in 8 or 4 bits per weight plus an\n"
+            "                         fp16 scale per 32 (runtime/format/blockq.h)\n"
+            "      --head-type q8|q4  the output head likewise; a tied model's one matrix\n"
+            "                         takes --head-type when given\n"
             "  -q, --quiet            no progress bar\n"
             "  -h, --help             this text\n");
 }
@@ -76,12 +81,14 @@ static void progress(int i, int n, const char *name, double done, double total) 
 int main(int argc, char **argv) {
     const char *out = NULL, *tok = NULL, *type_s = "f32", *fmt = "auto";
     bool quiet = false, force = false;
-    enum { OPT_FORCE = 256 };
+    enum { OPT_FORCE = 256, OPT_EMBED, OPT_HEAD };
+    const char *embed_s = NULL, *head_s = NULL;
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
         {"tokenizer", required_argument, NULL, 'k'}, {"format", required_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
         {"force", no_argument, NULL, OPT_FORCE},
+        {"embed-type", required_argument, NULL, OPT_EMBED}, {"head-type", required_argument, NULL, OPT_HEAD},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -94,6 +101,8 @@ int main(int argc, char **argv) {
         case 'f': fmt = optarg; break;
         case 'q': quiet = true; break;
         case OPT_FORCE: force = true; break;
+        case OPT_EMBED: embed_s = optarg; break;
+        case OPT_HEAD: head_s = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':':
             fprintf(stderr, "bllm-convert: option '%s' needs a value\n", argv[optind - 1]);
@@ -121,6 +130,17 @@ int main(int argc, char **argv) {
     else {
         fprintf(stderr, "bllm-convert: unknown --type '%s' (f32, f16 or bf16)\n", type_s);
         return 2;
+    }
+    bllm_type embed_type = BLLM_TYPE_COUNT, head_type = BLLM_TYPE_COUNT;
+    for (int k = 0; k < 2; k++) {
+        const char *v = k ? head_s : embed_s;
+        bllm_type bt;
+        if (v && (!bllm_type_from_name(v, &bt) || !bllm_type_is_blockq(bt))) {
+            fprintf(stderr, "bllm-convert: --%s takes q8 or q4, not '%s'\n", k ? "head-type" : "embed-type", v);
+            return 2;
+        }
+        if (v)
+            *(k ? &head_type : &embed_type) = bt;
     }
     bllm_source_kind kind;
     if (strcmp(fmt, "auto") == 0)
@@ -178,8 +198,10 @@ int main(int argc, char **argv) {
         goto done;
     }
     char options[1024];
-    snprintf(options, sizeof(options), "--type %s --format %s%s%s", type_s, kind_name(bllm_source_get_kind(src)),
-             tok ? " --tokenizer " : "", tok ? tok : "");
+    snprintf(options, sizeof(options), "--type %s --format %s%s%s%s%s%s%s", type_s,
+             kind_name(bllm_source_get_kind(src)), tok ? " --tokenizer " : "", tok ? tok : "",
+             embed_s ? " --embed-type " : "", embed_s ? embed_s : "", head_s ? " --head-type " : "",
+             head_s ? head_s : "");
     char created[64];
     snprintf(created, sizeof(created), "bllm-convert %s", BLLM_VERSION);
     const char *name = hp->name[0] ? hp->name : "unnamed";
@@ -199,6 +221,9 @@ int main(int argc, char **argv) {
     }
 
     /* ---- tensor directory ---- */
+    bool tied = true;
+    for (int i = 0; i < n; i++)
+        tied = tied && strcmp(bllm_source_tensor_at(src, i)->name, "output.weight");
     uint64_t max_numel = 0;
     double total = 0;
     bllm_type *types = calloc((size_t)(n ? n : 1), sizeof(*types));
@@ -214,7 +239,22 @@ int main(int argc, char **argv) {
         if (numel > max_numel)
             max_numel = numel;
         types[i] = t->ndim == 1 ? BLLM_TYPE_F32 : type;
-        total += (double)numel * bllm_type_get(types[i])->elem_bytes;
+        bllm_type bq = t->ndim != 2                                ? BLLM_TYPE_COUNT
+                       : !strcmp(t->name, "output.weight")        ? head_type
+                       : strcmp(t->name, "token_embd.weight")      ? BLLM_TYPE_COUNT
+                       : tied && head_type != BLLM_TYPE_COUNT      ? head_type
+                                                                   : embed_type;
+        if (bq != BLLM_TYPE_COUNT) {
+            if (!bllm_type_shape_ok(bq, (uint64_t)t->dims[0], (uint64_t)t->dims[1])) {
+                fprintf(stderr, "bllm-convert: '%s' has %lld columns; %s needs a multiple of 32\n", t->name,
+                        (long long)t->dims[1], bllm_type_name(bq));
+                free(types);
+                goto done;
+            }
+            types[i] = bq;
+        }
+        total += (double)bllm_type_tensor_bytes(types[i], t->ndim == 2 ? (uint64_t)t->dims[0] : 1,
+                                                (uint64_t)t->dims[t->ndim - 1]);
         if (bllm_stb_add_tensor(w, t->name, types[i], t->ndim, t->dims) < 0) {
             free(types);
             rc = fail(t->name, BLLM_ERR_ARG);
@@ -222,8 +262,8 @@ int main(int argc, char **argv) {
         }
     }
     f32 = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
-    half = type != BLLM_TYPE_F32 ? malloc((size_t)(max_numel ? max_numel : 1) * sizeof(uint16_t)) : NULL;
-    if (!f32 || (type != BLLM_TYPE_F32 && !half)) {
+    half = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(uint16_t));
+    if (!f32 || !half) {
         free(types);
         fprintf(stderr, "bllm-convert: out of memory (%llu values for the largest tensor)\n",
                 (unsigned long long)max_numel);
@@ -276,6 +316,13 @@ int main(int argc, char **argv) {
                 half[k] = bllm_f32_to_bf16(f32[k]);
             data = half;
             nbytes = (size_t)numel * 2;
+        } else if (bllm_type_is_blockq(types[i])) {
+            /* fewer bytes than the f16 buffer holds: 34 or 18 per 32 values */
+            const uint64_t cols = (uint64_t)t->dims[1], rb = bllm_type_row_bytes(types[i], cols);
+            for (int64_t r = 0; r < t->dims[0]; r++)
+                bllm_blockq_quantize_row(types[i], f32 + (uint64_t)r * cols, (int)cols, (uint8_t *)half + r * rb);
+            data = half;
+            nbytes = (size_t)(rb * (uint64_t)t->dims[0]);
         }
         if ((st = bllm_stb_write_tensor(w, i, data, nbytes))) {
             free(types);

@@ -51,6 +51,10 @@ static void usage(FILE *f)
             "options:\n"
             "  -o, --output PATH      the .stb file to write (required)\n"
             "      --force            replace OUT.stb if it exists (never an input)\n"
+            "      --embed-type q8|q4 the token embedding in 8 or 4 bits per weight plus an\n"
+            "                         fp16 scale per 32 (default: the --keep-type)\n"
+            "      --head-type q8|q4  the output head likewise; a tied model's one matrix\n"
+            "                         takes --head-type when given\n"
             "  -m, --method METHOD    rtn (default), pb-llm, billm, stbllm, pbs2p or onebit\n"
             "      --type TYPE        rtn: b1, b1g (default), b1mg, rb2g, nm24, nm48, nm58, nm68,\n"
             "                         onebit or pb8 (docs/format.md)\n"
@@ -156,13 +160,14 @@ int main(int argc, char **argv)
     const char *out = NULL, *method = "rtn", *type_s = NULL, *keep_s = "f16", *tok = NULL, *calib = NULL;
     const char *salient_s = NULL, *iters_s = NULL, *sim = NULL;
     bool quiet = false, dequantize = false, force = false;
+    const char *embed_head_s[2] = {NULL, NULL};
     bllm_quantize_params p;
     bllm_quantize_params_default(&p);
     long seed = 0;
     enum {
         OPT_SALIENT = 256, OPT_KEEP, OPT_TOK, OPT_DEQ, OPT_ITERS, OPT_CALIB, OPT_SAMPLES, OPT_LEN, OPT_SEED,
         OPT_DAMP, OPT_BLOCK, OPT_MAXSAL, OPT_BLKERR, OPT_SIM, OPT_TYPE, OPT_ACT, OPT_FIT, OPT_NM, OPT_NMALLOC,
-        OPT_NMSAMPLES, OPT_FORCE, OPT_REFILL
+        OPT_NMSAMPLES, OPT_FORCE, OPT_REFILL, OPT_EMBED, OPT_HEAD
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},         {"method", required_argument, NULL, 'm'},
@@ -182,6 +187,8 @@ int main(int argc, char **argv)
         {"calib-activations", required_argument, NULL, OPT_ACT},
         {"force", no_argument, NULL, OPT_FORCE},
         {"nm-refill", no_argument, NULL, OPT_REFILL},
+        {"embed-type", required_argument, NULL, OPT_EMBED},
+        {"head-type", required_argument, NULL, OPT_HEAD},
         {"threads", required_argument, NULL, 't'},        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0},
     };
@@ -202,6 +209,18 @@ int main(int argc, char **argv)
         case OPT_SIM: sim = optarg; break;
         case OPT_FORCE: force = true; break;
         case OPT_REFILL: p.mopts.nm_refill = true; break;
+        case OPT_EMBED:
+        case OPT_HEAD: {
+            bllm_type bt;
+            if (!bllm_type_from_name(optarg, &bt) || !bllm_type_is_blockq(bt)) {
+                fprintf(stderr, "bllm-quantize: --%s takes q8 or q4, not '%s'\n",
+                        c == OPT_EMBED ? "embed-type" : "head-type", optarg);
+                return 2;
+            }
+            *(c == OPT_EMBED ? &p.embed_type : &p.head_type) = bt;
+            embed_head_s[c == OPT_HEAD] = optarg;
+            break;
+        }
         case OPT_ACT:
             if (!strcmp(optarg, "auto") || !strcmp(optarg, "f32") || !strcmp(optarg, "f16")) {
                 p.act_store = !strcmp(optarg, "f32") ? 32 : !strcmp(optarg, "f16") ? 16 : 0;
@@ -444,6 +463,10 @@ int main(int argc, char **argv)
         if (p.act_store)
             len += snprintf(options + len, sizeof options - (size_t)len, " --calib-activations f%d", p.act_store);
     }
+    for (int k = 0; k < 2; k++)
+        if (embed_head_s[k] && len < (int)sizeof options)
+            len += snprintf(options + len, sizeof options - (size_t)len, " --%s %s", k ? "head-type" : "embed-type",
+                            embed_head_s[k]);
     if (tok && len < (int)sizeof options)
         snprintf(options + len, sizeof options - (size_t)len, " --tokenizer %s", tok);
     p.options_text = options;

@@ -23,6 +23,7 @@
 #include "runtime/format/stb.h"
 #include "tokenizer/tokenizer.h"
 #include "runtime/file_io.h"
+#include "runtime/format/blockq.h"
 
 #ifndef BLLM_VERSION
 #define BLLM_VERSION "0.1.0"
@@ -34,6 +35,7 @@ void bllm_quantize_params_default(bllm_quantize_params *p)
     p->method = "rtn";
     p->type = BLLM_TYPE_B1G;
     p->keep_type = BLLM_TYPE_F16;
+    p->embed_type = p->head_type = BLLM_TYPE_COUNT;
     bllm_rtn_options_default(&p->rtn);
     p->calib_samples = 128;
     p->calib_len = 2048;
@@ -214,6 +216,10 @@ static bllm_status read_stb_f32(const bllm_stb_file *f, const bllm_stb_tensor *t
         const uint16_t *h = t->data;
         for (uint64_t k = 0; k < n; k++)
             out[k] = t->type == BLLM_TYPE_F16 ? bllm_f16_to_f32(h[k]) : bllm_bf16_to_f32(h[k]);
+    } else if (bllm_type_is_blockq(t->type)) {
+        const uint64_t rb = bllm_type_row_bytes(t->type, cols);
+        for (uint64_t r = 0; r < rows; r++)
+            bllm_blockq_dequant_row(t->type, (const uint8_t *)t->data + r * rb, (int)cols, out + r * cols);
     } else if (bllm_type_is_packed(t->type)) {
         bllm_pb8_salient sal, *psal = NULL;
         if (t->type == BLLM_TYPE_PB8) {
@@ -370,7 +376,7 @@ static bllm_status write_quant_metadata(bllm_stb_writer *w, const bllm_quantize_
 
 /* ------------------------------------------------------------- writing */
 
-typedef enum { PLAN_F32, PLAN_F16, PLAN_PACKED } plan_kind;
+typedef enum { PLAN_F32, PLAN_F16, PLAN_PACKED, PLAN_BLOCKQ } plan_kind;
 
 typedef struct {
     plan_kind kind;
@@ -392,6 +398,23 @@ static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t
                              "in f32 (--keep-type f32)", name, (double)f[k]);
     }
     return BLLM_OK;
+}
+
+/* The block-quantized type the embedding or the head is to take, or
+ * BLLM_TYPE_COUNT to keep keep_type. A tied model (no output.weight) has
+ * one matrix for both: head_type when set. */
+static bllm_type blockq_type(const input *in, const bllm_quantize_params *p, const tinfo *t)
+{
+    if (t->ndim != 2)
+        return BLLM_TYPE_COUNT;
+    if (!strcmp(t->name, "output.weight"))
+        return p->head_type;
+    if (strcmp(t->name, "token_embd.weight"))
+        return BLLM_TYPE_COUNT;
+    for (int i = 0; i < in->n; i++)
+        if (!strcmp(input_tensor(in, i).name, "output.weight"))
+            return p->embed_type;
+    return p->head_type != BLLM_TYPE_COUNT ? p->head_type : p->embed_type;
 }
 
 /* What run() writes: the quantized model, the f32 copy of a packed one, or
@@ -441,6 +464,13 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
             pl[i].kind = PLAN_PACKED, type = em->type;
         } else if (!method && is_block_matrix(&t) && bllm_type_shape_ok(p->type, rows, cols)) {
             pl[i].kind = PLAN_PACKED, type = p->type;
+        } else if (blockq_type(in, p, &t) != BLLM_TYPE_COUNT) {
+            pl[i].kind = PLAN_BLOCKQ, type = blockq_type(in, p, &t);
+            if (!bllm_type_shape_ok(type, rows, cols)) {
+                s = bllm_fail(BLLM_ERR_ARG, "tensor '%s' has %llu columns; %s needs a multiple of 32", t.name,
+                              (unsigned long long)cols, bllm_type_name(type));
+                goto done;
+            }
         } else {
             pl[i].kind = p->keep_type == BLLM_TYPE_F32 ? PLAN_F32 : PLAN_F16;
             type = p->keep_type == BLLM_TYPE_F32 ? BLLM_TYPE_F32 : BLLM_TYPE_F16;
@@ -520,6 +550,13 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
             if (!(s = to_f16(t.name, f32, n, buf)))
                 s = bllm_stb_write_tensor(w, pl[i].index, buf, n * 2);
             break;
+        case PLAN_BLOCKQ: {
+            const uint64_t rb = bllm_type_row_bytes(pl[i].type, cols);
+            for (uint64_t r = 0; r < (uint64_t)rows; r++)
+                bllm_blockq_quantize_row(pl[i].type, f32 + r * cols, (int)cols, (uint8_t *)buf + r * rb);
+            s = bllm_stb_write_tensor(w, pl[i].index, buf, rows * rb);
+            break;
+        }
         case PLAN_PACKED: {
             bllm_binary_decomp d;
             uint64_t nb = bllm_type_tensor_bytes(p->type, (uint64_t)rows, (uint64_t)cols);

@@ -1,0 +1,49 @@
+/* Matmuls of the block-quantized row types q8 and q4 (runtime/format/
+ * blockq.h) on int8 activations, as llama.cpp does for Q8_0/Q4_0: each
+ * token's x is quantized per 32 columns (below), and
+ *   y[t][r] = sum_b (d_w,b * d_x,b) * sum_i q_w,i q_x,i
+ * with the integer sums exact (|q_x| <= 127; q8 |q_w| <= 127, q4 -8..7).
+ * The scalar reference (kernels/blockq_scalar.c) adds the blocks in order
+ * in f32; the SIMD kernels (kernels/blockq_avx2.c: maddubs on AVX2,
+ * vpdpbusd where AVX-512 VNNI is there) per lane, then across lanes, so they
+ * agree with it to f32 summation order. */
+#ifndef BLLM_KERNELS_BLOCKQ_H
+#define BLLM_KERNELS_BLOCKQ_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* The activation quantization, per token per 32 columns: amax = max |x|,
+ * q = round(x * (127 / amax)) to nearest, ties to even, d = amax / 127, each
+ * one f32 rounding; zeros give d = 0; inf or NaN give d = NaN (the outputs
+ * then say so). Shared by every kernel, so the integer sums agree. */
+static inline float bllm_blockq_quantize_x(const float *x, int8_t q[32])
+{
+    float amax = 0.0f, sum = 0.0f;
+    for (int c = 0; c < 32; c++) {
+        float a = fabsf(x[c]);
+        amax = a > amax ? a : amax;
+        sum += x[c];
+    }
+    if (!isfinite(sum) || !isfinite(amax)) {
+        for (int c = 0; c < 32; c++)
+            q[c] = 0;
+        return NAN;
+    }
+    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int c = 0; c < 32; c++)
+        q[c] = (int8_t)nearbyintf(x[c] * id);
+    return amax / 127.0f;
+}
+
+void bllm_matmul_q8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+/* x86 only; need AVX2, FMA, F16C (the _vnni ones AVX-512 VNNI and VL too). */
+void bllm_matmul_q8_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q8_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+
+#endif
