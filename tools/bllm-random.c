@@ -43,6 +43,9 @@ static void usage(FILE *f)
                "                     random decomposition (embeddings and head stay f16)\n"
                "  -s, --seed N       random seed (default 1); the file depends on it only\n"
                "      --std S        standard deviation of the weights (default 0.02)\n"
+               "      --embed-type q8|q4  the token embedding block-quantized (default f16 with a\n"
+               "                     packed --type, else the matrices' type)\n"
+               "      --head-type q8|q4   the output head likewise (a tied model's one matrix)\n"
                "      --force        replace OUT.stb if it exists\n"
                "  -q, --quiet        no progress bar\n"
                "  -l, --list         list the shapes with their sizes in each type\n"
@@ -78,7 +81,9 @@ int main(int argc, char **argv)
     unsigned long long seed = 1;
     float std = 0.02f;
     bool quiet = false, list = false, force = false;
-    static const char *const valued[] = {"-o", "--output", "-t", "--type", "-s", "--seed", "--std"};
+    static const char *const valued[] = {"-o", "--output", "-t", "--type", "-s", "--seed", "--std", "--embed-type",
+                                         "--head-type"};
+    bllm_type embed_type = BLLM_TYPE_COUNT, head_type = BLLM_TYPE_COUNT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -119,6 +124,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bllm-random: bad seed '%s' (a non-negative integer)\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--embed-type") || !strcmp(a, "--head-type")) {
+            bllm_type bt;
+            if (!bllm_type_from_name(v, &bt) || !bllm_type_is_blockq(bt)) {
+                fprintf(stderr, "bllm-random: %s takes q8 or q4, not '%s'\n", a, v);
+                return 2;
+            }
+            *(!strcmp(a, "--embed-type") ? &embed_type : &head_type) = bt;
         } else if (!strcmp(a, "--std")) {
             char *end;
             std = strtof(v, &end);
@@ -199,6 +211,8 @@ int main(int argc, char **argv)
         .std = std,
         .created_by = created,
         .keep_existing = !force,
+        .embed_type = embed_type,
+        .head_type = head_type,
         .progress = quiet || !isatty(2) ? NULL : progress,
     };
     bllm_status s = bllm_random_model_write(shape, &p, out);

@@ -12,6 +12,7 @@
 
 #include "runtime/quant/rtn.h"
 #include "runtime/error.h"
+#include "runtime/format/blockq.h"
 #include "runtime/format/stb.h"
 #include "runtime/threadpool.h"
 #include "tokenizer/tokenizer.h"
@@ -101,30 +102,42 @@ int bllm_random_pb8_per_row(int cols) { return bllm_rtn_pb8_per_row(cols, 0.1f);
 
 static bool is_block_matrix(const bllm_llama_tensor_desc *d) { return d->ndim == 2 && !strncmp(d->name, "blk.", 4); }
 
-/* The type a tensor is stored in when the model's matrices are `type`:
- * packed types only for blk.* matrices (embeddings and head stay f16, as
- * bllm-quantize writes them), vectors always f32. */
-static bllm_type stored_type(const bllm_llama_tensor_desc *d, bllm_type type)
+/* The types of a model's tensors: matrices, and the embedding and head
+ * when q8/q4 (else they follow the matrices); tied: no output.weight. */
+typedef struct {
+    bllm_type matrices, embed, head;
+    bool tied;
+} model_types;
+
+/* The type a tensor is stored in: packed types only for blk.* matrices
+ * (embeddings and head stay f16, as bllm-quantize writes them, unless q8 or
+ * q4 is asked for them), vectors always f32. */
+static bllm_type stored_type(const bllm_llama_tensor_desc *d, const model_types *mt)
 {
     if (d->ndim == 1)
         return BLLM_TYPE_F32;
-    if (bllm_type_is_packed(type))
-        return is_block_matrix(d) ? type : BLLM_TYPE_F16;
-    return type;
+    bllm_type q = !strcmp(d->name, "output.weight")                       ? mt->head
+                  : strcmp(d->name, "token_embd.weight")                   ? BLLM_TYPE_COUNT
+                  : mt->tied && bllm_type_is_blockq(mt->head) ? mt->head : mt->embed;
+    if (bllm_type_is_blockq(q))
+        return q;
+    if (bllm_type_is_packed(mt->matrices))
+        return is_block_matrix(d) ? mt->matrices : BLLM_TYPE_F16;
+    return mt->matrices;
 }
 
-static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, bllm_type type)
+static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, const model_types *mt)
 {
-    bllm_type t = stored_type(d, type);
+    bllm_type t = stored_type(d, mt);
     if (d->ndim == 1)
         return bllm_type_tensor_bytes(t, 1, (uint64_t)d->dims[0]);
     return bllm_type_tensor_bytes(t, (uint64_t)d->dims[0], (uint64_t)d->dims[1]);
 }
 
 /* Bytes of the pb8 companion "X.salient" of d, 0 when it has none. */
-static uint64_t companion_bytes(const bllm_llama_tensor_desc *d, bllm_type type)
+static uint64_t companion_bytes(const bllm_llama_tensor_desc *d, const model_types *mt)
 {
-    if (stored_type(d, type) != BLLM_TYPE_PB8)
+    if (stored_type(d, mt) != BLLM_TYPE_PB8)
         return 0;
     uint64_t rows = (uint64_t)d->dims[0];
     return bllm_pb8_salient_bytes(rows, rows * (uint64_t)bllm_random_pb8_per_row((int)d->dims[1]));
@@ -137,10 +150,11 @@ uint64_t bllm_llama_tensor_bytes(const bllm_llama_hparams *hp, bool tied, bllm_t
     if (!d)
         return 0;
     bllm_llama_tensor_list(hp, tied, d, n);
+    const model_types mt = {type, BLLM_TYPE_COUNT, BLLM_TYPE_COUNT, tied};
     uint64_t total = 0;
     for (int i = 0; i < n; i++) {
-        total += (desc_bytes(&d[i], type) + 63) / 64 * 64; /* the writer aligns each tensor */
-        total += (companion_bytes(&d[i], type) + 63) / 64 * 64;
+        total += (desc_bytes(&d[i], &mt) + 63) / 64 * 64; /* the writer aligns each tensor */
+        total += (companion_bytes(&d[i], &mt) + 63) / 64 * 64;
     }
     free(d);
     return total;
@@ -426,15 +440,20 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
     int *index = malloc((size_t)n * 2 * sizeof *index); /* writer index of each tensor and companion */
     bllm_pool *pool = NULL;
     void *buf = NULL;
+    float *f32 = NULL;
     if (!desc || !w || !index) {
         s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
         goto done;
     }
     bllm_llama_tensor_list(hp, shape->tied, desc, n);
 
-    char options[160];
-    snprintf(options, sizeof options, "shape %s --type %s --seed %llu --std %g", shape->name,
-             bllm_type_name(p->type), (unsigned long long)p->seed, (double)std);
+    char options[200];
+    snprintf(options, sizeof options, "shape %s --type %s --seed %llu --std %g%s%s%s%s", shape->name,
+             bllm_type_name(p->type), (unsigned long long)p->seed, (double)std,
+             bllm_type_is_blockq(p->embed_type) ? " --embed-type " : "",
+             bllm_type_is_blockq(p->embed_type) ? bllm_type_name(p->embed_type) : "",
+             bllm_type_is_blockq(p->head_type) ? " --head-type " : "",
+             bllm_type_is_blockq(p->head_type) ? bllm_type_name(p->head_type) : "");
     const char *by = p->created_by ? p->created_by : "bllm " BLLM_VERSION;
     if ((s = bllm_stb_set_str(w, "general.architecture", "llama", 5)) ||
         (s = bllm_stb_set_str(w, "general.name", hp->name, strlen(hp->name))) ||
@@ -444,15 +463,17 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
         (s = bllm_stb_set_str(w, "provenance.created_by", by, strlen(by))))
         goto done;
 
+    const model_types mt = {p->type, p->embed_type, p->head_type, shape->tied};
     uint64_t max_bytes = 0, total = 0;
+    int64_t max_f32 = 0;
     for (int i = 0; i < n; i++) {
-        bllm_type t = stored_type(&desc[i], p->type);
+        bllm_type t = stored_type(&desc[i], &mt);
         if ((index[2 * i] = bllm_stb_add_tensor(w, desc[i].name, t, desc[i].ndim, desc[i].dims)) < 0) {
             s = BLLM_ERR_ARG;
             goto done;
         }
         index[2 * i + 1] = -1;
-        uint64_t cb = companion_bytes(&desc[i], p->type);
+        uint64_t cb = companion_bytes(&desc[i], &mt);
         if (cb) {
             char cname[80];
             int64_t cd[1] = {(int64_t)cb};
@@ -462,12 +483,15 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
                 goto done;
             }
         }
-        uint64_t b = desc_bytes(&desc[i], p->type);
+        uint64_t b = desc_bytes(&desc[i], &mt);
         max_bytes = b > max_bytes ? b : max_bytes;
+        if (bllm_type_is_blockq(t)) /* generated in f32, then quantized */
+            max_f32 = desc[i].dims[0] * desc[i].dims[1] > max_f32 ? desc[i].dims[0] * desc[i].dims[1] : max_f32;
         total += b + cb;
     }
     buf = malloc((size_t)max_bytes);
-    if (!buf) {
+    f32 = max_f32 ? malloc(sizeof(float) * (size_t)max_f32) : NULL;
+    if (!buf || (max_f32 && !f32)) {
         s = bllm_fail(BLLM_ERR_NOMEM, "out of memory (%llu bytes for the largest tensor)",
                       (unsigned long long)max_bytes);
         goto done;
@@ -483,7 +507,7 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
     uint64_t done_bytes = 0;
     for (int i = 0; i < n; i++) {
         const bllm_llama_tensor_desc *d = &desc[i];
-        uint64_t bytes = desc_bytes(d, p->type);
+        uint64_t bytes = desc_bytes(d, &mt);
         if (p->progress)
             p->progress(p->user, i, n, d->name, done_bytes, total);
         if (d->ndim == 1) {
@@ -495,15 +519,23 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
             uint64_t seed = p->seed;
             splitmix64(&seed);
             seed ^= (uint64_t)i * 0x9e3779b97f4a7c15ull;
-            bllm_type t = stored_type(d, p->type);
-            if (bllm_type_is_packed(t)) {
+            bllm_type t = stored_type(d, &mt);
+            if (bllm_type_is_blockq(t)) {
+                fill_job job = {.out = f32, .type = BLLM_TYPE_F32, .numel = numel,
+                                .n_chunks = (numel + CHUNK - 1) / CHUNK, .seed = seed, .std = std};
+                bllm_pool_run(pool, fill_worker, &job);
+                const uint64_t rb = bllm_type_row_bytes(t, (uint64_t)d->dims[1]);
+                for (int64_t r = 0; r < d->dims[0]; r++)
+                    bllm_blockq_quantize_row(t, f32 + (uint64_t)r * (uint64_t)d->dims[1], (int)d->dims[1],
+                                             (uint8_t *)buf + (uint64_t)r * rb);
+            } else if (bllm_type_is_packed(t)) {
                 void *comp = NULL;
                 uint64_t comp_bytes = 0;
                 s = random_packed(pool, t, d, seed, std, buf, bytes, index[2 * i + 1] >= 0 ? &comp : NULL,
                                   &comp_bytes);
-                if (!s && comp && comp_bytes != companion_bytes(d, p->type))
+                if (!s && comp && comp_bytes != companion_bytes(d, &mt))
                     s = bllm_fail(BLLM_ERR_ARG, "tensor '%s': companion is %llu bytes, %llu were planned", d->name,
-                                  (unsigned long long)comp_bytes, (unsigned long long)companion_bytes(d, p->type));
+                                  (unsigned long long)comp_bytes, (unsigned long long)companion_bytes(d, &mt));
                 if (!s && comp)
                     s = bllm_stb_write_tensor(w, index[2 * i + 1], comp, (size_t)comp_bytes);
                 free(comp);
@@ -531,6 +563,7 @@ done:
     if (pool)
         bllm_pool_free(pool);
     free(buf);
+    free(f32);
     free(index);
     free(desc);
     bllm_stb_writer_free(w);

@@ -58,6 +58,10 @@ typedef struct {
     int n_threads;       /* for generating values; 0 = online CPUs */
     const char *created_by; /* provenance.created_by; NULL = "bllm" */
     bool keep_existing;  /* refuse to replace an existing file at path */
+    bllm_type embed_type, head_type; /* q8 or q4 for the token embedding and
+                            the head (a tied model's one matrix: head_type
+                            when it is q8/q4); other values: as the rules
+                            above */
     /* Called before each tensor (i of n) and once at the end (i == n). */
     void (*progress)(void *user, int i, int n, const char *name, uint64_t done_bytes, uint64_t total_bytes);
     void *user;
