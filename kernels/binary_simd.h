@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels/act_quant.h"
 #include "kernels/kernels.h"
 
 typedef enum {
@@ -37,32 +38,12 @@ void bllm_binary_avx512_fill(bllm_matmul_fn *mm, bllm_binary_path path);
  * with f32 activations): kernels/binary_x86.h. */
 #define BLLM_BLK_GEMM_MIN_TOK 8
 
-/* ---- the LUT path's activation quantization (per token, per 64 columns) ----
- * amax = max |x_c| over the group; d = amax / 127; q_c = x_c * (127 / amax)
- * rounded to nearest, ties to even; every operation one f32 rounding. A
- * group of zeros gets d = 0, q = 0. A group holding inf or NaN gets d = NaN
- * (and q = 0), so the outputs it touches are NaN rather than quietly
- * finite. The kernels do exactly this in SIMD; the mu terms of b1mg and
- * rb2g use the f32 sum of the group's x instead (exact, and cheap). */
+/* ---- the LUT path's activation quantization (per token, per 64 columns):
+ * kernels/act_quant.h. The kernels do exactly this in SIMD; the mu terms of
+ * b1mg and rb2g use the f32 sum of the group's x instead (exact, and
+ * cheap). */
 #define BLLM_BINARY_QMAX 127
 
-static inline float bllm_binary_quantize_group(const float *x, int8_t q[64])
-{
-    float amax = 0.0f, sum = 0.0f;
-    for (int c = 0; c < 64; c++) {
-        float a = fabsf(x[c]);
-        amax = a > amax ? a : amax;
-        sum += x[c];
-    }
-    if (!isfinite(sum) || !isfinite(amax)) {
-        for (int c = 0; c < 64; c++)
-            q[c] = 0;
-        return NAN;
-    }
-    float id = amax > 0.0f ? (float)BLLM_BINARY_QMAX / amax : 0.0f;
-    for (int c = 0; c < 64; c++)
-        q[c] = (int8_t)nearbyintf(x[c] * id);
-    return amax / (float)BLLM_BINARY_QMAX;
-}
+static inline float bllm_binary_quantize_group(const float *x, int8_t q[64]) { return bllm_act_quantize(x, 64, q); }
 
 #endif

@@ -10,33 +10,15 @@
 #ifndef BLLM_KERNELS_BLOCKQ_H
 #define BLLM_KERNELS_BLOCKQ_H
 
-#include <math.h>
 #include <stdint.h>
 
+#include "kernels/act_quant.h"
 #include "kernels/kernels.h"
 
-/* The activation quantization, per token per 32 columns: amax = max |x|,
- * q = round(x * (127 / amax)) to nearest, ties to even, d = amax / 127, each
- * one f32 rounding; zeros give d = 0; inf or NaN give d = NaN (the outputs
- * then say so). Shared by every kernel, so the integer sums agree. */
-static inline float bllm_blockq_quantize_x(const float *x, int8_t q[32])
-{
-    float amax = 0.0f, sum = 0.0f;
-    for (int c = 0; c < 32; c++) {
-        float a = fabsf(x[c]);
-        amax = a > amax ? a : amax;
-        sum += x[c];
-    }
-    if (!isfinite(sum) || !isfinite(amax)) {
-        for (int c = 0; c < 32; c++)
-            q[c] = 0;
-        return NAN;
-    }
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    for (int c = 0; c < 32; c++)
-        q[c] = (int8_t)nearbyintf(x[c] * id);
-    return amax / 127.0f;
-}
+/* The activation quantization, per token per 32 columns (kernels/
+ * act_quant.h, as the binary LUT path's per 64), shared by every kernel so
+ * the integer sums agree. */
+static inline float bllm_blockq_quantize_x(const float *x, int8_t q[32]) { return bllm_act_quantize(x, 32, q); }
 
 void bllm_matmul_q8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);

@@ -20,6 +20,7 @@
 #include "runtime/format/stb.h"
 #include "runtime/format/types.h"
 #include "tokenizer/tokenizer.h"
+#include "tools/cli.h"
 
 #ifndef BLLM_VERSION
 #define BLLM_VERSION "0.1.0"
@@ -131,17 +132,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bllm-convert: unknown --type '%s' (f32, f16 or bf16)\n", type_s);
         return 2;
     }
-    bllm_type embed_type = BLLM_TYPE_COUNT, head_type = BLLM_TYPE_COUNT;
-    for (int k = 0; k < 2; k++) {
-        const char *v = k ? head_s : embed_s;
-        bllm_type bt;
-        if (v && (!bllm_type_from_name(v, &bt) || !bllm_type_is_blockq(bt))) {
-            fprintf(stderr, "bllm-convert: --%s takes q8 or q4, not '%s'\n", k ? "head-type" : "embed-type", v);
-            return 2;
-        }
-        if (v)
-            *(k ? &head_type : &embed_type) = bt;
-    }
+    int embed_type = BLLM_TYPE_COUNT, head_type = BLLM_TYPE_COUNT;
+    if ((embed_s && !bllm_cli_parse_blockq("bllm-convert", "--embed-type", embed_s, &embed_type)) ||
+        (head_s && !bllm_cli_parse_blockq("bllm-convert", "--head-type", head_s, &head_type)))
+        return 2;
     bllm_source_kind kind;
     if (strcmp(fmt, "auto") == 0)
         kind = BLLM_SOURCE_AUTO;

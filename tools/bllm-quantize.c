@@ -211,13 +211,10 @@ int main(int argc, char **argv)
         case OPT_REFILL: p.mopts.nm_refill = true; break;
         case OPT_EMBED:
         case OPT_HEAD: {
-            bllm_type bt;
-            if (!bllm_type_from_name(optarg, &bt) || !bllm_type_is_blockq(bt)) {
-                fprintf(stderr, "bllm-quantize: --%s takes q8 or q4, not '%s'\n",
-                        c == OPT_EMBED ? "embed-type" : "head-type", optarg);
+            int bt;
+            if (!bllm_cli_parse_blockq("bllm-quantize", c == OPT_EMBED ? "--embed-type" : "--head-type", optarg, &bt))
                 return 2;
-            }
-            *(c == OPT_EMBED ? &p.embed_type : &p.head_type) = bt;
+            *(c == OPT_EMBED ? &p.embed_type : &p.head_type) = (bllm_type)bt;
             embed_head_s[c == OPT_HEAD] = optarg;
             break;
         }

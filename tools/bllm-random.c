@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runtime/eval/random_model.h"
+#include "tools/cli.h"
 #include "runtime/file_io.h"
 #include "runtime/format/stb.h"
 
@@ -125,12 +126,10 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--embed-type") || !strcmp(a, "--head-type")) {
-            bllm_type bt;
-            if (!bllm_type_from_name(v, &bt) || !bllm_type_is_blockq(bt)) {
-                fprintf(stderr, "bllm-random: %s takes q8 or q4, not '%s'\n", a, v);
+            int bt;
+            if (!bllm_cli_parse_blockq("bllm-random", a, v, &bt))
                 return 2;
-            }
-            *(!strcmp(a, "--embed-type") ? &embed_type : &head_type) = bt;
+            *(!strcmp(a, "--embed-type") ? &embed_type : &head_type) = (bllm_type)bt;
         } else if (!strcmp(a, "--std")) {
             char *end;
             std = strtof(v, &end);

@@ -2,6 +2,7 @@
 
 #include "bllm.h"
 #include "runtime/file_io.h"
+#include "runtime/format/types.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +37,17 @@ bool bllm_cli_valued(const char *a, const char *const *names)
         if (!strcmp(a, *names))
             return true;
     return false;
+}
+
+bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, int *out)
+{
+    bllm_type t;
+    if (!bllm_type_from_name(s, &t) || !bllm_type_is_blockq(t)) {
+        fprintf(stderr, "%s: %s takes q8 or q4, not '%s'\n", prog, option, s);
+        return false;
+    }
+    *out = (int)t;
+    return true;
 }
 
 char *bllm_cli_read_file(const char *prog, const char *what, const char *path, size_t *len)
