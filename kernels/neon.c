@@ -29,6 +29,7 @@
 
 #include "kernels/binary_neon.h"
 #include "kernels/kernels.h"
+#include "kernels/blockq.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -308,7 +309,10 @@ static void axpy_f32(float *y, float a, const float *x, int n)
     [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_##suffix, \
     [BLLM_TYPE_PB8] = bllm_matmul_pb8_##suffix,       \
     [BLLM_TYPE_BILLM] = bllm_matmul_billm_##suffix,   \
-    [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##suffix
+    [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##suffix, \
+    /* q8/q4: the scalar reference until an sdot version */ \
+    [BLLM_TYPE_Q8] = bllm_matmul_q8_scalar,           \
+    [BLLM_TYPE_Q4] = bllm_matmul_q4_scalar
 
 static const bllm_kernel_set neon_set = {
     .name = "neon",
