@@ -202,12 +202,24 @@ typedef struct {
 } progress_state;
 
 /* SIGINT/SIGTERM stop the run at the end of the current window, and the
- * windows done so far are reported (like --chunks after the fact). */
+ * windows done so far are reported (like --chunks after the fact). A second
+ * one does not wait for the window: the process ends at once with the
+ * signal's default action (a window of a large model can take minutes). */
 static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (g_stop) {
+        static const char msg[] = PROG ": interrupted again; stopping now\n";
+        ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)r;
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    static const char msg[] = PROG ": stopping after this window (interrupt again to stop now)\n";
+    ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)r;
     g_stop = 1;
 }
 

@@ -4,8 +4,8 @@ overwritten (not even through another name), a FIFO named as an input is
 refused at once, a .stb given to bllm-convert is named for what it is, a
 model that would not load (a vocabulary repeating a piece) is not kept, a
 signal mid-write leaves nothing behind, two writers of one path both end
-with a whole file, and every tool names an unknown option as unknown even
-when it comes last."""
+with a whole file, a second Ctrl-C stops bllm-perplexity at once, and every
+tool names an unknown option as unknown even when it comes last."""
 import os
 import signal
 import stat
@@ -116,6 +116,23 @@ with tempfile.TemporaryDirectory() as d:
     p = run([tool("bllm-info"), two, "--verify"])
     chk.check(rcs == [0, 0] and p.returncode == 0 and not leftovers(d, "two.stb"),
               f"two writers: rcs {rcs}, the result verifies: rc {p.returncode} {p.stderr.strip()!r}")
+
+    # bllm-perplexity: a first SIGINT waits for the window, a second stops at once
+    wiki = os.path.join(cc.SHARED, "data", "wiki.test.raw")
+    if os.path.exists(wiki) and os.path.exists(two):
+        q = subprocess.Popen([tool("bllm-perplexity"), "-m", two, "-f", wiki, "-c", "2048", "-t", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        q.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        t0 = time.time()
+        q.send_signal(signal.SIGINT)
+        rc = q.wait(timeout=60 * TIMEOUT_SCALE)
+        err = q.stderr.read()
+        chk.check(rc == -signal.SIGINT and time.time() - t0 < 5 * TIMEOUT_SCALE and "stopping now" in err,
+                  f"bllm-perplexity, Ctrl-C twice: rc {rc} after {time.time() - t0:.1f} s, {err[-200:]!r}")
+    else:
+        chk.check(False, f"MISSING: {wiki} for the perplexity interrupt check")
 
     # unknown options, given last
     for name, args in [("bllm-convert", [src, "-o", os.path.join(d, "u.stb")]),
