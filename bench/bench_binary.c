@@ -31,6 +31,7 @@
 #include "runtime/quant/rtn.h"
 #include "runtime/format/stb.h"
 #include "runtime/threadpool.h"
+#include "runtime/format/blockq.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void)
@@ -151,6 +152,23 @@ static void *random_packed(bllm_type ty, int rows, int cols, uint64_t *nbytes)
 
 static void *random_dense(bllm_type ty, int rows, int cols, uint64_t *nbytes)
 {
+    if (bllm_type_is_blockq(ty)) { /* q8/q4: uniform values, quantized row by row */
+        *nbytes = bllm_type_tensor_bytes(ty, (uint64_t)rows, (uint64_t)cols);
+        uint8_t *w = aligned_alloc(64, (*nbytes + 63) & ~(uint64_t)63);
+        float *row = malloc(sizeof(float) * (size_t)cols);
+        if (!w || !row || !*nbytes) {
+            free(w);
+            free(row);
+            return NULL;
+        }
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++)
+                row[c] = (float)(unif() - 0.5);
+            bllm_blockq_quantize_row(ty, row, cols, w + (size_t)r * bllm_type_row_bytes(ty, (uint64_t)cols));
+        }
+        free(row);
+        return w;
+    }
     size_t n = (size_t)rows * cols, es = ty == BLLM_TYPE_F32 ? 4 : 2;
     *nbytes = n * es;
     void *w = aligned_alloc(64, (*nbytes + 63) & ~(uint64_t)63);
@@ -477,7 +495,7 @@ int main(int argc, char **argv)
     }
     if (n_types == 0)
         for (int t = 0; t < BLLM_TYPE_COUNT; t++)
-            if (bllm_type_is_packed((bllm_type)t))
+            if (bllm_type_is_packed((bllm_type)t) || bllm_type_is_blockq((bllm_type)t))
                 types[n_types++] = (bllm_type)t;
 
     const bllm_kernel_set *avx2 = bllm_kernels_select("avx2");
@@ -577,7 +595,11 @@ int main(int argc, char **argv)
             }
             const bllm_kernel_set *sets[3];
             int n_sets = 0;
-            if (!packed) {
+            if (bllm_type_is_blockq(ty)) { /* maddubs; vpdpbusd in avx512 where the CPU has VNNI */
+                sets[n_sets++] = avx2;
+                if (avx512)
+                    sets[n_sets++] = avx512;
+            } else if (!packed) {
                 sets[n_sets++] = avx2;
             } else {
                 sets[n_sets++] = lut;
@@ -612,7 +634,7 @@ int main(int argc, char **argv)
                             snprintf(bwc, sizeof bwc, "%.1f", bw_now * 1e-9);
                         }
                         printf("| %dx%d | %s | %.3f | %s | %d | %d | %s | %.3f | %.1f | %s | %s | %.1f | %s |\n",
-                               rows, cols, bllm_type_name(ty), bpw, packed ? sets[s]->name : "avx2", n_tok,
+                               rows, cols, bllm_type_name(ty), bpw, packed || bllm_type_is_blockq(ty) ? sets[s]->name : "avx2", n_tok,
                                threads[k], regime == 0 ? "cold" : "hot", sec * 1e3, gbs, bwc, pct,
                                2.0 * rows * cols * n_tok / sec * 1e-9, vs);
                         fflush(stdout);
