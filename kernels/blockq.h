@@ -5,8 +5,9 @@
  * with the integer sums exact (|q_x| <= 127; q8 |q_w| <= 127, q4 -8..7).
  * The scalar reference (kernels/blockq_scalar.c) adds the blocks in order
  * in f32; the SIMD kernels (kernels/blockq_avx2.c: maddubs on AVX2,
- * vpdpbusd where AVX-512 VNNI is there) per lane, then across lanes, so they
- * agree with it to f32 summation order. */
+ * vpdpbusd where AVX-512 VNNI is there; kernels/blockq_neon.c: vmull_s8)
+ * per lane, then across lanes, so they agree with it to f32 summation
+ * order. */
 #ifndef BLLM_KERNELS_BLOCKQ_H
 #define BLLM_KERNELS_BLOCKQ_H
 
@@ -27,5 +28,8 @@ void bllm_matmul_q8_avx2(float *y, const float *x, const void *w, int n_tok, int
 void bllm_matmul_q4_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q8_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+/* aarch64 only (kernels/blockq_neon.c). */
+void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 
 #endif

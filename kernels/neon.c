@@ -310,9 +310,8 @@ static void axpy_f32(float *y, float a, const float *x, int n)
     [BLLM_TYPE_PB8] = bllm_matmul_pb8_##suffix,       \
     [BLLM_TYPE_BILLM] = bllm_matmul_billm_##suffix,   \
     [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##suffix, \
-    /* q8/q4: the scalar reference until an sdot version */ \
-    [BLLM_TYPE_Q8] = bllm_matmul_q8_scalar,           \
-    [BLLM_TYPE_Q4] = bllm_matmul_q4_scalar
+    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon,             \
+    [BLLM_TYPE_Q4] = bllm_matmul_q4_neon
 
 static const bllm_kernel_set neon_set = {
     .name = "neon",

@@ -28,6 +28,7 @@
 #include "bllm.h"
 #include "kernels/kernels.h"
 #include "runtime/format/binary.h"
+#include "runtime/format/blockq.h"
 
 #include "tests/test_float_kernels.h"
 
@@ -498,6 +499,57 @@ static void expect(int ok, const char *what)
     }
 }
 
+/* q8/q4 (kernels/blockq_neon.c) against the scalar reference: both sum the
+ * same integers exactly, so they differ by f32 summation order only:
+ * within 1e-5 of M = sum_c |w_c x_c| (dequantized w, f32 x) plus the
+ * quantization of x, far below what one wrong product would move. */
+static void test_blockq(const bllm_kernel_set *scalar, const bllm_kernel_set *neon)
+{
+    static const int rows_list[] = {1, 3, 9, 67}, cols_list[] = {32, 96, 576}, tok_list[] = {1, 2, 5};
+    for (int ty = BLLM_TYPE_Q8; ty <= BLLM_TYPE_Q4; ty++) {
+        double worst = 0;
+        int bad = 0;
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 3; b++)
+                for (int c = 0; c < 3; c++) {
+                    int rows = rows_list[a], cols = cols_list[b], n_tok = tok_list[c];
+                    uint64_t rb = bllm_type_row_bytes((bllm_type)ty, (uint64_t)cols);
+                    float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * n_tok * cols);
+                    float *deq = malloc(sizeof(float) * cols);
+                    uint8_t *w = malloc(rb * rows);
+                    float *y0 = malloc(sizeof(float) * n_tok * rows), *y1 = malloc(sizeof(float) * n_tok * rows);
+                    for (int i = 0; i < rows * cols; i++)
+                        wf[i] = rng_uniform() * 0.1f;
+                    for (int i = 0; i < n_tok * cols; i++)
+                        x[i] = rng_uniform() * (i % 37 == 0 ? 20.0f : 1.0f);
+                    for (int r = 0; r < rows; r++)
+                        bllm_blockq_quantize_row((bllm_type)ty, wf + (size_t)r * cols, cols, w + r * rb);
+                    scalar->matmul[ty](y0, x, w, n_tok, cols, rows, 0, rows);
+                    neon->matmul[ty](y1, x, w, n_tok, cols, rows, 0, rows);
+                    for (int r = 0; r < rows; r++) {
+                        bllm_blockq_dequant_row((bllm_type)ty, w + r * rb, cols, deq);
+                        for (int t = 0; t < n_tok; t++) {
+                            double m = 1e-30;
+                            for (int k = 0; k < cols; k++)
+                                m += fabs((double)deq[k] * x[(size_t)t * cols + k]);
+                            double e = fabs((double)y1[(size_t)t * rows + r] - y0[(size_t)t * rows + r]) / m;
+                            worst = e > worst ? e : worst;
+                            bad += !(e <= 1e-5);
+                        }
+                    }
+                    free(wf);
+                    free(x);
+                    free(deq);
+                    free(w);
+                    free(y0);
+                    free(y1);
+                }
+        expect(bad == 0, "neon q8/q4 against the scalar reference");
+        printf("neon %s vs scalar: max error / M %.2e (tol 1e-5) %s\n", bllm_type_name((bllm_type)ty), worst,
+               bad ? "FAIL" : "ok");
+    }
+}
+
 static void test_dispatch(void)
 {
     const char *env = getenv("BLLM_KERNELS");
@@ -595,6 +647,7 @@ int main(int argc, char **argv)
         }
     if (nf)
         test_packed(sets[1], nf);
+    test_blockq(sets[0], sets[1]);
 
 done:
     printf("\n%d checks, %d failed\n", checks, failures);

@@ -1,0 +1,87 @@
+/* q8/q4 matmuls on int8 activations, aarch64 (kernels/blockq.h): the
+ * products of a 32-column block by vmull_s8 (each below 2^14) and pairwise
+ * widening adds into four int32 lanes (vpadalq_s16), base Advanced SIMD
+ * (no dotprod, so every aarch64 core runs it). Each token's x is quantized
+ * once per call by the shared scalar routine; the integer sums are exact,
+ * the f32 accumulation is per lane, then across lanes. */
+#include <arm_neon.h>
+#include <string.h>
+
+#include "kernels/blockq.h"
+#include "kernels/thread_scratch.h"
+#include "runtime/format/blockq.h"
+
+static inline int8x16x2_t load_w(bllm_type ty, const uint8_t *blk)
+{
+    int8x16x2_t w;
+    if (ty == BLLM_TYPE_Q8) {
+        w.val[0] = vld1q_s8((const int8_t *)(blk + 2));
+        w.val[1] = vld1q_s8((const int8_t *)(blk + 18));
+        return w;
+    }
+    uint8x16_t b = vld1q_u8(blk + 2);
+    const int8x16_t eight = vdupq_n_s8(8);
+    w.val[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(15))), eight); /* columns 0..15 */
+    w.val[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), eight);           /* columns 16..31 */
+    return w;
+}
+
+static inline int32x4_t dot32(int8x16x2_t w, const int8_t *x)
+{
+    int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16);
+    int32x4_t acc = vdupq_n_s32(0);
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w.val[0]), vget_low_s8(x0)));
+    acc = vpadalq_s16(acc, vmull_high_s8(w.val[0], x0));
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w.val[1]), vget_low_s8(x1)));
+    acc = vpadalq_s16(acc, vmull_high_s8(w.val[1], x1));
+    return acc;
+}
+
+static inline float f16_at(const uint8_t *p)
+{
+    __fp16 h;
+    memcpy(&h, p, 2);
+    return (float)h;
+}
+
+static void matmul_blockq(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                          int r0, int r1, bllm_matmul_fn fallback)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    const int nb = cols / BLLM_QBLOCK, bs = bllm_blockq_block_bytes(ty);
+    const size_t row_bytes = (size_t)nb * bs;
+    uint8_t *mem = scratch((size_t)n_tok * cols + (size_t)n_tok * nb * sizeof(float) + 64);
+    if (!mem) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    float *dx = (float *)mem;
+    int8_t *qx = (int8_t *)(dx + (size_t)n_tok * nb);
+    for (int t = 0; t < n_tok; t++)
+        for (int b = 0; b < nb; b++)
+            dx[(size_t)t * nb + b] = bllm_blockq_quantize_x(x + (size_t)t * cols + (size_t)b * BLLM_QBLOCK,
+                                                            qx + (size_t)t * cols + (size_t)b * BLLM_QBLOCK);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)w + (size_t)r * row_bytes;
+        for (int t = 0; t < n_tok; t++) {
+            float32x4_t acc = vdupq_n_f32(0.0f);
+            const uint8_t *blk = wr;
+            for (int b = 0; b < nb; b++, blk += bs) {
+                int32x4_t s = dot32(load_w(ty, blk), qx + (size_t)t * cols + (size_t)b * BLLM_QBLOCK);
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), f16_at(blk) * dx[(size_t)t * nb + b]);
+            }
+            y[(size_t)t * rows + r] = vaddvq_f32(acc);
+        }
+    }
+}
+
+void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q8, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q8_scalar);
+}
+
+void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q4, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4_scalar);
+}
