@@ -21,6 +21,25 @@
  * the integer sums agree. */
 static inline float bllm_blockq_quantize_x(const float *x, int8_t q[32]) { return bllm_act_quantize(x, 32, q); }
 
+/* The SIMD kernels' working memory: every token's x quantized once per
+ * call, dx (n_tok x cols/32 scales) then qx (n_tok x cols), in mem of
+ * bllm_blockq_act_bytes; returns qx. */
+static inline size_t bllm_blockq_act_bytes(int n_tok, int cols)
+{
+    return (size_t)n_tok * cols + (size_t)n_tok * (cols / 32) * sizeof(float) + 64;
+}
+static inline int8_t *bllm_blockq_quantize_tokens(const float *x, int n_tok, int cols, void *mem)
+{
+    const int nb = cols / 32;
+    float *dx = mem;
+    int8_t *qx = (int8_t *)(dx + (size_t)n_tok * nb);
+    for (int t = 0; t < n_tok; t++)
+        for (int b = 0; b < nb; b++)
+            dx[(size_t)t * nb + b] = bllm_blockq_quantize_x(x + (size_t)t * cols + (size_t)b * 32,
+                                                            qx + (size_t)t * cols + (size_t)b * 32);
+    return qx;
+}
+
 void bllm_matmul_q8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 /* x86 only; need AVX2, FMA, F16C (the _vnni ones AVX-512 VNNI and VL too). */

@@ -55,17 +55,12 @@ INLINE void matmul_blockq(bllm_type ty, float *y, const float *x, const void *w,
         return;
     const int nb = cols / BLLM_QBLOCK, bs = bllm_blockq_block_bytes(ty);
     const size_t row_bytes = (size_t)nb * bs;
-    uint8_t *mem = scratch((size_t)n_tok * cols + (size_t)n_tok * nb * sizeof(float) + 64);
-    if (!mem) {
+    float *dx = scratch(bllm_blockq_act_bytes(n_tok, cols));
+    if (!dx) {
         fallback(y, x, w, n_tok, cols, rows, r0, r1);
         return;
     }
-    float *dx = (float *)mem;
-    int8_t *qx = (int8_t *)(dx + (size_t)n_tok * nb);
-    for (int t = 0; t < n_tok; t++)
-        for (int b = 0; b < nb; b++)
-            dx[(size_t)t * nb + b] = bllm_blockq_quantize_x(x + (size_t)t * cols + (size_t)b * BLLM_QBLOCK,
-                                                            qx + (size_t)t * cols + (size_t)b * BLLM_QBLOCK);
+    const int8_t *qx = bllm_blockq_quantize_tokens(x, n_tok, cols, dx);
     for (int r = r0; r < r1; r++) {
         const uint8_t *wr = (const uint8_t *)w + (size_t)r * row_bytes;
         int t = 0;
