@@ -72,6 +72,17 @@
 #endif
 #endif
 
+/* The popcount path (PATH_POP) needs AVX-512 VPOPCNTDQ and VBMI besides:
+ * kernels/binary_avx512pop.c builds it; tests/kernels/binary_avx512pop_emu.c
+ * presets it for the SIMDe build. */
+#ifndef BINARY_X86_POP
+#if BINARY_X86_512 && defined(__AVX512VPOPCNTDQ__) && defined(__AVX512VBMI__)
+#define BINARY_X86_POP 1
+#else
+#define BINARY_X86_POP 0
+#endif
+#endif
+
 #define INLINE static inline __attribute__((always_inline))
 /* Keeps GCC from reassociating the accumulator chains into trees that
  * spill (measured: 30% slower without). */
@@ -79,7 +90,7 @@
 
 /* ------------------------------------------------------------ layouts */
 
-enum { PATH_LUT = 1, PATH_FLT = 2 };
+enum { PATH_LUT = 1, PATH_FLT = 2, PATH_POP = 3 };
 
 /* Byte offsets inside one tile (runtime/format/binary.c, docs/format.md). */
 typedef struct {
@@ -117,6 +128,13 @@ INLINE tile_layout layout_of(bllm_type ty)
 
 INLINE int is_nm(bllm_type ty) { return ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68; }
 
+INLINE uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
 /* ------------------------------------------------- activation preparation */
 
 /* Per token per 64-column group. */
@@ -140,6 +158,7 @@ typedef struct {
 #define TAB_FLT_PAIR 1024
 #define FLT_DUP_PLANE 512
 #define TAB_FLT_DUP 2048
+#define TAB_POP 64 /* popcount path: the 8 bit planes of q, one 64-bit word each */
 
 /* Interleaves in-lane: lane bytes k of 4 floats -> [b0 x4, b1 x4, b2 x4, b3 x4]. */
 static const uint8_t split_bytes_ctl[32] = {0, 4, 8,  12, 1, 5, 9,  13, 2, 6, 10, 14, 3, 7, 11, 15,
@@ -155,8 +174,24 @@ static uint8_t lut_ctl_dup[4][32];
 /* f32 entries: sign pattern of term k for entries 0..7 / 8..15. */
 static pthread_once_t ctl_once = PTHREAD_ONCE_INIT;
 
+#if BINARY_X86_POP
+/* pop_tr_idx[k]: byte 16 r + q of X_k = tile byte 16 q + 4 k + r (rows
+ * 4k..4k+3, quad q), as vpermt2b indices into a pair of 64-byte loads
+ * (quads 0-7 or 8-15; one index serves both pairs). pop_pack_idx: the
+ * even bytes of two vectors, in order. */
+static uint8_t pop_tr_idx[4][64], pop_pack_idx[64];
+#endif
+
 static void ctl_init(void)
 {
+#if BINARY_X86_POP
+    for (int k = 0; k < 4; k++)
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 16; q++)
+                pop_tr_idx[k][16 * r + q] = (uint8_t)((q & 4 ? 64 : 0) + 16 * (q & 3) + 4 * k + r);
+    for (int o = 0; o < 64; o++)
+        pop_pack_idx[o] = (uint8_t)(o < 32 ? 2 * o : 64 + 2 * (o - 32));
+#endif
     for (int k = 0; k < 4; k++)
         for (int l = 0; l < 2; l++)
             for (int b = 0; b < 16; b++) {
@@ -345,6 +380,86 @@ INLINE float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+#if BINARY_X86_POP
+/* ------------------------------------------------------ popcount path */
+
+/* The 8 two's-complement bit planes of q: bit c of p[b] = bit b of q[c]. */
+INLINE void pop_planes(const int8_t q[64], uint64_t p[8])
+{
+    const __m512i v = _mm512_loadu_si512((const void *)q);
+#pragma GCC unroll 8
+    for (int b = 0; b < 8; b++)
+        p[b] = (uint64_t)_mm512_test_epi8_mask(v, _mm512_set1_epi8((char)(1 << b)));
+}
+
+/* A dense sign tile -> its 32 rows' 64-bit words (bit c = column c), rows
+ * 8i..8i+7 in R[i]. Byte 16 q + j of the tile holds row j's nibble of quad
+ * q (columns 4q..4q+3) low and row j+16's high: a 16 x 16 byte transpose
+ * (two vpermt2b and a blend per 4 rows), then nibble pairs packed into
+ * bytes and the even bytes gathered (one vpermt2b per 8 rows). */
+INLINE void pop_dense_rows(const uint8_t *tile, __m512i R[4])
+{
+    const __m512i in0 = _mm512_loadu_si512((const void *)tile), in1 = _mm512_loadu_si512((const void *)(tile + 64));
+    const __m512i in2 = _mm512_loadu_si512((const void *)(tile + 128));
+    const __m512i in3 = _mm512_loadu_si512((const void *)(tile + 192));
+    const __m512i nib = _mm512_set1_epi16(0x0f0f);
+    const __m512i pk = _mm512_loadu_si512((const void *)pop_pack_idx);
+    __m512i lo[4], hi[4];
+    for (int k = 0; k < 4; k++) {
+        const __m512i idx = _mm512_loadu_si512((const void *)pop_tr_idx[k]);
+        /* rows 4k..4k+3, byte 16 r + q: quads 0-7 from in0:in1, 8-15 from in2:in3 */
+        __m512i X = _mm512_mask_blend_epi8(0xff00ff00ff00ff00ull, _mm512_permutex2var_epi8(in0, idx, in1),
+                                           _mm512_permutex2var_epi8(in2, idx, in3));
+        /* each 16-bit lane: quads 2i, 2i+1 -> one byte, nibble 2i low */
+        __m512i n = _mm512_and_si512(X, nib);
+        lo[k] = _mm512_or_si512(n, _mm512_srli_epi16(n, 4));
+        __m512i m = _mm512_and_si512(_mm512_srli_epi16(X, 4), nib);
+        hi[k] = _mm512_or_si512(m, _mm512_srli_epi16(m, 4));
+    }
+    R[0] = _mm512_permutex2var_epi8(lo[0], pk, lo[1]);
+    R[1] = _mm512_permutex2var_epi8(lo[2], pk, lo[3]);
+    R[2] = _mm512_permutex2var_epi8(hi[0], pk, hi[1]);
+    R[3] = _mm512_permutex2var_epi8(hi[2], pk, hi[3]);
+}
+
+/* An N:M tile's kept masks (row j at 8 j) and its kept signs scattered to
+ * their columns (pdep), rows 8i..8i+7 in M[i], S[i]. */
+INLINE void pop_nm_rows(bllm_type ty, const uint8_t *tile, __m512i M[4], __m512i S[4])
+{
+    const tile_layout L = layout_of(ty);
+    const uint64_t smask = ~0ull >> (64 - 8 * L.sb);
+    uint64_t sw[32] __attribute__((aligned(64)));
+#pragma GCC unroll 8
+    for (int j = 0; j < 32; j++)
+        sw[j] = _pdep_u64(ld64(tile + L.ksigns + j * L.sb) & smask, ld64(tile + 8 * j));
+    for (int i = 0; i < 4; i++) {
+        M[i] = _mm512_loadu_si512((const void *)(tile + 64 * i));
+        S[i] = _mm512_load_si512((const void *)(sw + 8 * i));
+    }
+}
+
+/* u[i] = P(R[i]) - kneg per row (rows 8i..8i+7), the LUT path's U sums:
+ * P = sum_{b<7} 2^b popcount(R & p_b) - 2^7 popcount(R & p_7). */
+INLINE void pop_sums(const __m512i R[4], const uint64_t *p, float kneg, __m256 u[4])
+{
+    __m512i acc[4];
+    for (int i = 0; i < 4; i++)
+        acc[i] = _mm512_setzero_si512();
+#pragma GCC unroll 7
+    for (int b = 0; b < 7; b++) {
+        const __m512i pb = _mm512_set1_epi64((long long)p[b]);
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm512_add_epi64(acc[i], _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(R[i], pb)), b));
+    }
+    const __m512i p7 = _mm512_set1_epi64((long long)p[7]);
+    const __m256 kn = _mm256_set1_ps(kneg);
+    for (int i = 0; i < 4; i++) {
+        acc[i] = _mm512_sub_epi64(acc[i], _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(R[i], p7)), 7));
+        u[i] = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(acc[i])), kn);
+    }
+}
+#endif
+
 /* Prepare tokens [0, nt) x groups [g0, g0 + ng) into gp[t * ng + g] and
  * tables tab + (t * ng + g) * tab_bytes. h: onebit's column scales (fp16,
  * whole matrix) or NULL. xbuf: 64 floats. */
@@ -368,6 +483,11 @@ INLINE void prepare(int path, int dup, const float *x, int cols, int nt, int g0,
             if (path == PATH_LUT) {
                 quantize64(xg, q, G);
                 build_lut(q, T, dup);
+#if BINARY_X86_POP
+            } else if (path == PATH_POP) {
+                quantize64(xg, q, G);
+                pop_planes(q, (uint64_t *)T);
+#endif
             } else {
                 __m256 s = _mm256_setzero_ps();
                 for (int i = 0; i < 8; i++)
@@ -588,13 +708,6 @@ INLINE void transpose32x8_v(const __m256i W[8], __m256i X[8])
     }
 }
 
-INLINE uint64_t ld64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
 /* Words stored in slot order (the decoded kept signs). */
 INLINE void transpose32x8(const uint64_t *w, __m256i X[8])
 {
@@ -660,12 +773,27 @@ INLINE void load_f16x32(const uint8_t *p, __m256 v[4])
 typedef struct {
     const uint8_t *s1, *s2; /* dense sign planes */
     __m256i X[8], Y[8];     /* N:M planes */
+#if BINARY_X86_POP
+    __m512i r1[4], r2[4]; /* popcount path: row words of the sign planes (N:M: kept signs, masks) */
+#endif
     __m256 a1[4], a2[4], mu[4];
 } tg_weights;
 
-INLINE void tg_load(bllm_type ty, const uint8_t *tile, tg_weights *W)
+INLINE void tg_load(bllm_type ty, int path, const uint8_t *tile, tg_weights *W)
 {
     const tile_layout L = layout_of(ty);
+    (void)path;
+#if BINARY_X86_POP
+    if (path == PATH_POP) {
+        if (is_nm(ty)) {
+            pop_nm_rows(ty, tile, W->r2, W->r1);
+        } else {
+            pop_dense_rows(tile, W->r1);
+            if (L.sign2 >= 0)
+                pop_dense_rows(tile + L.sign2, W->r2);
+        }
+    } else
+#endif
     if (is_nm(ty)) {
         nm_decode(ty, tile, W->X, W->Y);
     } else {
@@ -680,30 +808,61 @@ INLINE void tg_load(bllm_type ty, const uint8_t *tile, tg_weights *W)
         load_f16x32(tile + L.mu, W->mu);
 }
 
-/* acc[r] += this tile group's contribution for one token. */
+/* The integer sums of the LUT and popcount paths, as f32: u = sum U[s]
+ * over sign plane `plane` (dense types), or for N:M u = sum U[m & s] and
+ * v = sum U[m]. Both paths give the same exact integers. */
+INLINE void int_dense(int path, const tg_weights *W, int plane, const gprep *G, const uint8_t *tab, __m256 u[4])
+{
+#if BINARY_X86_POP
+    if (path == PATH_POP) {
+        pop_sums(plane ? W->r2 : W->r1, (const uint64_t *)tab, G->kneg, u);
+        return;
+    }
+#endif
+    (void)path, (void)G;
+    lut_dense(plane ? W->s2 : W->s1, tab, u);
+}
+
+INLINE void int_nm(int path, const tg_weights *W, const gprep *G, const uint8_t *tab, __m256 u[4], __m256 v[4])
+{
+#if BINARY_X86_POP
+    if (path == PATH_POP) {
+        pop_sums(W->r1, (const uint64_t *)tab, G->kneg, u);
+        pop_sums(W->r2, (const uint64_t *)tab, G->kneg, v);
+        return;
+    }
+#endif
+    (void)path, (void)G;
+    lut_cols(W->Y, tab, u);
+    lut_cols(W->X, tab, v);
+}
+
+/* acc[r] += this tile group's contribution for one token. The LUT and
+ * popcount paths share every f32 step (kernels/binary_pop_scalar.c writes
+ * them out). */
 INLINE void tg_token(bllm_type ty, int path, const tg_weights *W, const gprep *G, const uint8_t *tab,
                      __m256 acc[4])
 {
     __m256 u[4], v[4];
     const __m256 two = _mm256_set1_ps(2.0f);
-    if (path == PATH_LUT) {
+    if (path != PATH_FLT) {
         const __m256 d = _mm256_set1_ps(G->d), kabs = _mm256_set1_ps(G->kabs);
         switch (ty) {
         case BLLM_TYPE_B1:
         case BLLM_TYPE_ONEBIT: /* row scale applied at the end */
-            lut_dense(W->s1, tab, u);
+            int_dense(path, W, 0, G, tab, u);
             for (int i = 0; i < 4; i++)
                 acc[i] = _mm256_fmadd_ps(d, _mm256_fmsub_ps(two, u[i], kabs), acc[i]);
             break;
         case BLLM_TYPE_B1G:
         case BLLM_TYPE_PB8:
-            lut_dense(W->s1, tab, u);
+            int_dense(path, W, 0, G, tab, u);
             for (int i = 0; i < 4; i++)
                 acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(W->a1[i], d), _mm256_fmsub_ps(two, u[i], kabs), acc[i]);
             break;
         case BLLM_TYPE_B1MG: {
             const __m256 sum = _mm256_set1_ps(G->sum);
-            lut_dense(W->s1, tab, u);
+            int_dense(path, W, 0, G, tab, u);
             for (int i = 0; i < 4; i++) {
                 acc[i] = _mm256_fmadd_ps(W->mu[i], sum, acc[i]);
                 acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(W->a1[i], d), _mm256_fmsub_ps(two, u[i], kabs), acc[i]);
@@ -712,8 +871,8 @@ INLINE void tg_token(bllm_type ty, int path, const tg_weights *W, const gprep *G
         }
         case BLLM_TYPE_RB2G: {
             const __m256 sum = _mm256_set1_ps(G->sum);
-            lut_dense(W->s1, tab, u);
-            lut_dense(W->s2, tab, v);
+            int_dense(path, W, 0, G, tab, u);
+            int_dense(path, W, 1, G, tab, v);
             for (int i = 0; i < 4; i++) {
                 __m256 t = _mm256_mul_ps(W->a1[i], _mm256_fmsub_ps(two, u[i], kabs));
                 t = _mm256_fmadd_ps(W->a2[i], _mm256_fmsub_ps(two, v[i], kabs), t);
@@ -724,8 +883,7 @@ INLINE void tg_token(bllm_type ty, int path, const tg_weights *W, const gprep *G
         }
         default: { /* N:M: u = sum U[m & s], v = sum U[m] */
             const __m256 kneg = _mm256_set1_ps(G->kneg);
-            lut_cols(W->Y, tab, u);
-            lut_cols(W->X, tab, v);
+            int_nm(path, W, G, tab, u, v);
             for (int i = 0; i < 4; i++) {
                 __m256 b = _mm256_add_ps(v[i], kneg);                        /* sum_kept a */
                 __m256 sg = _mm256_add_ps(_mm256_fmsub_ps(two, u[i], v[i]), kneg); /* sum_kept (2s-1) a */
@@ -887,6 +1045,8 @@ INLINE void store_row_tile(float *y, int rows, int rt, int t0, int nt, const flo
 INLINE size_t tab_bytes_of(bllm_type ty, int path)
 {
     int dup = is_nm(ty);
+    if (path == PATH_POP)
+        return TAB_POP;
     if (path == PATH_LUT)
         return dup ? TAB_LUT_DUP : TAB_LUT_PAIR;
     return dup ? TAB_FLT_DUP : TAB_FLT_PAIR;
@@ -915,7 +1075,10 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
     int cb = (int)(TAB_BUDGET / (tb * (size_t)tc_max));
     if (cb < 1)
         cb = 1;
-    if (cb > ngrp)
+    /* the popcount path's 80 bytes per group and token need no blocks, and
+     * without them every row sums its groups in one chain, as its scalar
+     * reference does */
+    if (cb > ngrp || path == PATH_POP)
         cb = ngrp;
     /* equal blocks, so the last is not a sliver */
     int nblk = (ngrp + cb - 1) / cb;
@@ -964,7 +1127,7 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
                         if (PFD > 0)
                             for (int b = 0; b < L.tile_bytes; b += 64)
                                 _mm_prefetch((const char *)tile + PFD * L.tile_bytes + b, _MM_HINT_T0);
-                        tg_load(ty, tile, &W);
+                        tg_load(ty, path, tile, &W);
                         tg_token(ty, path, &W, gp + g, tab + (size_t)g * tb, acc);
                     }
                     _mm256_store_ps(accb, acc[0]);
@@ -976,7 +1139,7 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
                         accb[i] = 0.0f;
                     for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
                         tg_weights W;
-                        tg_load(ty, tile, &W);
+                        tg_load(ty, path, tile, &W);
                         for (int t = 0; t < nt; t++) {
                             float *a = accb + 32 * t;
                             for (int i = 0; i < 4; i++)

@@ -1,7 +1,7 @@
 /* Choosing the kernel set.
  *
  * The best set the CPU supports is used unless BLLM_KERNELS names one
- * (scalar|avx2|avx2-lut|avx2-float|avx512|neon|neon-lut|neon-float), so
+ * (scalar|avx2|avx2-lut|avx2-float|avx512|avx512-pop|neon|neon-lut|neon-float), so
  * tests and benchmarks can force each path. Policy when the variable names
  * a set that is unknown or that this CPU cannot run: bllm_kernels_select()
  * returns NULL (with the reason in bllm_last_error()), and bllm_kernels()
@@ -61,6 +61,7 @@ static int cpu_has_avx2(void)
  * "avx2-float" forced. "avx512" is "avx2" with AVX-512 lookup kernels; it
  * is offered only when CPUID and the OS grant every feature they use. */
 #if BLLM_HAVE_AVX2
+#include "kernels/binary_pop.h"
 #include "kernels/binary_simd.h"
 #include "kernels/blockq.h"
 
@@ -94,7 +95,15 @@ static int cpu_has_avx512_vnni(void)
     return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
 }
 
-static bllm_kernel_set x86_avx2, x86_avx2_lut, x86_avx2_float, x86_avx512;
+/* AVX512_VPOPCNTDQ (leaf 7 ECX bit 14) and AVX512_VBMI (bit 1): the
+ * popcount path (kernels/binary_avx512pop.c), beside cpu_has_avx512's. */
+static int cpu_has_avx512_pop(void)
+{
+    unsigned a, b, c, d;
+    return cpu_has_avx512() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 14)) && (c & (1u << 1));
+}
+
+static bllm_kernel_set x86_avx2, x86_avx2_lut, x86_avx2_float, x86_avx512, x86_avx512_pop;
 static pthread_once_t x86_once = PTHREAD_ONCE_INIT;
 
 static void binary_scalar_fill(bllm_matmul_fn *mm)
@@ -138,6 +147,11 @@ static void x86_init(void)
         x86_avx512.matmul[BLLM_TYPE_Q8] = bllm_matmul_q8_vnni;
         x86_avx512.matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_vnni;
     }
+    /* "avx512" with the popcount path for the tile-shaped types */
+    x86_avx512_pop = x86_avx512;
+    x86_avx512_pop.name = "avx512-pop";
+    if (cpu_has_avx512_pop())
+        bllm_binary_avx512pop_fill(x86_avx512_pop.matmul);
 }
 
 static const bllm_kernel_set *x86_set(const bllm_kernel_set *s)
@@ -149,9 +163,9 @@ static const bllm_kernel_set *x86_set(const bllm_kernel_set *s)
 /* The x86 sets by name, as select_aarch64 below. */
 static const bllm_kernel_set *select_x86(const char *name, int *known)
 {
-    const int avx512 = strcmp(name, "avx512") == 0;
+    const int avx512 = strcmp(name, "avx512") == 0, pop = strcmp(name, "avx512-pop") == 0;
     const int lut = strcmp(name, "avx2-lut") == 0, flt = strcmp(name, "avx2-float") == 0;
-    *known = avx512 || lut || flt;
+    *known = avx512 || pop || lut || flt;
     if (!*known)
         return NULL;
     if (!cpu_has_avx2()) {
@@ -165,7 +179,13 @@ static const bllm_kernel_set *select_x86(const char *name, int *known)
                   "support of the ZMM state; this CPU lacks them");
         return NULL;
     }
-    return x86_set(avx512 ? &x86_avx512 : lut ? &x86_avx2_lut : &x86_avx2_float);
+    if (pop && !cpu_has_avx512_pop()) {
+        bllm_fail(BLLM_ERR_UNSUPPORTED,
+                  "kernel set 'avx512-pop' needs AVX-512 VPOPCNTDQ and VBMI besides what 'avx512' needs; "
+                  "this CPU lacks them");
+        return NULL;
+    }
+    return x86_set(avx512 ? &x86_avx512 : pop ? &x86_avx512_pop : lut ? &x86_avx2_lut : &x86_avx2_float);
 }
 #endif
 /* ---- end x86: packed binary types ---- */
@@ -273,7 +293,8 @@ const bllm_kernel_set *bllm_kernels_select(const char *name)
     if (known)
         return x86;
 #else
-    if (!strcmp(name, "avx2-lut") || !strcmp(name, "avx2-float") || !strcmp(name, "avx512")) {
+    if (!strcmp(name, "avx2-lut") || !strcmp(name, "avx2-float") || !strcmp(name, "avx512") ||
+        !strcmp(name, "avx512-pop")) {
         bllm_fail(BLLM_ERR_UNSUPPORTED, "kernel set '%s' is not built for this architecture", name);
         return NULL;
     }
@@ -282,7 +303,7 @@ const bllm_kernel_set *bllm_kernels_select(const char *name)
     if (known)
         return arm;
     bllm_fail(BLLM_ERR_ARG,
-              "unknown kernel set '%s' (known: scalar, avx2, avx2-lut, avx2-float, avx512, neon, "
+              "unknown kernel set '%s' (known: scalar, avx2, avx2-lut, avx2-float, avx512, avx512-pop, neon, "
               "neon-lut, neon-float)",
               name);
     return NULL;

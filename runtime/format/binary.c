@@ -591,6 +591,43 @@ void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols
     }
 }
 
+void bllm_binary_row_group_get(bllm_type type, const void *w, int rows, int cols, int r, int grp,
+                               bllm_binary_row_group *out)
+{
+    const layout L = layout_of(type);
+    const uint8_t *t = tile_at(&L, w, cols, r, grp);
+    const uint8_t *trailer = (const uint8_t *)w + tile_region(&L, rows, cols);
+    const int j = r % BLLM_TILE_ROWS;
+    memset(out, 0, sizeof *out);
+    out->mask = ~0ull;
+    out->rscale = 1.0f;
+    if (L.codes != NONE) {
+        out->mask = rd_bits(t + L.codes + (size_t)j * L.cb, L.cb);
+        uint64_t signs = rd_bits(t + L.ksigns + (size_t)j * L.sb, L.sb);
+        for (int cc = 0, idx = 0; cc < BLLM_GROUP; cc++)
+            if (out->mask >> cc & 1)
+                out->sign |= (signs >> idx++ & 1) << cc;
+    } else {
+        out->sign = sign_row(t + L.sign, j);
+    }
+    if (L.sign2 != NONE)
+        out->sign2 = sign_row(t + L.sign2, j);
+    if (L.alpha != NONE)
+        out->alpha = rd16(t + L.alpha + 2 * j);
+    if (L.alpha2 != NONE)
+        out->alpha2 = rd16(t + L.alpha2 + 2 * j);
+    if (L.mu != NONE)
+        out->mu = rd16(t + L.mu + 2 * j);
+    if (type == BLLM_TYPE_B1 || type == BLLM_TYPE_ONEBIT)
+        out->rscale = rd16(trailer + 2 * (size_t)r);
+}
+
+const uint16_t *bllm_onebit_h(const void *w, int rows, int cols)
+{
+    const layout L = layout_of(BLLM_TYPE_ONEBIT);
+    return (const uint16_t *)((const uint8_t *)w + tile_region(&L, rows, cols) + 2 * (size_t)rows);
+}
+
 /* A second, independent decoder (bit by bit, no row gathering): used for
  * single weights (pb8 salient corrections) and, in tests, as a cross-check of
  * bllm_binary_dequant_group. */

@@ -190,6 +190,22 @@ void bllm_binary_dequant_group(bllm_type type, const void *w, int rows, int cols
                                float out[BLLM_GROUP]);
 /* One weight, as above. */
 float bllm_binary_weight(bllm_type type, const void *w, int rows, int cols, int r, int c);
+/* One row of one 64-column group of a tile-shaped type (b1 .. pb8, not
+ * billm or stbllm) as words and scales, for kernels that work on a row's
+ * bits at once (the popcount path, kernels/binary_pop.h): bit c of each
+ * word is column c of the group. N:M: mask = the kept columns, sign = the
+ * kept signs scattered to them (the i-th kept column takes stored sign bit
+ * i, whatever the mask); other types: mask all ones. Scales as stored (fp16
+ * read as f32), 0 where the type has none; b1's alpha[r] and onebit's g[r]
+ * are rscale (1 for the rest); onebit's h is bllm_onebit_h. */
+typedef struct {
+    uint64_t sign, sign2, mask;
+    float alpha, alpha2, mu, rscale;
+} bllm_binary_row_group;
+void bllm_binary_row_group_get(bllm_type type, const void *w, int rows, int cols, int r, int grp,
+                               bllm_binary_row_group *out);
+/* onebit's column scales h, fp16[cols]. */
+const uint16_t *bllm_onebit_h(const void *w, int rows, int cols);
 /* Rows r0..r1-1 (any rows) into out[(r1 - r0) * cols]; sal (pb8 only, may
  * be NULL) replaces the salient positions. */
 void bllm_binary_dequant_rows(bllm_type type, const void *w, const bllm_pb8_salient *sal, int rows, int cols,

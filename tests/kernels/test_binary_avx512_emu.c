@@ -27,9 +27,12 @@
  * and the GEMM decoder, stbllm tensors with random bytes in their bit
  * planes through its plane ANDs. */
 #include "binary_checks.h"
+#include "kernels/binary_pop.h"
 
-/* tests/kernels/binary_avx512_emu.c: kernels/binary_avx512.c's fill. */
+/* tests/kernels/binary_avx512_emu.c: kernels/binary_avx512.c's fill;
+ * binary_avx512pop_emu.c: kernels/binary_avx512pop.c's. */
 void bllm_binary_avx512emu_fill(bllm_matmul_fn *mm, bllm_binary_path path);
+void bllm_binary_avx512popemu_fill(bllm_matmul_fn *mm);
 
 static int failures, checks;
 
@@ -48,11 +51,15 @@ static float *run(bllm_matmul_fn fn, const float *x, const void *w, int n_tok, i
     return y;
 }
 
-/* The emulated kernel against avx2-lut over the whole buffer, bit for bit;
- * with ragged, also against the scalar reference. */
+/* The kernel under test against its bit-exact reference (avx2-lut for the
+ * LUT kernels, the scalar popcount reference for the popcount ones) over
+ * the whole buffer; with ragged, the LUT kernels also against the scalar
+ * reference (the popcount ones hand ragged ranges to their reference,
+ * which the first comparison covers). */
 static void check_exact(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bllm_type ty, int rows, int cols,
                         int n_tok, int r0, int r1, int ragged, const void *w, const float *x, exact_stats *ex)
 {
+    ragged = ragged && !strstr(emu->name, "-pop");
     size_t ny = (size_t)n_tok * rows;
     float *ye = run(emu->matmul[ty], x, w, n_tok, cols, rows, r0, r1);
     float *yl = run(lut->matmul[ty], x, w, n_tok, cols, rows, r0, r1);
@@ -62,8 +69,8 @@ static void check_exact(const bllm_kernel_set *emu, const bllm_kernel_set *lut, 
             uint32_t be, bl;
             memcpy(&be, &ye[i], 4);
             memcpy(&bl, &yl[i], 4);
-            printf("  FAIL %s %dx%d n_tok=%d rows [%d,%d): y[%zu] = %.9g (0x%08x), avx2-lut %.9g (0x%08x)\n",
-                   bllm_type_name(ty), rows, cols, n_tok, r0, r1, i, ye[i], be, yl[i], bl);
+            printf("  FAIL %s %s %dx%d n_tok=%d rows [%d,%d): y[%zu] = %.9g (0x%08x), %s %.9g (0x%08x)\n",
+                   emu->name, bllm_type_name(ty), rows, cols, n_tok, r0, r1, i, ye[i], be, lut->name, yl[i], bl);
         }
     }
     if (ragged) {
@@ -80,6 +87,16 @@ static void check_exact(const bllm_kernel_set *emu, const bllm_kernel_set *lut, 
 /* One tensor: bit-exact on 4 row ranges, int8 reference on the 3 whole-tile
  * ones. d: the decomposition w decodes to (for corrupted N:M tensors, what
  * bllm_binary_unpack makes of them). */
+static void check_tensor(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bllm_type ty, int rows, int cols,
+                         int n_tok, const bllm_binary_decomp *d, const void *w, stats *st, exact_stats *ex);
+
+/* The popcount kernels: emu (or the native set) against the scalar
+ * popcount reference spop; and spop against avx2-lut where the latter sums
+ * every column in one table block (at most 19 groups: the random shapes),
+ * since the two paths share their integer sums and f32 steps. */
+static const bllm_kernel_set *g_cross_a, *g_cross_b;
+static exact_stats *g_cross_ex;
+
 static void check_tensor(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bllm_type ty, int rows, int cols,
                          int n_tok, const bllm_binary_decomp *d, const void *w, stats *st, exact_stats *ex)
 {
@@ -98,6 +115,9 @@ static void check_tensor(const bllm_kernel_set *emu, const bllm_kernel_set *lut,
     const tested ts = {emu, 1};
     for (int g = 0; g < 4; g++) {
         check_exact(emu, lut, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], g == 3, w, x, ex);
+        if (g_cross_a && cols <= 19 * 64 && g < 3) /* avx2-lut hands ragged ranges to the f32 scalar */
+            check_exact(g_cross_a, g_cross_b, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], 0, w, x,
+                        g_cross_ex);
         /* mf: only read for the FLOAT path; block types' batches run on f32
          * tiles (checked against the scalar reference in test-binary-kernels;
          * here bit-exact vs avx2-lut like the rest) */
@@ -113,13 +133,14 @@ static void check_tensor(const bllm_kernel_set *emu, const bllm_kernel_set *lut,
 /* Pass or fail of one type's batch, printed. rms_tol: the loose bound on
  * the int8 activations' error, a statistic of the random draws (outlier
  * groups weigh heavily in few tensors) rather than an exactness check. */
-static void report(const char *what, bllm_type ty, const stats *st, const exact_stats *ex, double rms_tol)
+static void report(const bllm_kernel_set *emu, const bllm_kernel_set *lut, const char *what, bllm_type ty,
+                   const stats *st, const exact_stats *ex, double rms_tol)
 {
     int bad = st->bad || ex->differ || ex->ragged_bad;
     int rms_bad = !(st->rms_num <= rms_tol * rms_tol * st->rms_den);
-    printf("avx512-emu %-6s %s: bit-exact vs avx2-lut: %ld of %ld floats differ; max |y - y_int8ref| / M_q %.2e "
+    printf("%s %-6s %s: bit-exact vs %s: %ld of %ld floats differ; max |y - y_int8ref| / M_q %.2e "
            "(tol 2e-06); rel RMS vs f32 %.2e %s\n",
-           bllm_type_name(ty), what, ex->differ, ex->compared, st->max_err,
+           emu->name, bllm_type_name(ty), what, lut->name, ex->differ, ex->compared, st->max_err,
            sqrt(st->rms_num / (st->rms_den + 1e-300)), bad || rms_bad ? "FAIL" : "ok");
     if (rms_bad)
         printf("  FAIL %s: int8 activation error above %g%% RMS\n", bllm_type_name(ty), 100 * rms_tol);
@@ -157,7 +178,7 @@ static void test_type(const bllm_kernel_set *emu, const bllm_kernel_set *lut, bl
     }
     char what[32];
     snprintf(what, sizeof what, "%2d shapes", n_cases);
-    report(what, ty, &st, &ex, 0.03);
+    report(emu, lut, what, ty, &st, &ex, 0.03);
 }
 
 /* Overwrites count random group masks of an N:M tensor with random
@@ -189,13 +210,13 @@ static void corrupt_nm_masks(bllm_type ty, uint8_t *w, int rows, int cols, int c
  * GEMM (the per-tile one); stbllm tensors with random bytes in their bit
  * planes (bit patterns the packer never writes). Expected values from the
  * unpacked bytes. */
-static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set *lut, int n_cases)
+static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set *lut, int n_cases, int n_types)
 {
     /* its own draws, whatever the type tests before it drew */
     rng_state = TEST_RNG_SEED ^ 0x5bd1e995ull;
     static const bllm_type types[] = {BLLM_TYPE_NM24, BLLM_TYPE_NM48, BLLM_TYPE_NM58, BLLM_TYPE_NM68,
                                       BLLM_TYPE_STBLLM};
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+    for (size_t i = 0; i < (size_t)n_types; i++) {
         const bllm_type ty = types[i];
         stats st;
         exact_stats ex;
@@ -223,7 +244,7 @@ static void test_invalid_masks(const bllm_kernel_set *emu, const bllm_kernel_set
         char what[48];
         snprintf(what, sizeof what, "%2d tensors, %s", n_cases,
                  bllm_type_is_block(ty) ? "random plane bytes" : "invalid masks");
-        report(what, ty, &st, &ex, 0.03); /* 16 small tensors: a noisier statistic */
+        report(emu, lut, what, ty, &st, &ex, 0.03); /* 16 small tensors: a noisier statistic */
     }
 }
 
@@ -249,9 +270,39 @@ int main(int argc, char **argv)
     for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
         if (bllm_type_is_packed(ty))
             test_type(&emu, lut, ty, n_cases);
-    test_invalid_masks(&emu, lut, n_cases);
+    test_invalid_masks(&emu, lut, n_cases, 5);
 
-    printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe vs avx2-lut and the int8 reference)\n", checks,
-           failures);
+    /* The popcount path (tile-shaped types; billm and stbllm keep the LUT
+     * kernels): its emulated build and, where the CPU has it, its native
+     * one, against the scalar popcount reference, which in turn must equal
+     * avx2-lut wherever that sums in one block. */
+    bllm_kernel_set spop = *lut, epop = emu;
+    spop.name = "scalar-pop";
+    bllm_binary_pop_fill_scalar(spop.matmul);
+    epop.name = "avx512-pop-emu";
+    bllm_binary_avx512popemu_fill(epop.matmul);
+    const bllm_kernel_set *native = bllm_kernels_select("avx512-pop");
+    if (!native)
+        printf("native avx512-pop not run: %s\n", bllm_last_error());
+    exact_stats cross;
+    memset(&cross, 0, sizeof cross);
+    g_cross_a = &spop, g_cross_b = lut, g_cross_ex = &cross;
+    for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
+        if (bllm_type_is_packed(ty) && !bllm_type_is_block(ty)) {
+            test_type(&epop, &spop, ty, n_cases);
+            if (native)
+                test_type(native, &spop, ty, n_cases);
+        }
+    test_invalid_masks(&epop, &spop, n_cases, 4);
+    if (native)
+        test_invalid_masks(native, &spop, n_cases, 4);
+    g_cross_a = NULL;
+    checks++;
+    failures += cross.differ != 0;
+    printf("scalar-pop vs avx2-lut (one table block): %ld of %ld floats differ %s\n", cross.differ, cross.compared,
+           cross.differ ? "FAIL" : "ok");
+
+    printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe%s vs their references and the int8 reference)\n",
+           checks, failures, native ? " and native avx512-pop" : "");
     return failures ? 1 : 0;
 }

@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "bllm.h"
+#include "kernels/binary_pop.h"
 #include "kernels/binary_simd.h"
 #include "kernels/kernels.h"
 #include "runtime/format/binary.h"
@@ -52,12 +53,13 @@
 
 static int failures, checks;
 
-/* Which path an automatic set ("avx2", "avx512") runs for ty: the float
- * path exactly when it holds the forced float set's kernel. */
+/* Which path an automatic set ("avx2", "avx512", "avx512-pop", the scalar
+ * popcount reference) runs for ty: the float path exactly when it holds the
+ * forced float set's kernel or the scalar reference. */
 static int runs_lut(const bllm_kernel_set *s, bllm_type ty)
 {
     const bllm_kernel_set *flt = bllm_kernels_select("avx2-float");
-    return !flt || s->matmul[ty] != flt->matmul[ty];
+    return (!flt || s->matmul[ty] != flt->matmul[ty]) && s->matmul[ty] != bllm_kernels_scalar()->matmul[ty];
 }
 
 /* Batches of the block types from BLLM_BLK_GEMM_MIN_TOK tokens on run on
@@ -144,7 +146,8 @@ static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
     }
 }
 
-/* Rows not in whole tiles go to the scalar reference: identical output. */
+/* Rows not in whole tiles go to the scalar reference of the set's path
+ * (the popcount sets: the scalar popcount reference): identical output. */
 static void test_ragged(const tested *sets, int n_sets)
 {
     bllm_binary_decomp d;
@@ -155,12 +158,14 @@ static void test_ragged(const tested *sets, int n_sets)
     for (int s = 0; s < n_sets; s++) {
         memset(y0, 0, sizeof y0);
         memset(y1, 0, sizeof y1);
-        bllm_kernels_scalar()->matmul[BLLM_TYPE_B1MG](y0, x, w, n_tok, cols, rows, 5, 71);
+        const int pop = strstr(sets[s].set->name, "-pop") != NULL;
+        (pop ? bllm_matmul_b1mg_pop_scalar : bllm_kernels_scalar()->matmul[BLLM_TYPE_B1MG])(y0, x, w, n_tok, cols,
+                                                                                            rows, 5, 71);
         sets[s].set->matmul[BLLM_TYPE_B1MG](y1, x, w, n_tok, cols, rows, 5, 71);
         checks++;
         int ok = memcmp(y0, y1, sizeof y0) == 0;
-        printf("%-10s b1mg rows [5,71) (not whole tiles): %s\n", sets[s].set->name,
-               ok ? "same as scalar, ok" : "differs from scalar, FAIL");
+        printf("%-10s b1mg rows [5,71) (not whole tiles): %s %s, %s\n", sets[s].set->name,
+               ok ? "same as" : "differs from", pop ? "scalar-pop" : "scalar", ok ? "ok" : "FAIL");
         failures += !ok;
     }
     bllm_binary_decomp_free(&d);
@@ -317,8 +322,8 @@ static void test_quantize(void)
 
 static void test_dispatch(void)
 {
-    const char *names[] = {"avx2", "avx2-lut", "avx2-float", "avx512"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"avx2", "avx2-lut", "avx2-float", "avx512", "avx512-pop"};
+    for (int i = 0; i < 5; i++) {
         const bllm_kernel_set *s = bllm_kernels_select(names[i]);
         checks++;
         if (s && strcmp(s->name, names[i]) != 0) {
@@ -359,10 +364,20 @@ int main(int argc, char **argv)
     else
         printf("skipped: CPU lacks avx512 (F, BW, VL with OS support) or it is not built: %s\n",
                bllm_last_error());
+    if ((s = bllm_kernels_select("avx512-pop")))
+        sets[n_sets++] = (tested){s, -1};
+    else
+        printf("skipped: CPU lacks avx512-pop (VPOPCNTDQ, VBMI) or it is not built: %s\n", bllm_last_error());
     if (n_sets == 0) {
         printf("skipped: no x86 SIMD kernel set runs here (%s)\n", bllm_last_error());
         return 77;
     }
+    /* the popcount path's scalar reference, checked like the LUT path (its
+     * SIMD kernels are held to it bit for bit in test-binary-avx512-emu) */
+    bllm_kernel_set scalar_pop = *bllm_kernels_scalar();
+    scalar_pop.name = "scalar-pop";
+    bllm_binary_pop_fill_scalar(scalar_pop.matmul);
+    sets[n_sets++] = (tested){&scalar_pop, -1};
 
     for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
         if (bllm_type_is_packed((bllm_type)ty))
