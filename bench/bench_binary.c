@@ -505,6 +505,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const bllm_kernel_set *avx512 = bllm_kernels_select("avx512");
+    const bllm_kernel_set *pop = bllm_kernels_select("avx512-pop"); /* the popcount path */
 
     char cpu[256], feat[512];
     bllm_cpu_name(cpu, sizeof cpu);
@@ -547,7 +548,8 @@ int main(int argc, char **argv)
     for (int t = 0; t < n_types; t++)
         printf("%s%s=%s", t ? ", " : "", bllm_type_name(types[t]),
                avx2->matmul[types[t]] == flt->matmul[types[t]] ? "float" : "lut");
-    printf(" (n_tok 1 and > 1 alike); avx512: %s\n", avx512 ? "runs" : bllm_last_error());
+    printf(" (n_tok 1 and > 1 alike); avx512: %s", avx512 ? "runs" : bllm_last_error());
+    printf("; avx512-pop (popcount path for the tile-shaped types): %s\n", pop ? "runs" : bllm_last_error());
     printf("Cold: calls cycle through copies of the matrix totalling >= %.0f MiB. Median of >= %.2f s per row.\n\n",
            cold_mb, min_time);
     printf("| W rows x cols | format | bits/w | set | n_tok | threads | regime | ms/call | GB/s | read BW now | "
@@ -593,7 +595,7 @@ int main(int argc, char **argv)
                 memcpy(wc, w0, nb);
                 copies[c] = wc;
             }
-            const bllm_kernel_set *sets[3];
+            const bllm_kernel_set *sets[4];
             int n_sets = 0;
             if (bllm_type_is_blockq(ty)) { /* maddubs; vpdpbusd in avx512 where the CPU has VNNI */
                 sets[n_sets++] = avx2;
@@ -607,6 +609,8 @@ int main(int argc, char **argv)
                     sets[n_sets++] = flt;
                 if (avx512)
                     sets[n_sets++] = avx512;
+                if (pop && pop->matmul[ty] != avx512->matmul[ty])
+                    sets[n_sets++] = pop;
             }
             double bpw = 8.0 * (double)nb / ((double)rows * cols);
             for (int s = 0; s < n_sets; s++)

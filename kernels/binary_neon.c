@@ -69,6 +69,7 @@
 #include <string.h>
 
 #include "kernels/binary_neon.h"
+#include "kernels/binary_pop.h"
 #include "runtime/format/binary.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -970,6 +971,224 @@ INLINE void matmul_blk_lut(bllm_type ty, float *y, const float *x, const void *w
         }
     }
 }
+
+/* ===================================================== popcount path */
+
+/* kernels/binary_pop.h: x quantized as the lookup path quantizes it, split
+ * into 8 bit planes; per row and group P(s) = sum_b w_b popcount(s & p_b)
+ * from vcnt byte counts. The f32 steps are the scalar popcount reference's
+ * (kernels/binary_pop_scalar.c, which follows the x86 kernels), in its
+ * order and with fused multiply-adds where it has fmaf, so these kernels
+ * equal it bit for bit (tests/neon). Not timed: no aarch64 machine was at
+ * hand; the lookup path stays the default. */
+
+/* Bytes p of 16 words (X[p] byte j = byte p of word j) -> the words, w[j]:
+ * an 8 x 8 byte transpose in each 64-bit half (trn at 8, 16, 32 bits). */
+INLINE void pop_transpose_store(const uint8x16_t X[8], uint64_t *w)
+{
+    uint8x16_t A[8];
+    for (int i = 0; i < 8; i += 2) {
+        A[i] = vtrn1q_u8(X[i], X[i + 1]);
+        A[i + 1] = vtrn2q_u8(X[i], X[i + 1]);
+    }
+    uint16x8_t B[8];
+    for (int i = 0; i < 8; i += 4)
+        for (int k = 0; k < 2; k++) {
+            B[i + k] = vtrn1q_u16(vreinterpretq_u16_u8(A[i + k]), vreinterpretq_u16_u8(A[i + 2 + k]));
+            B[i + 2 + k] = vtrn2q_u16(vreinterpretq_u16_u8(A[i + k]), vreinterpretq_u16_u8(A[i + 2 + k]));
+        }
+    /* B[k], k < 4: as 32-bit lanes, columns k, k + 4, k + 8, k + 12 of bytes
+     * 0-3; B[4 + k] the same of bytes 4-7 */
+    for (int k = 0; k < 4; k++) {
+        uint32x4_t lo = vtrn1q_u32(vreinterpretq_u32_u16(B[k]), vreinterpretq_u32_u16(B[4 + k]));
+        uint32x4_t hi = vtrn2q_u32(vreinterpretq_u32_u16(B[k]), vreinterpretq_u32_u16(B[4 + k]));
+        uint64x2_t l = vreinterpretq_u64_u32(lo), h = vreinterpretq_u64_u32(hi);
+        const int j = k;
+        vst1_u64(w + j, vget_low_u64(l));
+        vst1_u64(w + j + 8, vget_high_u64(l));
+        vst1_u64(w + j + 4, vget_low_u64(h));
+        vst1_u64(w + j + 12, vget_high_u64(h));
+    }
+}
+
+/* A dense sign tile -> its 32 rows' words (bit c = column c): each quad
+ * pair's nibbles packed into one byte per row (vsli for rows 0-15, vsri for
+ * rows 16-31), then transposed. */
+INLINE void pop_dense_rows(const uint8_t *t, uint64_t w[32])
+{
+    uint8x16_t lo[8], hi[8];
+    for (int p = 0; p < 8; p++) {
+        uint8x16_t a = vld1q_u8(t + 32 * p), b = vld1q_u8(t + 32 * p + 16);
+        lo[p] = vsliq_n_u8(a, b, 4); /* (b << 4) | (a & 15) */
+        hi[p] = vsriq_n_u8(b, a, 4); /* (b & 0xf0) | (a >> 4) */
+    }
+    pop_transpose_store(lo, w);
+    pop_transpose_store(hi, w + 16);
+}
+
+/* The i-th stored sign to the i-th set bit of m (what x86's pdep does). */
+INLINE uint64_t pop_deposit(uint64_t v, uint64_t m)
+{
+    uint64_t r = 0;
+    for (; m; m &= m - 1, v >>= 1)
+        r |= (v & 1) ? m & (0 - m) : 0;
+    return r;
+}
+
+/* An N:M tile: kept masks (row j at 8 j) into mw, kept signs scattered to
+ * their columns into sw. */
+INLINE void pop_nm_rows(const tile_layout *L, const uint8_t *t, uint64_t mw[32], uint64_t sw[32])
+{
+    for (int j = 0; j < 32; j++) {
+        uint64_t m, v = 0;
+        memcpy(&m, t + 8 * j, 8);
+        memcpy(&v, t + 32 * 8 + (size_t)j * L->sb, (size_t)L->sb);
+        mw[j] = m;
+        sw[j] = pop_deposit(v, m);
+    }
+}
+
+/* u[k] = P(w[4k..4k+3]) - kneg, the integer sums as f32. Per pair of rows
+ * and plane one AND and one vcnt; planes 0-3 and 4-6 weighted in bytes
+ * (at most 8 * 15 and 8 * 7), then widened, plane 7 with weight -128. */
+INLINE void pop_sums(const uint64_t w[32], const uint64_t p[8], float kneg, float32x4_t u[8])
+{
+    uint8x16_t pl[8];
+    for (int b = 0; b < 8; b++)
+        pl[b] = vreinterpretq_u8_u64(vdupq_n_u64(p[b]));
+    const uint8x16_t two = vdupq_n_u8(2);
+    int32_t P[32];
+    for (int i = 0; i < 16; i++) {
+        const uint8x16_t r = vreinterpretq_u8_u64(vld1q_u64(w + 2 * i));
+        uint8x16_t c[8];
+        for (int b = 0; b < 8; b++)
+            c[b] = vcntq_u8(vandq_u8(r, pl[b]));
+        uint8x16_t lo = vmlaq_u8(c[2], c[3], two);
+        lo = vmlaq_u8(c[1], lo, two);
+        lo = vmlaq_u8(c[0], lo, two);
+        uint8x16_t hi = vmlaq_u8(c[5], c[6], two);
+        hi = vmlaq_u8(c[4], hi, two);
+        int16x8_t s = vreinterpretq_s16_u16(vpaddlq_u8(lo));
+        s = vaddq_s16(s, vshlq_n_s16(vreinterpretq_s16_u16(vpaddlq_u8(hi)), 4));
+        s = vsubq_s16(s, vshlq_n_s16(vreinterpretq_s16_u16(vpaddlq_u8(c[7])), 7)); /* |s| <= 2048 */
+        vst1_s32(P + 2 * i, vmovn_s64(vpaddlq_s32(vpaddlq_s16(s))));
+    }
+    const float32x4_t kn = vdupq_n_f32(kneg);
+    for (int k = 0; k < 8; k++)
+        u[k] = vsubq_f32(vcvtq_f32_s32(vld1q_s32(P + 4 * k)), kn);
+}
+
+INLINE void matmul_pop(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols, int rows,
+                       int r0, int r1, bllm_matmul_fn fallback)
+{
+    if (n_tok <= 0 || r0 >= r1)
+        return;
+    if ((r0 | r1) % 32 || rows % 32 || cols % 64 || cols <= 0) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    const tile_layout L = layout_of(ty);
+    const int ngrp = cols / 64, tc = n_tok < TOKC ? n_tok : TOKC;
+    const uint8_t *wb = w, *trailer = wb + (size_t)(rows / 32) * ngrp * L.tile_bytes;
+    const uint16_t *h = ty == BLLM_TYPE_ONEBIT ? bllm_onebit_h(w, rows, cols) : NULL;
+    const int rscale = ty == BLLM_TYPE_B1 || ty == BLLM_TYPE_ONEBIT;
+    bllm_pop_group *gp = scratch(sizeof(bllm_pop_group) * (size_t)tc * ngrp + sizeof(float32x4_t) * 8 * tc);
+    if (!gp) {
+        fallback(y, x, w, n_tok, cols, rows, r0, r1);
+        return;
+    }
+    float32x4_t *accb = (float32x4_t *)(gp + (size_t)tc * ngrp);
+    for (int t0 = 0; t0 < n_tok; t0 += tc) {
+        const int nt = n_tok - t0 < tc ? n_tok - t0 : tc;
+        for (int t = 0; t < nt; t++)
+            for (int g = 0; g < ngrp; g++) {
+                const float *xg = x + (size_t)(t0 + t) * cols + (size_t)g * 64;
+                float xh[64];
+                if (h) {
+                    for (int c = 0; c < 64; c++)
+                        xh[c] = xg[c] * bllm_f16_to_f32(h[g * 64 + c]);
+                    xg = xh;
+                }
+                bllm_pop_prep_group(xg, gp + (size_t)t * ngrp + g);
+            }
+        for (int rt = r0 / 32; rt < r1 / 32; rt++) {
+            for (int i = 0; i < 8 * nt; i++)
+                accb[i] = vdupq_n_f32(0.0f);
+            tile_scales S;
+            for (int g = 0; g < ngrp; g++) {
+                const uint8_t *tile = wb + ((size_t)rt * ngrp + g) * L.tile_bytes;
+                uint64_t w1[32], w2[32];
+                if (is_nm(ty)) {
+                    pop_nm_rows(&L, tile, w2, w1);
+                } else {
+                    pop_dense_rows(tile + L.sign, w1);
+                    if (L.sign2 != NONE)
+                        pop_dense_rows(tile + L.sign2, w2);
+                }
+                load_scales(ty, &L, tile, trailer, rt, &S);
+                for (int t = 0; t < nt; t++) {
+                    const bllm_pop_group *G = gp + (size_t)t * ngrp + g;
+                    const float32x4_t d = vdupq_n_f32(G->d), kabs = vdupq_n_f32(G->kabs);
+                    const float32x4_t kn = vdupq_n_f32(G->kneg), sum = vdupq_n_f32(G->sum);
+                    float32x4_t u[8], v[8], *acc = accb + 8 * t;
+                    pop_sums(w1, G->p, G->kneg, u);
+                    if (L.sign2 != NONE || is_nm(ty))
+                        pop_sums(w2, G->p, G->kneg, v);
+                    for (int k = 0; k < 8; k++) {
+                        const float32x4_t su = vsubq_f32(vaddq_f32(u[k], u[k]), kabs); /* 2u - kabs, exact */
+                        switch (ty) {
+                        case BLLM_TYPE_B1:
+                        case BLLM_TYPE_ONEBIT: acc[k] = vfmaq_f32(acc[k], d, su); break;
+                        case BLLM_TYPE_B1G:
+                        case BLLM_TYPE_PB8: acc[k] = vfmaq_f32(acc[k], vmulq_f32(S.a[k], d), su); break;
+                        case BLLM_TYPE_B1MG:
+                            acc[k] = vfmaq_f32(acc[k], S.mu[k], sum);
+                            acc[k] = vfmaq_f32(acc[k], vmulq_f32(S.a[k], d), su);
+                            break;
+                        case BLLM_TYPE_RB2G: {
+                            float32x4_t tt = vmulq_f32(S.a[k], su);
+                            tt = vfmaq_f32(tt, S.a2[k], vsubq_f32(vaddq_f32(v[k], v[k]), kabs));
+                            acc[k] = vfmaq_f32(acc[k], S.mu[k], sum);
+                            acc[k] = vfmaq_f32(acc[k], d, tt);
+                            break;
+                        }
+                        default: { /* N:M: u over the kept signs, v over the mask */
+                            const float32x4_t sg = vaddq_f32(vsubq_f32(vaddq_f32(u[k], u[k]), v[k]), kn);
+                            const float32x4_t tt = vfmaq_f32(vmulq_f32(S.a[k], sg), S.mu[k], vaddq_f32(v[k], kn));
+                            acc[k] = vfmaq_f32(acc[k], d, tt);
+                            break;
+                        }
+                        }
+                    }
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                for (int k = 0; k < 8; k++) {
+                    float32x4_t v = accb[8 * t + k];
+                    if (rscale)
+                        v = vmulq_f32(v, S.a[k]);
+                    vst1q_f32(y + (size_t)(t0 + t) * rows + 32 * rt + 4 * k, v);
+                }
+        }
+    }
+}
+
+#define DEFINE_POP(name, TYPE)                                                                               \
+    void bllm_matmul_##name##_neon_pop(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
+                                       int r0, int r1)                                                        \
+    {                                                                                                         \
+        matmul_pop(TYPE, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_pop_scalar);                \
+    }
+DEFINE_POP(b1, BLLM_TYPE_B1)
+DEFINE_POP(b1g, BLLM_TYPE_B1G)
+DEFINE_POP(b1mg, BLLM_TYPE_B1MG)
+DEFINE_POP(rb2g, BLLM_TYPE_RB2G)
+DEFINE_POP(nm24, BLLM_TYPE_NM24)
+DEFINE_POP(nm48, BLLM_TYPE_NM48)
+DEFINE_POP(nm58, BLLM_TYPE_NM58)
+DEFINE_POP(nm68, BLLM_TYPE_NM68)
+DEFINE_POP(onebit, BLLM_TYPE_ONEBIT)
+DEFINE_POP(pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */
 
 /* ---------------------------------------------------------- entry points */
 

@@ -35,4 +35,22 @@ BLLM_NEON_DECLARE(billm)
 BLLM_NEON_DECLARE(stbllm)
 #undef BLLM_NEON_DECLARE
 
+/* The popcount path (kernels/binary_pop.h) of the tile-shaped types: x
+ * quantized as above, integer sums by vcnt; bit-exact against the scalar
+ * popcount reference (bllm_matmul_*_pop_scalar). */
+#define BLLM_NEON_POP_DECLARE(name)                                                                          \
+    void bllm_matmul_##name##_neon_pop(float *y, const float *x, const void *w, int n_tok, int cols,          \
+                                       int rows, int r0, int r1);
+BLLM_NEON_POP_DECLARE(b1)
+BLLM_NEON_POP_DECLARE(b1g)
+BLLM_NEON_POP_DECLARE(b1mg)
+BLLM_NEON_POP_DECLARE(rb2g)
+BLLM_NEON_POP_DECLARE(nm24)
+BLLM_NEON_POP_DECLARE(nm48)
+BLLM_NEON_POP_DECLARE(nm58)
+BLLM_NEON_POP_DECLARE(nm68)
+BLLM_NEON_POP_DECLARE(onebit)
+BLLM_NEON_POP_DECLARE(pb8)
+#undef BLLM_NEON_POP_DECLARE
+
 #endif

@@ -42,6 +42,16 @@ static inline int32_t bllm_pop_dot(uint64_t s, const uint64_t p[8])
     return acc - (__builtin_popcountll(s & p[7]) << 7);
 }
 
+/* One token's 64-column group, prepared: q's planes, the quantization
+ * step d, the f32 sum of x in the x86 kernels' order (the mu terms of b1mg
+ * and rb2g), sum |q| and the sum of the negative q. x: already times h for
+ * onebit. */
+typedef struct {
+    uint64_t p[8];
+    float d, sum, kabs, kneg;
+} bllm_pop_group;
+void bllm_pop_prep_group(const float *x, bllm_pop_group *g);
+
 /* The scalar popcount reference of each tile-shaped type (pb8: its b1g
  * part), and mm[t] set to them for those types (others untouched). */
 #define BLLM_POP_SCALAR_DECL(name)                                                                            \
@@ -59,7 +69,8 @@ BLLM_POP_SCALAR_DECL(onebit)
 BLLM_POP_SCALAR_DECL(pb8)
 void bllm_binary_pop_fill_scalar(bllm_matmul_fn *mm);
 
-/* kernels/binary_avx512pop.c (x86 only; call after checking the CPU). */
+/* kernels/binary_avx512pop.c (x86 only; call after checking the CPU). The
+ * NEON kernels are bllm_matmul_*_neon_pop (kernels/binary_neon.h). */
 void bllm_binary_avx512pop_fill(bllm_matmul_fn *mm);
 
 #endif

@@ -38,15 +38,10 @@ static float x86_sum(const float *x)
     return a + b;
 }
 
-typedef struct {
-    uint64_t p[8];
-    float d, sum, kabs, kneg;
-} group_prep;
-
 /* kernels/act_quant.h's quantization; a group is non-finite when its amax
  * or its x86_sum is (the x86 kernels' test, which differs from act_quant.h's
  * only where a sum of finite values overflows). */
-static void prep_group(const float *x, group_prep *g)
+void bllm_pop_prep_group(const float *x, bllm_pop_group *g)
 {
     float amax = 0.0f;
     for (int c = 0; c < 64; c++)
@@ -88,8 +83,8 @@ static void matmul_pop(bllm_type ty, float *y, const float *x, const void *w, in
                     xh[c] = xg[c] * bllm_f16_to_f32(h[grp * 64 + c]);
                 xg = xh;
             }
-            group_prep g;
-            prep_group(xg, &g);
+            bllm_pop_group g;
+            bllm_pop_prep_group(xg, &g);
             for (int r = r0; r < r1; r++) {
                 bllm_binary_row_group rg;
                 bllm_binary_row_group_get(ty, w, rows, cols, r, grp, &rg);

@@ -439,24 +439,25 @@ INLINE void pop_nm_rows(bllm_type ty, const uint8_t *tile, __m512i M[4], __m512i
 }
 
 /* u[i] = P(R[i]) - kneg per row (rows 8i..8i+7), the LUT path's U sums:
- * P = sum_{b<7} 2^b popcount(R & p_b) - 2^7 popcount(R & p_7). */
+ * P = sum_{b<7} 2^b popcount(R & p_b) - 2^7 popcount(R & p_7), in Horner
+ * form from plane 7 down (doubling by an add, which more ports run than a
+ * shift). */
 INLINE void pop_sums(const __m512i R[4], const uint64_t *p, float kneg, __m256 u[4])
 {
     __m512i acc[4];
+    const __m512i p7 = _mm512_set1_epi64((long long)p[7]);
     for (int i = 0; i < 4; i++)
-        acc[i] = _mm512_setzero_si512();
+        acc[i] = _mm512_sub_epi64(_mm512_setzero_si512(), _mm512_popcnt_epi64(_mm512_and_si512(R[i], p7)));
 #pragma GCC unroll 7
-    for (int b = 0; b < 7; b++) {
+    for (int b = 6; b >= 0; b--) {
         const __m512i pb = _mm512_set1_epi64((long long)p[b]);
         for (int i = 0; i < 4; i++)
-            acc[i] = _mm512_add_epi64(acc[i], _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(R[i], pb)), b));
+            acc[i] = _mm512_add_epi64(_mm512_add_epi64(acc[i], acc[i]),
+                                      _mm512_popcnt_epi64(_mm512_and_si512(R[i], pb)));
     }
-    const __m512i p7 = _mm512_set1_epi64((long long)p[7]);
     const __m256 kn = _mm256_set1_ps(kneg);
-    for (int i = 0; i < 4; i++) {
-        acc[i] = _mm512_sub_epi64(acc[i], _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(R[i], p7)), 7));
+    for (int i = 0; i < 4; i++)
         u[i] = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(acc[i])), kn);
-    }
 }
 #endif
 

@@ -1,7 +1,7 @@
 /* Choosing the kernel set.
  *
  * The best set the CPU supports is used unless BLLM_KERNELS names one
- * (scalar|avx2|avx2-lut|avx2-float|avx512|avx512-pop|neon|neon-lut|neon-float), so
+ * (scalar|avx2|avx2-lut|avx2-float|avx512|avx512-pop|neon|neon-lut|neon-float|neon-pop), so
  * tests and benchmarks can force each path. Policy when the variable names
  * a set that is unknown or that this CPU cannot run: bllm_kernels_select()
  * returns NULL (with the reason in bllm_last_error()), and bllm_kernels()
@@ -201,6 +201,7 @@ static const bllm_kernel_set *select_x86(const char *name, int *known)
 const bllm_kernel_set *bllm_kernels_neon_impl(void);
 const bllm_kernel_set *bllm_kernels_neon_lut_impl(void);
 const bllm_kernel_set *bllm_kernels_neon_float_impl(void);
+const bllm_kernel_set *bllm_kernels_neon_pop_impl(void);
 #else
 #define BLLM_HAVE_NEON 0
 #endif
@@ -230,12 +231,15 @@ const bllm_kernel_set *bllm_kernels_neon_float(void)
 static const bllm_kernel_set *select_aarch64(const char *name, int *known)
 {
     const int neon = strcmp(name, "neon") == 0, lut = strcmp(name, "neon-lut") == 0,
-              flt = strcmp(name, "neon-float") == 0;
-    *known = neon || lut || flt;
+              flt = strcmp(name, "neon-float") == 0, pop = strcmp(name, "neon-pop") == 0;
+    *known = neon || lut || flt || pop;
     if (!*known)
         return NULL;
 #if BLLM_HAVE_NEON
-    return neon ? bllm_kernels_neon() : lut ? bllm_kernels_neon_lut_impl() : bllm_kernels_neon_float();
+    return neon  ? bllm_kernels_neon()
+           : lut ? bllm_kernels_neon_lut_impl()
+           : pop ? bllm_kernels_neon_pop_impl()
+                 : bllm_kernels_neon_float();
 #else
     bllm_fail(BLLM_ERR_UNSUPPORTED, "kernel set '%s' is only built for aarch64", name);
     return NULL;
@@ -304,7 +308,7 @@ const bllm_kernel_set *bllm_kernels_select(const char *name)
         return arm;
     bllm_fail(BLLM_ERR_ARG,
               "unknown kernel set '%s' (known: scalar, avx2, avx2-lut, avx2-float, avx512, avx512-pop, neon, "
-              "neon-lut, neon-float)",
+              "neon-lut, neon-float, neon-pop)",
               name);
     return NULL;
 }

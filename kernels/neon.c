@@ -41,6 +41,7 @@
 const bllm_kernel_set *bllm_kernels_neon_impl(void);
 const bllm_kernel_set *bllm_kernels_neon_lut_impl(void);
 const bllm_kernel_set *bllm_kernels_neon_float_impl(void);
+const bllm_kernel_set *bllm_kernels_neon_pop_impl(void);
 
 /* Four weights from element c of a row, widened to f32. bf16 is the top
  * half of an f32: a widening shift by 16 puts it in place. */
@@ -297,21 +298,24 @@ static void axpy_f32(float *y, float a, const float *x, int n)
  * the lookup path costs), and "neon", the default, which is the lookup path
  * for every type and n_tok: unlike "avx2" it is not a per-type choice by
  * measurement, as no aarch64 machine was at hand to measure on. */
-#define PACKED(suffix)                                \
-    [BLLM_TYPE_B1] = bllm_matmul_b1_##suffix,         \
-    [BLLM_TYPE_B1G] = bllm_matmul_b1g_##suffix,       \
-    [BLLM_TYPE_B1MG] = bllm_matmul_b1mg_##suffix,     \
-    [BLLM_TYPE_RB2G] = bllm_matmul_rb2g_##suffix,     \
-    [BLLM_TYPE_NM24] = bllm_matmul_nm24_##suffix,     \
-    [BLLM_TYPE_NM48] = bllm_matmul_nm48_##suffix,     \
-    [BLLM_TYPE_NM58] = bllm_matmul_nm58_##suffix,     \
-    [BLLM_TYPE_NM68] = bllm_matmul_nm68_##suffix,     \
-    [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_##suffix, \
-    [BLLM_TYPE_PB8] = bllm_matmul_pb8_##suffix,       \
-    [BLLM_TYPE_BILLM] = bllm_matmul_billm_##suffix,   \
-    [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##suffix, \
-    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon,             \
+/* tile: the suffix of the tile-shaped types' kernels, blk: billm's and
+ * stbllm's (which have no popcount path) */
+#define PACKED2(tile, blk)                          \
+    [BLLM_TYPE_B1] = bllm_matmul_b1_##tile,         \
+    [BLLM_TYPE_B1G] = bllm_matmul_b1g_##tile,       \
+    [BLLM_TYPE_B1MG] = bllm_matmul_b1mg_##tile,     \
+    [BLLM_TYPE_RB2G] = bllm_matmul_rb2g_##tile,     \
+    [BLLM_TYPE_NM24] = bllm_matmul_nm24_##tile,     \
+    [BLLM_TYPE_NM48] = bllm_matmul_nm48_##tile,     \
+    [BLLM_TYPE_NM58] = bllm_matmul_nm58_##tile,     \
+    [BLLM_TYPE_NM68] = bllm_matmul_nm68_##tile,     \
+    [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_##tile, \
+    [BLLM_TYPE_PB8] = bllm_matmul_pb8_##tile,       \
+    [BLLM_TYPE_BILLM] = bllm_matmul_billm_##blk,    \
+    [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##blk,  \
+    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon,           \
     [BLLM_TYPE_Q4] = bllm_matmul_q4_neon
+#define PACKED(suffix) PACKED2(suffix, suffix)
 
 static const bllm_kernel_set neon_set = {
     .name = "neon",
@@ -352,7 +356,23 @@ static const bllm_kernel_set neon_float_set = {
     .axpy_f32 = axpy_f32,
 };
 
+/* "neon" with the popcount path (binary_neon.c) for the tile-shaped types;
+ * billm and stbllm keep the lookup path. */
+static const bllm_kernel_set neon_pop_set = {
+    .name = "neon-pop",
+    .matmul = {
+        [BLLM_TYPE_F32] = matmul_f32,
+        [BLLM_TYPE_F16] = matmul_f16,
+        [BLLM_TYPE_BF16] = matmul_bf16,
+        PACKED2(neon_pop, neon),
+    },
+    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+};
+
 /* Handed to dispatch.c. */
+const bllm_kernel_set *bllm_kernels_neon_pop_impl(void) { return &neon_pop_set; }
 const bllm_kernel_set *bllm_kernels_neon_impl(void) { return &neon_set; }
 const bllm_kernel_set *bllm_kernels_neon_lut_impl(void) { return &neon_lut_set; }
 const bllm_kernel_set *bllm_kernels_neon_float_impl(void) { return &neon_float_set; }

@@ -17,6 +17,10 @@
  *   quantization bound sum_c |w_eff| * d_g / 2 (+ TOL) of the exact result,
  *   printing the error measured against the float scalar path.
  *
+ * - neon-pop (the popcount path of the tile-shaped types) bit for bit
+ *   against the scalar popcount reference (kernels/binary_pop_scalar.c), on
+ *   every row range, and on N:M tensors with random mask bytes.
+ *
  * Dispatch: with BLLM_KERNELS unset the neon set must be active; naming a
  * set this CPU cannot run must fall back to scalar (the test runs once with
  * BLLM_KERNELS=avx2 for that, with --dispatch-only). */
@@ -26,6 +30,7 @@
 #include <string.h>
 
 #include "bllm.h"
+#include "kernels/binary_pop.h"
 #include "kernels/kernels.h"
 #include "runtime/format/binary.h"
 #include "runtime/format/blockq.h"
@@ -499,6 +504,78 @@ static void expect(int ok, const char *what)
     }
 }
 
+/* neon-pop against the scalar popcount reference, bit for bit over the
+ * whole y buffer (one float past it and rows outside [r0, r1) hold a
+ * sentinel): full, whole-tile, empty and ragged row ranges; corrupt: random
+ * bytes in the N:M kept masks (any mask is some matrix, the same for both). */
+static void test_pop(const bllm_kernel_set *pop)
+{
+    static const bllm_type types[] = {BLLM_TYPE_B1,   BLLM_TYPE_B1G,  BLLM_TYPE_B1MG, BLLM_TYPE_RB2G,
+                                      BLLM_TYPE_NM24, BLLM_TYPE_NM48, BLLM_TYPE_NM58, BLLM_TYPE_NM68,
+                                      BLLM_TYPE_ONEBIT, BLLM_TYPE_PB8};
+    static const int shapes[][3] = {{32, 64, 1}, {96, 192, 3}, {64, 576, 9}, {32, 1536, 1}, {96, 128, 17}};
+    bllm_kernel_set spop = *bllm_kernels_scalar();
+    bllm_binary_pop_fill_scalar(spop.matmul);
+    const uint32_t sentinel = 0x7fc0beefu;
+    printf("\npopcount path: neon-pop vs the scalar popcount reference, bit for bit\n");
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        const bllm_type ty = types[k];
+        const int nm = ty >= BLLM_TYPE_NM24 && ty <= BLLM_TYPE_NM68;
+        long compared = 0, differ = 0;
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int corrupt = 0; corrupt <= nm; corrupt++) {
+                const int rows = shapes[si][0], cols = shapes[si][1], n_tok = shapes[si][2];
+                bllm_binary_decomp d;
+                if (bllm_binary_decomp_init(&d, ty, rows, cols) != BLLM_OK) {
+                    printf("FAIL: decomp_init %s: %s\n", bllm_type_name(ty), bllm_last_error());
+                    failures++;
+                    return;
+                }
+                gen_decomp(&d);
+                const uint64_t nb = bllm_type_tensor_bytes(ty, (uint64_t)rows, (uint64_t)cols);
+                uint8_t *w = malloc(nb);
+                if (bllm_binary_pack(&d, w, nb) != BLLM_OK) {
+                    printf("FAIL: pack %s: %s\n", bllm_type_name(ty), bllm_last_error());
+                    failures++;
+                    return;
+                }
+                if (corrupt) { /* masks: the first 256 bytes of every tile */
+                    const size_t tb = nb / ((size_t)rows / 32 * (cols / 64));
+                    for (int i = 0; i < 64; i++)
+                        w[tb * (size_t)rng_int(rows / 32 * (cols / 64)) + (size_t)rng_int(256)] = (uint8_t)rng_next();
+                }
+                float *x = malloc(sizeof(float) * (size_t)n_tok * cols);
+                for (int i = 0; i < n_tok * cols; i++)
+                    x[i] = rng_uniform() * (rng_int(50) ? 1.0f : 30.0f);
+                const size_t ny = (size_t)n_tok * rows;
+                float *ya = malloc(sizeof(float) * (ny + 1)), *yb = malloc(sizeof(float) * (ny + 1));
+                const int ranges[4][2] = {{0, rows}, {32, rows}, {32, 32}, {5, rows - 7}};
+                for (int g = 0; g < 4; g++) {
+                    for (size_t i = 0; i <= ny; i++) {
+                        memcpy(&ya[i], &sentinel, 4);
+                        memcpy(&yb[i], &sentinel, 4);
+                    }
+                    int r0 = ranges[g][0] < rows ? ranges[g][0] : 0, r1 = ranges[g][1];
+                    spop.matmul[ty](ya, x, w, n_tok, cols, rows, r0, r1);
+                    pop->matmul[ty](yb, x, w, n_tok, cols, rows, r0, r1);
+                    for (size_t i = 0; i <= ny; i++, compared++)
+                        if (memcmp(&ya[i], &yb[i], 4) != 0 && differ++ < 3)
+                            printf("  FAIL %s %dx%d n_tok=%d rows [%d,%d): y[%zu] = %.9g, scalar-pop %.9g\n",
+                                   bllm_type_name(ty), rows, cols, n_tok, r0, r1, i, yb[i], ya[i]);
+                }
+                free(ya);
+                free(yb);
+                free(x);
+                free(w);
+                bllm_binary_decomp_free(&d);
+            }
+        checks++;
+        failures += differ != 0;
+        printf("neon-pop %-6s %ld of %ld floats differ %s\n", bllm_type_name(ty), differ, compared,
+               differ ? "FAIL" : "ok");
+    }
+}
+
 /* q8/q4 (kernels/blockq_neon.c) against the scalar reference: both sum the
  * same integers exactly, so they differ by f32 summation order only:
  * within 1e-5 of M = sum_c |w_c x_c| (dequantized w, f32 x) plus the
@@ -647,6 +724,10 @@ int main(int argc, char **argv)
         }
     if (nf)
         test_packed(sets[1], nf);
+    const bllm_kernel_set *np = bllm_kernels_select("neon-pop");
+    expect(np && strcmp(np->name, "neon-pop") == 0, "bllm_kernels_select(\"neon-pop\") is the neon-pop set");
+    if (np)
+        test_pop(np);
     test_blockq(sets[0], sets[1]);
 
 done:
