@@ -294,6 +294,61 @@ static void axpy_f32(float *y, float a, const float *x, int n)
     }
 }
 
+/* Up to 8 f16 values (n - i < 8 of them at the end), zero-padded, as f32. */
+static inline __m256 load_f16x8(const uint16_t *x, int left)
+{
+    if (left >= 8)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x));
+    uint16_t t[8] = {0};
+    memcpy(t, x, (size_t)left * sizeof *x);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)t));
+}
+
+static float dot_f16(const float *a, const uint16_t *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_f16x8(b + i, 8), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_f16x8(b + i + 8, 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load_f16x8(b + i + 16, 8), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load_f16x8(b + i + 24, 8), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_f16x8(b + i, 8), s0);
+    if (i < n)
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, tail_mask(n - i)), load_f16x8(b + i, n - i), s1);
+    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+{
+    const __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 y0 = _mm256_fmadd_ps(av, load_f16x8(x + i, 8), _mm256_loadu_ps(y + i));
+        __m256 y1 = _mm256_fmadd_ps(av, load_f16x8(x + i + 8, 8), _mm256_loadu_ps(y + i + 8));
+        _mm256_storeu_ps(y + i, y0);
+        _mm256_storeu_ps(y + i + 8, y1);
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load_f16x8(x + i, 8), _mm256_loadu_ps(y + i)));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_fmadd_ps(av, load_f16x8(x + i, n - i), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, v);
+    }
+}
+
+static void cvt_f16_f32(float *y, const uint16_t *x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, load_f16x8(x + i, 8));
+    if (i < n)
+        _mm256_maskstore_ps(y + i, tail_mask(n - i), load_f16x8(x + i, n - i));
+}
+
 static const bllm_kernel_set avx2_set = {
     .name = "avx2",
     .matmul = {
@@ -303,6 +358,9 @@ static const bllm_kernel_set avx2_set = {
     },
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .cvt_f16_f32 = cvt_f16_f32,
 };
 
 /* Handed to dispatch.c, which checks the CPU before using it. */

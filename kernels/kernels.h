@@ -33,6 +33,11 @@ typedef struct {
     float (*dot_f32)(const float *a, const float *b, int n);
     /* y += a * x */
     void (*axpy_f32)(float *y, float a, const float *x, int n);
+    /* the same with b, x in f16 (the KV cache) */
+    float (*dot_f16)(const float *a, const uint16_t *b, int n);
+    void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
+    /* y = x, f16 to f32 (exact) */
+    void (*cvt_f16_f32)(float *y, const uint16_t *x, int n);
 } bllm_kernel_set;
 
 /* Pick the kernel set; name NULL = best available (or $BLLM_KERNELS).

@@ -292,6 +292,52 @@ static void axpy_f32(float *y, float a, const float *x, int n)
         y[i] = __builtin_fmaf(a, x[i], y[i]);
 }
 
+/* Up to 4 f16 values (left < 4 of them at the end), zero-padded, as f32. */
+static inline float32x4_t load_f16x4(const uint16_t *x, int left)
+{
+    uint16_t t[4] = {0};
+    if (left >= 4)
+        return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x)));
+    memcpy(t, x, (size_t)left * sizeof *x);
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(t)));
+}
+
+static float dot_f16(const float *a, const uint16_t *b, int n)
+{
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), load_f16x4(b + i, 4));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), load_f16x4(b + i + 4, 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), load_f16x4(b + i + 8, 4));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), load_f16x4(b + i + 12, 4));
+    }
+    for (; i + 4 <= n; i += 4)
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), load_f16x4(b + i, 4));
+    if (i < n)
+        s1 = vfmaq_f32(s1, load_f32_tail(a + i, n - i), load_f16x4(b + i, n - i));
+    return vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+}
+
+static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+{
+    const float32x4_t av = vdupq_n_f32(a);
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), av, load_f16x4(x + i, 4)));
+    for (; i < n; i++) /* rounded once, as the vector lanes are */
+        y[i] = __builtin_fmaf(a, bllm_f16_to_f32(x[i]), y[i]);
+}
+
+static void cvt_f16_f32(float *y, const uint16_t *x, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, load_f16x4(x + i, 4));
+    for (; i < n; i++)
+        y[i] = bllm_f16_to_f32(x[i]);
+}
+
 /* Sets that differ in the packed binary types only (binary_neon.c), named
  * like the x86 ones: "neon-lut" the int8 table-lookup path, "neon-float"
  * the float path (no quantization of x: accuracy studies, or measuring what
@@ -328,6 +374,9 @@ static const bllm_kernel_set neon_set = {
     .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .cvt_f16_f32 = cvt_f16_f32,
 };
 
 static const bllm_kernel_set neon_lut_set = {
@@ -341,6 +390,9 @@ static const bllm_kernel_set neon_lut_set = {
     .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .cvt_f16_f32 = cvt_f16_f32,
 };
 
 static const bllm_kernel_set neon_float_set = {
@@ -354,6 +406,9 @@ static const bllm_kernel_set neon_float_set = {
     .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .cvt_f16_f32 = cvt_f16_f32,
 };
 
 /* "neon" with the popcount path (binary_neon.c) for the tile-shaped types;
@@ -369,6 +424,9 @@ static const bllm_kernel_set neon_pop_set = {
     .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .cvt_f16_f32 = cvt_f16_f32,
 };
 
 /* Handed to dispatch.c. */

@@ -69,6 +69,26 @@ static void axpy_f32(float *y, float a, const float *x, int n)
         y[i] += a * x[i];
 }
 
+static float dot_f16(const float *a, const uint16_t *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * bllm_f16_to_f32(b[i]);
+    return s;
+}
+
+static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * bllm_f16_to_f32(x[i]);
+}
+
+static void cvt_f16_f32(float *y, const uint16_t *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = bllm_f16_to_f32(x[i]);
+}
+
 static const bllm_kernel_set scalar_set = {
     .name = "scalar",
     .matmul = {
@@ -95,6 +115,9 @@ static const bllm_kernel_set scalar_set = {
     .salient_matvec = bllm_salient_matvec, /* kernels/binary_scalar.c */
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .cvt_f16_f32 = cvt_f16_f32,
 };
 
 const bllm_kernel_set *bllm_kernels_scalar(void) { return &scalar_set; }

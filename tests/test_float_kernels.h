@@ -212,6 +212,69 @@ static inline void test_float_matmuls(const bllm_kernel_set *const *sets, int n_
     }
 }
 
+/* dot_f16 and axpy_f16 (f16 second operand: the KV cache) of every set,
+ * against sets[0] and a double sum of the same values: the tolerances of
+ * the f32 versions. */
+static inline void test_dot_axpy_f16(const bllm_kernel_set *const *sets, int n_sets, const int *ns, int nns,
+                                     int verbose)
+{
+    for (int k = 0; k < nns; k++) {
+        const int n = ns[k], shift = (int)(k & 1);
+        float *a = malloc((n + 2) * sizeof *a), *y0 = malloc((n + 2) * sizeof *y0);
+        float *y = malloc((n + 2) * sizeof *y), *yref = malloc((n + 2) * sizeof *yref);
+        uint16_t *bh = malloc((n + 2) * sizeof *bh);
+        for (int i = 0; i < n + 2; i++) {
+            a[i] = rng_uniform();
+            bh[i] = bllm_f32_to_f16(rng_uniform() * 10);
+            y0[i] = rng_uniform() * 5;
+        }
+        const float alpha = rng_uniform() * 3;
+        double exact = 0, mag = 0;
+        for (int i = 0; i < n; i++) {
+            double p = (double)a[shift + i] * bllm_f16_to_f32(bh[shift + i]);
+            exact += p;
+            mag += fabs(p);
+        }
+        const double scale = mag > 0 ? mag : 1e-30;
+        const float dref = sets[0]->dot_f16(a + shift, bh + shift, n);
+        memcpy(yref, y0, (n + 2) * sizeof *y);
+        sets[0]->axpy_f16(yref + shift, alpha, bh + shift, n);
+        for (int s = 0; s < n_sets; s++) {
+            int bad = 0;
+            const float d = sets[s]->dot_f16(a + shift, bh + shift, n);
+            const double ed = fabs(d - exact) / scale, es = fabs(d - dref) / scale;
+            if (!(ed <= TOL) || !(es <= TOL) || (n == 0 && d != 0.0f))
+                bad++;
+            memcpy(y, y0, (n + 2) * sizeof *y);
+            sets[s]->axpy_f16(y + shift, alpha, bh + shift, n);
+            double ea = 0;
+            for (int i = 0; i < n + 2; i++) {
+                if (i < shift || i >= shift + n) {
+                    bad += memcmp(&y[i], &y0[i], 4) != 0;
+                    continue;
+                }
+                const double x = bllm_f16_to_f32(bh[i]), m = fabs(y0[i]) + fabs((double)alpha * x);
+                double e = fabs(y[i] - ((double)y0[i] + (double)alpha * x)) / (m > 0 ? m : 1e-30);
+                const double e2 = fabs(y[i] - yref[i]) / (m > 0 ? m : 1e-30);
+                e = e2 > e ? e2 : e;
+                bad += !(e <= 1e-6);
+                ea = e > ea ? e : ea;
+            }
+            checks++;
+            if (verbose || bad || k == nns - 1)
+                printf("%-6s dot_f16 n=%-4d err/sum|ab|: vs scalar %.2e, vs double %.2e (tol %.0e); "
+                       "axpy_f16 max rel err %.2e (tol 1e-06) %s\n",
+                       sets[s]->name, n, es, ed, TOL, ea, bad ? "FAIL" : "ok");
+            failures += bad != 0;
+        }
+        free(a);
+        free(y0);
+        free(y);
+        free(yref);
+        free(bh);
+    }
+}
+
 /* dot_f32 and axpy_f32 of every set on each length in ns, against sets[0]
  * (scalar) and a double sum; verbose prints every case, else failures and
  * the last length. */
@@ -278,6 +341,7 @@ static inline void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets,
         free(y);
         free(yref);
     }
+    test_dot_axpy_f16(sets, n_sets, ns, nns, verbose);
 }
 
 #endif
