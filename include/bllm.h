@@ -82,9 +82,17 @@ int bllm_token_to_text(const bllm_model *model, int32_t prev, int32_t token,
                        char *buf, size_t cap);
 
 /* ---- inference ---- */
+/* Storage of the KV cache. */
+typedef enum {
+    BLLM_KV_DEFAULT = 0, /* f16 */
+    BLLM_KV_F16 = 1,
+    BLLM_KV_F32 = 2,
+} bllm_kv_type;
+
 typedef struct {
     int n_ctx;     /* 0: the model's max_seq_len */
     int n_threads; /* 0: number of online CPUs */
+    bllm_kv_type kv_type;
 } bllm_context_params;
 
 bllm_status bllm_context_new(bllm_model *model, const bllm_context_params *params,

@@ -175,7 +175,8 @@ static void compute_inv_freq(const bllm_llama_hparams *hp, float *inv_freq)
     }
 }
 
-bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bllm_llama_state **out)
+bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bool kv_f16,
+                                 bllm_llama_state **out)
 {
     *out = NULL;
     if (n_ctx < 1 || max_batch < 1)
@@ -189,8 +190,10 @@ bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int ma
     size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, q_dim = (size_t)hp->n_heads * hp->head_dim;
     size_t cache = (size_t)hp->n_layers * n_ctx * kv_dim;
     size_t B = (size_t)max_batch;
-    s->key_cache = calloc(cache, sizeof(float));
-    s->value_cache = calloc(cache, sizeof(float));
+    const size_t elt = kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    s->kv_f16 = kv_f16;
+    s->key_cache = calloc(cache, elt);
+    s->value_cache = calloc(cache, elt);
     s->x = malloc(B * hp->dim * sizeof(float));
     s->xb = malloc(B * (hp->dim > q_dim ? hp->dim : q_dim) * sizeof(float));
     s->q = malloc(B * q_dim * sizeof(float));
@@ -206,7 +209,7 @@ bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int ma
         !s->hb || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->inv_freq) {
         bllm_llama_state_free(s);
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MiB)", n_ctx,
-                         2.0 * cache * sizeof(float) / 1048576.0);
+                         2.0 * (double)(cache * elt) / 1048576.0);
     }
     compute_inv_freq(hp, s->inv_freq);
     *out = s;
@@ -358,8 +361,9 @@ static void attention_rows_worker(void *arg, int ith, int nth)
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int kv_dim = (int)hp->n_kv_heads * hd, group = n_heads / (int)hp->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = s->key_cache + (size_t)job->layer * s->n_ctx * kv_dim;
-    const float *vc = s->value_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    const size_t base = (size_t)job->layer * s->n_ctx * kv_dim;
+    const float *kc = (const float *)s->key_cache + base, *vc = (const float *)s->value_cache + base;
+    const uint16_t *kh = (const uint16_t *)s->key_cache + base, *vh = (const uint16_t *)s->value_cache + base;
     float *scores = s->scratch + (size_t)ith * s->scratch_floats;
     int p0, p1;
     bllm_pool_range(job->n_tok * n_heads, 1, ith, nth, &p0, &p1);
@@ -370,7 +374,8 @@ static void attention_rows_worker(void *arg, int ith, int nth)
         int kvh = h / group;
         float maxv = -INFINITY;
         for (int j = 0; j < n_keys; j++) {
-            float d = ks->dot_f32(q, kc + (size_t)j * kv_dim + (size_t)kvh * hd, hd) * scale;
+            const size_t at = (size_t)j * kv_dim + (size_t)kvh * hd;
+            float d = (s->kv_f16 ? ks->dot_f16(q, kh + at, hd) : ks->dot_f32(q, kc + at, hd)) * scale;
             scores[j] = d;
             if (d > maxv)
                 maxv = d;
@@ -379,8 +384,13 @@ static void attention_rows_worker(void *arg, int ith, int nth)
         float inv = 1.0f / sum;
         float *out = s->att_out + (size_t)t * n_heads * hd + (size_t)h * hd;
         memset(out, 0, hd * sizeof(float));
-        for (int j = 0; j < n_keys; j++)
-            ks->axpy_f32(out, scores[j] * inv, vc + (size_t)j * kv_dim + (size_t)kvh * hd, hd);
+        for (int j = 0; j < n_keys; j++) {
+            const size_t at = (size_t)j * kv_dim + (size_t)kvh * hd;
+            if (s->kv_f16)
+                ks->axpy_f16(out, scores[j] * inv, vh + at, hd);
+            else
+                ks->axpy_f32(out, scores[j] * inv, vc + at, hd);
+        }
     }
 }
 
@@ -430,13 +440,15 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
     attention_job *job = arg;
     const bllm_llama_hparams *hp = job->hp;
     bllm_llama_state *s = job->s;
-    const bllm_matmul_fn mm = bllm_kernels()->matmul[BLLM_TYPE_F32];
+    const bllm_kernel_set *ks = bllm_kernels();
+    const bllm_matmul_fn mm = ks->matmul[BLLM_TYPE_F32];
     const bllm_llama_attn_gemm_fn gemm = s->attn_gemm;
     const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     const int kv_dim = (int)hp->n_kv_heads * hd, q_dim = n_heads * hd, group = n_heads / (int)hp->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = s->key_cache + (size_t)job->layer * s->n_ctx * kv_dim;
-    const float *vc = s->value_cache + (size_t)job->layer * s->n_ctx * kv_dim;
+    const size_t base = (size_t)job->layer * s->n_ctx * kv_dim;
+    const float *kc = (const float *)s->key_cache + base, *vc = (const float *)s->value_cache + base;
+    const uint16_t *kc16 = (const uint16_t *)s->key_cache + base, *vc16 = (const uint16_t *)s->value_cache + base;
     float *kh = s->scratch + (size_t)ith * s->scratch_floats;
     float *vt = kh + (size_t)s->n_ctx * hd;
     float *qb = vt + (size_t)s->n_ctx * hd;
@@ -449,14 +461,23 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
         const int n_keys = job->pos + t0 + nq; /* keys the block's last query sees */
         const float *qh = s->q + (size_t)t0 * q_dim + (size_t)h * hd;
         const float *kv = kc + (size_t)kvh * hd, *vv = vc + (size_t)kvh * hd;
-        if (gemm) {
+        const uint16_t *kv16 = kc16 + (size_t)kvh * hd, *vv16 = vc16 + (size_t)kvh * hd;
+        if (gemm && !s->kv_f16) {
             gemm(true, nq, n_keys, hd, qh, q_dim, kv, kv_dim, sc, n_keys);
         } else {
-            for (int j = 0; j < n_keys; j++) {
-                memcpy(kh + (size_t)j * hd, kv + (size_t)j * kv_dim, (size_t)hd * sizeof(float));
-                for (int i = 0; i < hd; i++)
-                    vt[(size_t)i * n_keys + j] = vv[(size_t)j * kv_dim + i];
-            }
+            if (s->kv_f16)
+                for (int j = 0; j < n_keys; j++) {
+                    ks->cvt_f16_f32(kh + (size_t)j * hd, kv16 + (size_t)j * kv_dim, hd);
+                    ks->cvt_f16_f32(ob, vv16 + (size_t)j * kv_dim, hd); /* ob: free until P V */
+                    for (int i = 0; i < hd; i++)
+                        vt[(size_t)i * n_keys + j] = ob[i];
+                }
+            else
+                for (int j = 0; j < n_keys; j++) {
+                    memcpy(kh + (size_t)j * hd, kv + (size_t)j * kv_dim, (size_t)hd * sizeof(float));
+                    for (int i = 0; i < hd; i++)
+                        vt[(size_t)i * n_keys + j] = vv[(size_t)j * kv_dim + i];
+                }
             for (int t = 0; t < nq; t++)
                 memcpy(qb + (size_t)t * hd, qh + (size_t)t * q_dim, (size_t)hd * sizeof(float));
             mm(sc, qb, kh, nq, hd, n_keys, 0, n_keys);
@@ -469,7 +490,7 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
             for (int j = n_valid; j < n_keys; j++)
                 row[j] = 0.0f;
         }
-        if (gemm)
+        if (gemm && !s->kv_f16)
             gemm(false, nq, hd, n_keys, sc, n_keys, vv, kv_dim, ob, hd);
         else
             mm(ob, sc, vt, nq, n_keys, hd, 0, hd);
@@ -525,10 +546,17 @@ bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_
         rope(s->q + (size_t)t * q_dim, n_heads, hd, s->rope_cos + t * half, s->rope_sin + t * half);
         rope(s->k + (size_t)t * kv_dim, n_kv, hd, s->rope_cos + t * half, s->rope_sin + t * half);
     }
-    float *kc = s->key_cache + ((size_t)cache_layer * s->n_ctx + pos) * kv_dim;
-    float *vc = s->value_cache + ((size_t)cache_layer * s->n_ctx + pos) * kv_dim;
-    memcpy(kc, s->k, (size_t)T * kv_dim * sizeof(float));
-    memcpy(vc, s->v, (size_t)T * kv_dim * sizeof(float));
+    const size_t at = ((size_t)cache_layer * s->n_ctx + pos) * kv_dim, n = (size_t)T * kv_dim;
+    if (s->kv_f16) {
+        uint16_t *kc = (uint16_t *)s->key_cache + at, *vc = (uint16_t *)s->value_cache + at;
+        for (size_t i = 0; i < n; i++) {
+            kc[i] = bllm_f32_to_f16(s->k[i]);
+            vc[i] = bllm_f32_to_f16(s->v[i]);
+        }
+    } else {
+        memcpy((float *)s->key_cache + at, s->k, n * sizeof(float));
+        memcpy((float *)s->value_cache + at, s->v, n * sizeof(float));
+    }
     attention_job aj = {.hp = hp, .s = s, .layer = cache_layer, .n_tok = T, .pos = pos};
     if (T >= ATT_BLOCKED_MIN) {
         aj.n_qblk = (T + ATT_QB - 1) / ATT_QB;

@@ -52,7 +52,11 @@ typedef void (*bllm_llama_attn_gemm_fn)(bool trans_b, int m, int n, int k, const
  * between the block stages below. */
 typedef struct {
     int n_ctx, max_batch, n_layers;
-    float *key_cache, *value_cache; /* [layer][pos][kv_dim] */
+    /* [layer][pos][kv_dim], f32 or (kv_f16) f16 bits: half the bytes each
+     * decoded token reads from the cache, for an error far below the
+     * weights' (docs/inference.md) */
+    void *key_cache, *value_cache;
+    bool kv_f16;
     float *x;        /* [max_batch][dim]: the residual stream */
     float *xb;       /* [max_batch][max(dim, q_dim)]: normed input / product */
     float *q, *k, *v;
@@ -70,8 +74,10 @@ typedef struct {
 } bllm_llama_state;
 
 /* n_layers of hp's cache are allocated (the engine uses 1: one block at a
- * time). max_batch: tokens processed per internal step. */
-bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bllm_llama_state **out);
+ * time). max_batch: tokens processed per internal step. kv_f16: the cache in
+ * f16 (else f32; the calibration engine's BLAS attention needs f32). */
+bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bool kv_f16,
+                                 bllm_llama_state **out);
 void bllm_llama_state_free(bllm_llama_state *s);
 
 /* Run tokens[0..n) at positions pos..pos+n-1 (the cache must hold pos

@@ -151,8 +151,11 @@ bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, b
     *out = NULL;
     int n_ctx = params ? params->n_ctx : 0;
     int n_threads = params ? params->n_threads : 0;
+    const bllm_kv_type kv = params ? params->kv_type : BLLM_KV_DEFAULT;
     if (n_ctx < 0 || n_threads < 0)
         return bllm_fail(BLLM_ERR_ARG, "context size and thread count must not be negative");
+    if (kv != BLLM_KV_DEFAULT && kv != BLLM_KV_F16 && kv != BLLM_KV_F32)
+        return bllm_fail(BLLM_ERR_ARG, "unknown KV cache type %d", (int)kv);
     if (n_ctx == 0)
         n_ctx = m->info.max_seq_len;
     if (n_ctx > m->info.max_seq_len)
@@ -169,7 +172,7 @@ bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, b
     c->n_ctx = n_ctx;
     bllm_status s = bllm_pool_new(n_threads, &c->pool);
     if (!s)
-        s = bllm_llama_state_new(&m->weights.hp, n_ctx, BLLM_MAX_BATCH, &c->state);
+        s = bllm_llama_state_new(&m->weights.hp, n_ctx, BLLM_MAX_BATCH, kv != BLLM_KV_F32, &c->state);
     if (s) {
         bllm_context_free(c);
         return s;

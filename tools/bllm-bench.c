@@ -30,7 +30,7 @@ typedef struct {
     const char *models[MAX_MODELS];
     int n_models;
     int_list prompt, gen, threads;
-    int reps;
+    int reps, kv_type;
     out_format fmt;
     bool roofline;
     int bw_mib;
@@ -51,6 +51,7 @@ static void usage(FILE *out)
             "  -n, --n-gen LIST     generated tokens, comma-separated (default 128; 0 = no tg test)\n"
             "  -t, --threads LIST   thread counts, comma-separated (default: online CPUs)\n"
             "  -r, --repetitions N  timed runs per test, after one warm-up run (default 5)\n"
+            "      --cache-type T   KV cache storage: f16 (default) or f32\n"
             "  -o, --output FMT     md (default), json or csv, to stdout\n"
             "      --roofline       measure memory read bandwidth per thread count and show\n"
             "                       the generation ceiling (bandwidth / bytes read per token)\n"
@@ -92,7 +93,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->bw_mib = 1024;
     /* the options that take a value */
     static const char *const valued[] = {
-        "--bw-mib", "--chart", "--model", "--n-gen", "--n-prompt", "--output", "--repetitions", "--threads",
+        "--bw-mib", "--cache-type", "--chart", "--model", "--n-gen", "--n-prompt", "--output", "--repetitions", "--threads",
         "-m", "-n", "-o", "-p", "-r", "-t", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -115,6 +116,9 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             o->models[o->n_models++] = v;
+        } else if (!strcmp(a, "--cache-type")) {
+            if (!bllm_cli_parse_kv("bllm-bench", v, &o->kv_type))
+                return -1;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             ok = parse_list(v, 0, 1 << 24, &o->prompt);
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
@@ -288,7 +292,7 @@ static int measure(result *r, bllm_context *ctx, int reps, float *logits)
 
 typedef struct {
     char build[256], cpu[256], features[512];
-    const char *kernels;
+    const char *kernels, *kv_cache;
     double load; /* 1-minute load average at start: others' work skews results */
     int_list bw_threads;
     double bw[MAX_LIST]; /* bytes/s per thread count, when --roofline */
@@ -324,8 +328,8 @@ static void human_count(uint64_t n, char *buf, size_t cap)
 static void md_header(const machine *mc, bool roofline)
 {
     printf("build: %s  \nCPU: %s, %ld online CPUs, load average %.2f at start  \nCPU features: %s  \n"
-           "kernels: %s  \n", mc->build, mc->cpu, sysconf(_SC_NPROCESSORS_ONLN), mc->load,
-           mc->features[0] ? mc->features : "(none detected)", mc->kernels);
+           "kernels: %s, KV cache %s  \n", mc->build, mc->cpu, sysconf(_SC_NPROCESSORS_ONLN), mc->load,
+           mc->features[0] ? mc->features : "(none detected)", mc->kernels, mc->kv_cache);
     if (roofline) {
         printf("read bandwidth (%d MiB buffer, best pass before and after the runs):", mc->bw_mib);
         for (int i = 0; i < mc->bw_threads.n; i++)
@@ -359,7 +363,7 @@ static const char *csv_fields[] = {
     "model", "model_path", "model_name", "file_bytes", "weight_bytes", "n_params", "linear_bytes", "linear_params",
     "bpw_linear", "bpw_all", "threads", "test", "n_prompt", "n_gen", "reps", "ts_mean", "ts_sd", "ts_samples",
     "token_bytes", "bandwidth_bytes_per_s", "ceiling_ts", "ceiling_pct", "cpu", "cpu_features", "kernels", "build",
-    "loadavg",
+    "loadavg", "kv_cache",
 };
 
 static void csv_str(const char *s, bool last)
@@ -404,7 +408,8 @@ static void csv_row(const result *r, const machine *mc)
     csv_str(mc->features, false);
     csv_str(mc->kernels, false);
     csv_str(mc->build, false);
-    printf("%.2f\n", mc->load);
+    printf("%.2f,", mc->load);
+    csv_str(mc->kv_cache, true);
 }
 
 static cJSON *json_row(const result *r, const machine *mc)
@@ -442,6 +447,7 @@ static cJSON *json_row(const result *r, const machine *mc)
     cJSON_AddStringToObject(j, "cpu", mc->cpu);
     cJSON_AddStringToObject(j, "cpu_features", mc->features);
     cJSON_AddStringToObject(j, "kernels", mc->kernels);
+    cJSON_AddStringToObject(j, "kv_cache", mc->kv_cache);
     cJSON_AddStringToObject(j, "build", mc->build);
     cJSON_AddNumberToObject(j, "loadavg", mc->load);
     return j;
@@ -554,7 +560,8 @@ int main(int argc, char **argv)
     if (load_models(&o, models, max_ctx))
         goto done;
 
-    machine mc = {.kernels = bllm_kernel_name(), .bw_mib = o.bw_mib};
+    machine mc = {.kernels = bllm_kernel_name(), .kv_cache = o.kv_type == BLLM_KV_F32 ? "f32" : "f16",
+                  .bw_mib = o.bw_mib};
     if (getloadavg(&mc.load, 1) != 1)
         mc.load = -1;
     if (mc.load > 0.5 * (double)ncpu)
@@ -578,7 +585,8 @@ int main(int argc, char **argv)
         }
         for (int ti = 0; ti < o.threads.n; ti++) {
             bllm_context *ctx = NULL;
-            bllm_context_params cp = {.n_ctx = max_ctx, .n_threads = o.threads.v[ti]};
+            bllm_context_params cp = {.n_ctx = max_ctx, .n_threads = o.threads.v[ti],
+                                      .kv_type = (bllm_kv_type)o.kv_type};
             if (bllm_context_new(m->model, &cp, &ctx)) {
                 fprintf(stderr, "bllm-bench: %s: cannot create a context: %s\n", m->file, bllm_last_error());
                 free(logits);

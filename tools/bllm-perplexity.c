@@ -20,7 +20,7 @@
 
 typedef struct {
     const char *model, *file, *tokens_file, *kl_base;
-    int n_ctx, n_chunks, n_threads;
+    int n_ctx, n_chunks, n_threads, kv_type;
     bllm_ppl_protocol protocol;
     bool json, verify;
 } options;
@@ -44,6 +44,7 @@ static void usage(FILE *out)
             "      --kl-base FILE    also run this base model (same vocabulary) on the same windows and\n"
             "                        report KL(base || model) and top-1 agreement\n"
             "  -t, --threads N       threads (default: all online CPUs)\n"
+            "      --cache-type T    KV cache storage: f16 (default) or f32\n"
             "      --json            print the result as one JSON object on stdout\n"
             "      --verify          verify tensor checksums at load\n"
             "  -h, --help            this help\n"
@@ -64,7 +65,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->protocol = BLLM_PPL_GPTQ;
     /* the options that take a value */
     static const char *const valued[] = {
-        "--chunks", "--ctx-size", "--file", "--kl-base", "--model", "--protocol", "--threads", "--tokens",
+        "--cache-type", "--chunks", "--ctx-size", "--file", "--kl-base", "--model", "--protocol", "--threads", "--tokens",
         "-c", "-f", "-m", "-t", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -93,6 +94,9 @@ static int parse_args(int argc, char **argv, options *o)
             o->kl_base = v;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
             ok = bllm_cli_parse_int(v, 2, 1 << 24, &o->n_ctx);
+        } else if (!strcmp(a, "--cache-type")) {
+            if (!bllm_cli_parse_kv(PROG, v, &o->kv_type))
+                return -1;
         } else if (!strcmp(a, "--chunks")) {
             ok = bllm_cli_parse_int(v, 1, 1 << 30, &o->n_chunks);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -374,7 +378,7 @@ int main(int argc, char **argv)
         rc = fail("bad parameters");
         goto done;
     }
-    bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = o.n_threads};
+    bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = o.n_threads, .kv_type = (bllm_kv_type)o.kv_type};
     if (bllm_context_new(model, &cp, &ctx) || (base && bllm_context_new(base, &cp, &base_ctx))) {
         rc = fail("cannot create context");
         goto done;

@@ -13,7 +13,7 @@
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *system;
-    int n_predict, n_threads, n_ctx;
+    int n_predict, n_threads, n_ctx, kv_type;
     bool chat, verify, no_bos, show_prompt;
     bllm_sampler_params sp;
 } options;
@@ -28,6 +28,7 @@ static void usage(FILE *out)
             "  -f, --file FILE         read the prompt from FILE\n"
             "  -n, --n-predict N       tokens to generate (default 256; -1 = until EOS or context end)\n"
             "  -t, --threads N         threads (default: all online CPUs)\n"
+            "      --cache-type T      KV cache storage: f16 (default) or f32\n"
             "  -c, --ctx-size N        context length (default: the model's, capped at 4096)\n"
             "  -s, --seed N            sampling seed (default: time-based)\n"
             "      --temp T            temperature (default 0.8; 0 = greedy)\n"
@@ -62,7 +63,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->sp.seed = (uint64_t)time(NULL);
     /* the options that take a value */
     static const char *const valued[] = {
-        "--ctx-size", "--file", "--min-p", "--model", "--n-predict", "--prompt", "--repeat-last-n",
+        "--cache-type", "--ctx-size", "--file", "--min-p", "--model", "--n-predict", "--prompt", "--repeat-last-n",
         "--repeat-penalty", "--seed", "--system", "--temp", "--threads", "--top-k", "--top-p", "-c", "-f",
         "-m", "-n", "-p", "-s", "-t", NULL};
     for (int i = 1; i < argc; i++) {
@@ -100,6 +101,9 @@ static int parse_args(int argc, char **argv, options *o)
             ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads);
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
             ok = bllm_cli_parse_int(v, 1, 1 << 24, &o->n_ctx);
+        } else if (!strcmp(a, "--cache-type")) {
+            if (!bllm_cli_parse_kv("bllm-run", v, &o->kv_type))
+                return -1;
         } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -375,7 +379,7 @@ int main(int argc, char **argv)
         return 1;
     }
     session s = {.model = model, .n_vocab = info->n_vocab};
-    bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = o.n_threads};
+    bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = o.n_threads, .kv_type = (bllm_kv_type)o.kv_type};
     int rc = 0;
     if (bllm_context_new(model, &cp, &s.ctx)) {
         rc = fail("cannot create context");

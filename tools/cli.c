@@ -50,6 +50,16 @@ bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, 
     return true;
 }
 
+bool bllm_cli_parse_kv(const char *prog, const char *s, int *out)
+{
+    if (!strcmp(s, "f16") || !strcmp(s, "f32")) {
+        *out = s[1] == '1' ? BLLM_KV_F16 : BLLM_KV_F32;
+        return true;
+    }
+    fprintf(stderr, "%s: --cache-type takes f16 or f32, not '%s'\n", prog, s);
+    return false;
+}
+
 char *bllm_cli_read_file(const char *prog, const char *what, const char *path, size_t *len)
 {
     FILE *f;

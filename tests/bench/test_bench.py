@@ -87,7 +87,7 @@ FIELDS = {  # name -> type(s)
     "reps": (int, float), "ts_mean": (int, float), "ts_sd": (int, float), "ts_samples": list,
     "token_bytes": (int, float), "bandwidth_bytes_per_s": (int, float, type(None)),
     "ceiling_ts": (int, float, type(None)), "ceiling_pct": (int, float, type(None)),
-    "cpu": str, "cpu_features": str, "kernels": str, "build": str, "loadavg": (int, float),
+    "cpu": str, "cpu_features": str, "kernels": str, "build": str, "loadavg": (int, float), "kv_cache": str,
 }
 
 

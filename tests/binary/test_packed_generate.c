@@ -67,7 +67,9 @@ static int generate(const char *path, const int32_t *prompt, int n_prompt, int n
     }
     int V = bllm_model_get_info(m)->n_vocab;
     *n_vocab = V;
-    bllm_context_params cp = {.n_ctx = n_prompt + n_gen + 1, .n_threads = n_threads};
+    /* f32 cache: the two models must differ by their kernels only, and the
+     * f16 cache's rounding would amplify a tiny difference into a larger one */
+    bllm_context_params cp = {.n_ctx = n_prompt + n_gen + 1, .n_threads = n_threads, .kv_type = BLLM_KV_F32};
     bllm_context *ctx;
     if (bllm_context_new(m, &cp, &ctx)) {
         printf("FAIL: context for %s: %s\n", path, bllm_last_error());

@@ -171,10 +171,12 @@ static int file_exists(const char *path) {
     return 1;
 }
 
+/* The references attend over f32 keys and values, so (a)-(c) use the f32
+ * cache; (d) measures the default f16 cache against it. */
 static bllm_status eval_batch(bllm_model *m, int n_threads, int n_ctx, const golden *g,
-                              float *logits) {
+                              float *logits, bllm_kv_type kv) {
     bllm_context *ctx = NULL;
-    bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = n_threads};
+    bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = n_threads, .kv_type = kv};
     bllm_status s = bllm_context_new(m, &cp, &ctx);
     if (s != BLLM_OK) return s;
     s = bllm_eval(ctx, g->tokens, (int)g->n_tokens, logits, true);
@@ -235,7 +237,7 @@ int main(int argc, char **argv) {
 
     /* (a) one batch, 2 threads */
     stats sb = {0};
-    if (ok && (s = eval_batch(m, 2, n_ctx, &g, l2)) != BLLM_OK) {
+    if (ok && (s = eval_batch(m, 2, n_ctx, &g, l2, BLLM_KV_F32)) != BLLM_OK) {
         fprintf(stderr, "FAIL: batch eval: %s: %s\n", bllm_status_name(s), bllm_last_error());
         ok = 0;
     }
@@ -265,7 +267,7 @@ int main(int argc, char **argv) {
     double d_seq_batch = 0.0;
     if (ok) {
         bllm_context *ctx = NULL;
-        bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = 2};
+        bllm_context_params cp = {.n_ctx = n_ctx, .n_threads = 2, .kv_type = BLLM_KV_F32};
         s = bllm_context_new(m, &cp, &ctx);
         for (int p = 0; s == BLLM_OK && p < n_seq; p++) {
             s = bllm_eval(ctx, &g.tokens[p], 1, row, false);
@@ -298,7 +300,7 @@ int main(int argc, char **argv) {
 
     /* (c) one batch on 1 thread: must match 2 threads bit for bit */
     if (ok) {
-        s = eval_batch(m, 1, n_ctx, &g, l1);
+        s = eval_batch(m, 1, n_ctx, &g, l1, BLLM_KV_F32);
         if (s != BLLM_OK) {
             fprintf(stderr, "FAIL: 1-thread batch eval: %s: %s\n", bllm_status_name(s),
                     bllm_last_error());
@@ -311,6 +313,37 @@ int main(int argc, char **argv) {
             if (ndiff) {
                 fprintf(stderr, "FAIL: thread count changes results (first at pos %zu id %zu: "
                                 "%.9g vs %.9g)\n", first / V, first % V, l1[first], l2[first]);
+                ok = 0;
+            }
+        }
+    }
+
+    /* (d) the default f16 cache: keys and values rounded to 11 significant
+     * bits move the logits far more than the kernels' summation order, so
+     * the bound is looser (the same top-1 token at >= 95% of positions, no
+     * logit off by more than 0.2) and the measured size is printed. */
+    if (ok) {
+        s = eval_batch(m, 2, n_ctx, &g, l1, BLLM_KV_DEFAULT);
+        if (s != BLLM_OK) {
+            fprintf(stderr, "FAIL: f16-cache batch eval: %s: %s\n", bllm_status_name(s), bllm_last_error());
+            ok = 0;
+        } else {
+            double dmax = 0.0;
+            size_t same = 0;
+            for (size_t p = 0; p < N; p++) {
+                size_t a1 = 0, a2 = 0;
+                for (size_t j = 0; j < V; j++) {
+                    double d = fabs((double)l1[p * V + j] - l2[p * V + j]);
+                    dmax = d > dmax || isnan(d) ? d : dmax;
+                    a1 = l1[p * V + j] > l1[p * V + a1] ? j : a1;
+                    a2 = l2[p * V + j] > l2[p * V + a2] ? j : a2;
+                }
+                same += a1 == a2;
+            }
+            printf("%s f16 vs f32 KV cache: max|d logit| %.3e, same top-1 at %zu of %zu positions\n", name,
+                   dmax, same, N);
+            if (!(dmax > 0.0 && dmax <= 0.2) || same * 20 < N * 19) {
+                fprintf(stderr, "FAIL: the f16 cache is not used or too far from f32\n");
                 ok = 0;
             }
         }
