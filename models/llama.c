@@ -249,16 +249,30 @@ typedef struct {
     int n_tok;
 } matmul_job;
 
+/* The matrices' rows in units of whole tiles (packed kernels work on 32-row
+ * tiles; 16 rows otherwise), laid end to end, are split evenly across the
+ * threads: each thread takes one contiguous run of units, which may span
+ * matrices. Splitting each matrix on its own would leave threads idle on
+ * the small ones (SmolLM2's K and V have 6 tiles each, Q 18: 16 threads
+ * would wait on 2 + 1 + 1 units instead of 2). */
+static int matmul_unit_rows(const bllm_matrix *w) { return bllm_type_is_packed(w->type) ? BLLM_TILE_ROWS : 16; }
+
 static void matmul_worker(void *arg, int ith, int nth)
 {
     const matmul_job *job = arg;
-    for (int i = 0; i < job->count; i++) {
+    int total = 0;
+    for (int i = 0; i < job->count; i++)
+        total += (job->m[i].w->rows + matmul_unit_rows(job->m[i].w) - 1) / matmul_unit_rows(job->m[i].w);
+    int u0, u1;
+    bllm_pool_range(total, 1, ith, nth, &u0, &u1);
+    for (int i = 0, base = 0; i < job->count; i++) {
         const bllm_matrix *w = job->m[i].w;
-        int r0, r1;
-        /* Packed kernels work on whole 32-row tiles. */
-        bllm_pool_range(w->rows, bllm_type_is_packed(w->type) ? BLLM_TILE_ROWS : 16, ith, nth, &r0, &r1);
-        if (r0 >= r1)
+        const int unit = matmul_unit_rows(w), units = (w->rows + unit - 1) / unit;
+        const int a = u0 > base ? u0 - base : 0, b = u1 - base < units ? u1 - base : units;
+        base += units;
+        if (a >= b)
             continue;
+        const int r0 = a * unit, r1 = b * unit < w->rows ? b * unit : w->rows;
         w->matmul(job->m[i].y, job->x, w->data, job->n_tok, w->cols, w->rows, r0, r1);
         if (w->has_salient)
             bllm_kernels()->salient_matvec(job->m[i].y, job->x, w->data, &w->salient, job->n_tok, w->cols, w->rows,
