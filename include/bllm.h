@@ -109,6 +109,38 @@ void bllm_context_reset(bllm_context *ctx);      /* forget the sequence */
 bllm_status bllm_eval(bllm_context *ctx, const int32_t *tokens, int n,
                       float *logits, bool all_logits);
 
+/* ---- chat ---- */
+/* The prompt format families bllm knows (runtime/chat/chat_template.c). */
+typedef enum {
+    BLLM_CHAT_NONE = 0,
+    BLLM_CHAT_CHATML,  /* <|im_start|>role ... <|im_end|> (SmolLM2, Qwen) */
+    BLLM_CHAT_LLAMA2,  /* <s>[INST] <<SYS>> ... [/INST] */
+    BLLM_CHAT_LLAMA3,  /* <|start_header_id|>role<|end_header_id|> ... <|eot_id|> */
+    BLLM_CHAT_MISTRAL, /* <s>[INST] ... [/INST] answer</s> */
+    BLLM_CHAT_ZEPHYR,  /* <|user|> ... </s> */
+    BLLM_CHAT_GEMMA,   /* <start_of_turn>user ... <end_of_turn> */
+} bllm_chat_style;
+
+typedef struct {
+    const char *role; /* "system", "user" or "assistant" */
+    const char *content;
+} bllm_chat_message;
+
+/* The family of a Jinja chat template (bllm_model_chat_template), by its
+ * marker tokens; BLLM_CHAT_NONE if none is recognized. */
+bllm_chat_style bllm_chat_style_of(const char *jinja_template);
+const char *bllm_chat_style_name(bllm_chat_style style);
+bool bllm_chat_style_from_name(const char *name, bllm_chat_style *out); /* chatml, llama2, ... */
+/* Whether the format writes the BOS token itself (tokenize without adding
+ * one, with special tokens parsed). */
+bool bllm_chat_style_has_bos(bllm_chat_style style);
+/* msgs[0..n) formatted as the family's template does; add_assistant opens
+ * the assistant's turn (the generation prompt). jinja_template (may be
+ * NULL) supplies a default system prompt where the template has one.
+ * *out: a malloc'd string. */
+bllm_status bllm_chat_format(bllm_chat_style style, const char *jinja_template, const bllm_chat_message *msgs,
+                             int n, bool add_assistant, char **out);
+
 /* ---- sampling ---- */
 typedef struct {
     float temperature;    /* 0: greedy */

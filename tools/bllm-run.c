@@ -2,17 +2,20 @@
  *   bllm-run -m model.stb -p "Once upon a time" -n 128
  *   bllm-run -m smollm2.stb --chat */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <editline/readline.h>
+
 #include "bllm.h"
 #include "tools/cli.h"
 
 typedef struct {
-    const char *model, *prompt, *prompt_file, *system;
+    const char *model, *prompt, *prompt_file, *system, *chat_template;
     int n_predict, n_threads, n_ctx, kv_type;
     bool chat, verify, no_bos, show_prompt;
     bllm_sampler_params sp;
@@ -38,7 +41,12 @@ static void usage(FILE *out)
             "      --repeat-penalty R  penalize recent tokens (default 1.0 = off)\n"
             "      --repeat-last-n N   tokens the penalty looks back at (default 64)\n"
             "      --chat, -cnv        interactive chat using the model's chat template\n"
-            "      --system TEXT       system prompt for --chat\n"
+            "      --system TEXT       system prompt for --chat (kept when old turns are dropped)\n"
+            "      --chat-template T   chatml, llama2, llama3, mistral, zephyr or gemma instead of the\n"
+            "                          family recognized from the model's template\n"
+            "                          In the chat: Ctrl-C stops an answer, Ctrl-C or Ctrl-D at the\n"
+            "                          prompt exits, /reset starts over, /exit quits; with stdin not a\n"
+            "                          terminal, each line is a turn and answers go to stdout\n"
             "      --no-bos            do not prepend BOS even if the model asks for it\n"
             "      --no-display-prompt print only generated text\n"
             "      --verify            verify tensor checksums at load\n"
@@ -63,7 +71,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->sp.seed = (uint64_t)time(NULL);
     /* the options that take a value */
     static const char *const valued[] = {
-        "--cache-type", "--ctx-size", "--file", "--min-p", "--model", "--n-predict", "--prompt", "--repeat-last-n",
+        "--cache-type", "--chat-template", "--ctx-size", "--file", "--min-p", "--model", "--n-predict", "--prompt", "--repeat-last-n",
         "--repeat-penalty", "--seed", "--system", "--temp", "--threads", "--top-k", "--top-p", "-c", "-f",
         "-m", "-n", "-p", "-s", "-t", NULL};
     for (int i = 1; i < argc; i++) {
@@ -95,6 +103,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->prompt_file = v;
         } else if (!strcmp(a, "--system")) {
             o->system = v;
+        } else if (!strcmp(a, "--chat-template")) {
+            o->chat_template = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             ok = bllm_cli_parse_int(v, -1, 1 << 24, &o->n_predict);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -240,120 +250,281 @@ static int generate(session *s, int n_predict)
 
 /* ------------------------------------------------------------------ chat */
 
-typedef enum { CHAT_CHATML, CHAT_LLAMA2, CHAT_LLAMA3 } chat_style;
-
-/* Chat templates are Jinja; like llama.cpp we recognize the common families
- * by their marker tokens and format them directly rather than embedding a
- * template engine. */
-static bool chat_style_of(const char *tmpl, chat_style *style)
+/* Ctrl-C: during an answer it stops the answer; at the prompt it exits. */
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
 {
-    if (!tmpl)
-        return false;
-    if (strstr(tmpl, "<|im_start|>"))
-        *style = CHAT_CHATML;
-    else if (strstr(tmpl, "<|start_header_id|>"))
-        *style = CHAT_LLAMA3;
-    else if (strstr(tmpl, "[INST]"))
-        *style = CHAT_LLAMA2;
-    else
-        return false;
-    return true;
+    (void)sig;
+    interrupted = 1;
 }
 
-/* SmolLM2-style templates carry a default system prompt as a literal. */
-static char *default_system_prompt(const char *tmpl)
+/* Tokens of text (special tokens parsed), malloc'd in *out. */
+static int tokenize_all(session *s, const char *text, bool add_bos, int32_t **out, size_t *n)
 {
-    const char *tag = "<|im_start|>system\n";
-    const char *p = tmpl ? strstr(tmpl, tag) : NULL;
-    if (!p)
-        return NULL;
-    p += strlen(tag);
-    const char *e = strstr(p, "<|im_end|>");
-    if (!e || memchr(p, '{', (size_t)(e - p)))
-        return NULL;
-    return strndup(p, (size_t)(e - p));
-}
-
-static char *format_turn(chat_style style, const char *system, const char *user, bool first)
-{
-    const char *sys = system ? system : "";
-    size_t n = strlen(sys) + strlen(user) + 256;
-    char *buf = malloc(n);
-    if (!buf)
-        return NULL;
-    switch (style) {
-    case CHAT_CHATML:
-        if (first && system)
-            snprintf(buf, n, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n",
-                     sys, user);
-        else
-            snprintf(buf, n, "%s<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", first ? "" : "\n", user);
-        break;
-    case CHAT_LLAMA3:
-        snprintf(buf, n, "%s%s%s%s<|start_header_id|>user<|end_header_id|>\n\n%s<|eot_id|>"
-                         "<|start_header_id|>assistant<|end_header_id|>\n\n",
-                 first && system ? "<|start_header_id|>system<|end_header_id|>\n\n" : "",
-                 first && system ? sys : "", first && system ? "<|eot_id|>" : "", "", user);
-        break;
-    case CHAT_LLAMA2:
-        if (first && system)
-            snprintf(buf, n, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", sys, user);
-        else
-            snprintf(buf, n, "[INST] %s [/INST]", user);
-        break;
+    size_t cap = strlen(text) + 8;
+    int32_t *t = malloc(cap * sizeof *t);
+    bllm_status st = t ? bllm_tokenize(s->model, text, strlen(text), add_bos, true, t, cap, n) : BLLM_ERR_NOMEM;
+    if (st == BLLM_ERR_ARG && *n > cap) {
+        int32_t *t2 = realloc(t, *n * sizeof *t);
+        st = t2 ? bllm_tokenize(s->model, text, strlen(text), add_bos, true, t2, *n, n) : BLLM_ERR_NOMEM;
+        t = t2 ? t2 : t;
     }
-    return buf;
+    if (st) {
+        free(t);
+        return fail("tokenize");
+    }
+    *out = t;
+    return 0;
+}
+
+typedef struct {
+    bllm_chat_message *m;
+    int n, cap;
+} history;
+
+static int history_add(history *h, const char *role, const char *content)
+{
+    if (h->n == h->cap) {
+        int cap = h->cap ? 2 * h->cap : 16;
+        bllm_chat_message *m = realloc(h->m, (size_t)cap * sizeof *m);
+        if (!m)
+            return -1;
+        h->m = m, h->cap = cap;
+    }
+    char *c = strdup(content);
+    if (!c)
+        return -1;
+    h->m[h->n++] = (bllm_chat_message){role, c};
+    return 0;
+}
+
+static void history_drop(history *h, int from, int count)
+{
+    for (int i = from; i < from + count; i++)
+        free((char *)h->m[i].content);
+    memmove(h->m + from, h->m + from + count, (size_t)(h->n - from - count) * sizeof *h->m);
+    h->n -= count;
+}
+
+/* One line of input: through libedit with a prompt and history on a
+ * terminal, plain lines otherwise. NULL at end of input or on Ctrl-C. */
+static char *read_turn(bool tty)
+{
+    if (tty) {
+        char *line = readline("> ");
+        if (line && *line)
+            add_history(line);
+        return line;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, stdin);
+    if (len < 0) {
+        free(line);
+        return NULL;
+    }
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    return line;
+}
+
+/* Generate the answer, streaming it to stdout; the text in *answer. */
+static int chat_answer(session *s, int n_predict, char **answer)
+{
+    size_t len = 0, cap = 256;
+    char *text = malloc(cap), piece[256];
+    if (!text)
+        return fail("answer");
+    text[0] = '\0';
+    int32_t prev = s->last_token;
+    for (int i = 0; n_predict < 0 || i < n_predict; i++) {
+        if (interrupted) {
+            fprintf(stderr, "\n[answer stopped]");
+            break;
+        }
+        int32_t tok = bllm_sampler_sample(s->sampler, s->logits);
+        if (bllm_token_is_eog(s->model, tok))
+            break;
+        int n = bllm_token_to_text(s->model, prev, tok, piece, sizeof piece);
+        n = n < 0 ? 0 : n < (int)sizeof piece ? n : (int)sizeof piece - 1;
+        fwrite(piece, 1, (size_t)n, stdout);
+        fflush(stdout);
+        if (len + (size_t)n + 1 > cap) {
+            char *t = realloc(text, cap = 2 * (len + (size_t)n + 1));
+            if (!t) {
+                free(text);
+                return fail("answer");
+            }
+            text = t;
+        }
+        memcpy(text + len, piece, (size_t)n);
+        text[len += (size_t)n] = '\0';
+        bllm_sampler_accept(s->sampler, tok);
+        prev = tok;
+        if (bllm_context_pos(s->ctx) >= bllm_context_n_ctx(s->ctx)) {
+            fprintf(stderr, "\n[context full: answer cut; earlier turns will be dropped]");
+            break;
+        }
+        double t0 = now_ms();
+        bllm_status st = bllm_eval(s->ctx, &tok, 1, s->logits, false);
+        s->gen_ms += now_ms() - t0;
+        s->gen_tokens++;
+        if (st) {
+            free(text);
+            return fail("evaluate");
+        }
+        s->last_token = tok;
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    *answer = text;
+    return 0;
 }
 
 static int chat_loop(session *s, const options *o)
 {
-    chat_style style;
     const char *tmpl = bllm_model_chat_template(s->model);
-    if (!chat_style_of(tmpl, &style)) {
-        fprintf(stderr, "bllm-run: this model has no chat template bllm recognizes (ChatML, Llama-2, Llama-3)\n");
+    bllm_chat_style style = bllm_chat_style_of(tmpl);
+    if (o->chat_template && !bllm_chat_style_from_name(o->chat_template, &style)) {
+        fprintf(stderr, "bllm-run: unknown --chat-template '%s' (chatml, llama2, llama3, mistral, zephyr, gemma)\n",
+                o->chat_template);
         return 1;
     }
-    char *def_sys = default_system_prompt(tmpl);
-    const char *system = o->system ? o->system : def_sys;
-    fprintf(stderr, "bllm-run: chat mode; type a message and press Enter, an empty line or Ctrl-D ends.\n");
-    char *line = NULL;
-    size_t cap = 0;
-    bool first = true;
-    int rc = 0;
-    for (;;) {
-        fputs("\n> ", stdout);
-        fflush(stdout);
-        ssize_t len = getline(&line, &cap, stdin);
-        if (len <= 0)
-            break;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0)
-            break;
-        char *turn = format_turn(style, system, line, first);
-        if (!turn) {
-            rc = 1;
+    if (style == BLLM_CHAT_NONE) {
+        fprintf(stderr, "bllm-run: this model has no chat template bllm recognizes; name one with "
+                        "--chat-template (chatml, llama2, llama3, mistral, zephyr, gemma)\n");
+        return 1;
+    }
+    const bool tty = isatty(STDIN_FILENO);
+    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: a read at the prompt returns */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    if (tty)
+        fprintf(stderr, "bllm-run: chat (%s template). Ctrl-C stops an answer, Ctrl-C or Ctrl-D at the prompt "
+                        "exits; /reset starts over, /exit quits.\n",
+                bllm_chat_style_name(style));
+    const int n_ctx = bllm_context_n_ctx(s->ctx);
+    const int reserve = n_ctx / 4 < 128 ? n_ctx / 4 : 128; /* room kept for an answer */
+    history h = {0};
+    int rc = 0, kept = 0; /* kept: leading messages never dropped (the system prompt) */
+    if (o->system) {
+        if (history_add(&h, "system", o->system))
+            return fail("chat");
+        kept = 1;
+    }
+    char *fed = strdup(""); /* the text whose tokens the cache holds */
+    for (; fed;) {
+        interrupted = 0;
+        char *line = read_turn(tty);
+        if (!line) {
+            if (tty)
+                fputc('\n', stderr);
+            break; /* end of input, or Ctrl-C at the prompt */
+        }
+        if (!strcmp(line, "/exit")) {
+            free(line);
             break;
         }
-        bool bos = first && !o->no_bos && bllm_model_adds_bos(s->model);
-        rc = feed_text(s, turn, strlen(turn), bos, true);
-        free(turn);
-        if (rc)
+        if (!strcmp(line, "/reset")) {
+            history_drop(&h, kept, h.n - kept);
+            bllm_context_reset(s->ctx);
+            fed[0] = '\0';
+            fprintf(stderr, "[conversation reset]\n");
+            free(line);
+            continue;
+        }
+        if (!*line) {
+            free(line);
+            continue;
+        }
+        rc = history_add(&h, "user", line);
+        free(line);
+        if (rc) {
+            rc = fail("chat");
             break;
-        rc = generate(s, o->n_predict);
-        if (rc)
+        }
+        /* the new text: the whole conversation formatted, less what the
+         * cache holds; when that is not a prefix, or the result would not
+         * fit, start the cache over (dropping the oldest turns) */
+        char *full = NULL, *delta = NULL;
+        int32_t *toks = NULL;
+        size_t n = 0;
+        int dropped = 0;
+        for (;;) {
+            free(full);
+            free(toks);
+            toks = NULL;
+            if (bllm_chat_format(style, tmpl, h.m, h.n, true, &full)) {
+                rc = fail("chat template");
+                break;
+            }
+            size_t nf = strlen(fed);
+            bool prefix = nf > 0 && !strncmp(full, fed, nf) && !dropped;
+            delta = prefix ? full + nf : full;
+            bool bos = !prefix && bllm_model_adds_bos(s->model) && !bllm_chat_style_has_bos(style);
+            if ((rc = tokenize_all(s, delta, bos, &toks, &n)))
+                break;
+            int pos = prefix ? bllm_context_pos(s->ctx) : 0;
+            if ((long)pos + (long)n + reserve <= n_ctx)
+                break;
+            if (h.n - kept <= 1) { /* the new message alone does not fit */
+                fprintf(stderr, "[message too long for the context of %d tokens; not sent]\n", n_ctx);
+                history_drop(&h, h.n - 1, 1);
+                n = 0;
+                break;
+            }
+            /* the oldest turn after the system prompt: a user message and its answer */
+            int k = h.n - kept > 2 && !strcmp(h.m[kept + 1].role, "assistant") ? 2 : 1;
+            history_drop(&h, kept, k);
+            dropped += k;
+        }
+        if (rc || n == 0) {
+            free(full);
+            free(toks);
+            if (rc)
+                break;
+            continue;
+        }
+        if (dropped)
+            fprintf(stderr, "[context full: dropped the %d oldest message%s%s; the cache is rebuilt]\n", dropped,
+                    dropped > 1 ? "s" : "", kept ? ", kept the system prompt" : "");
+        if (delta == full) {
+            bllm_context_reset(s->ctx);
+            fed[0] = '\0';
+        }
+        double t0 = now_ms();
+        bllm_status st = bllm_eval(s->ctx, toks, (int)n, s->logits, false);
+        s->prompt_ms += now_ms() - t0;
+        s->prompt_tokens += (int)n;
+        for (size_t i = 0; i < n; i++)
+            bllm_sampler_accept(s->sampler, toks[i]);
+        s->last_token = toks[n - 1];
+        free(toks);
+        char *nfed = st ? NULL : malloc(strlen(full) + 1);
+        if (nfed)
+            strcpy(nfed, full);
+        free(full);
+        if (!nfed) {
+            rc = fail("evaluate");
             break;
-        /* Close the assistant turn in the cache the way the template would. */
-        const char *end = style == CHAT_CHATML ? "<|im_end|>" : style == CHAT_LLAMA3 ? "<|eot_id|>" : "";
-        if (*end && bllm_context_pos(s->ctx) < bllm_context_n_ctx(s->ctx) - 1)
-            rc = feed_text(s, end, strlen(end), false, true);
-        if (rc)
+        }
+        free(fed);
+        fed = nfed;
+        char *answer = NULL;
+        if ((rc = chat_answer(s, o->n_predict, &answer)))
             break;
-        first = false;
+        char *f2 = realloc(fed, strlen(fed) + strlen(answer) + 1);
+        if (!f2 || history_add(&h, "assistant", answer)) {
+            free(answer);
+            rc = fail("chat");
+            break;
+        }
+        fed = strcat(f2, answer);
+        free(answer);
     }
-    free(line);
-    free(def_sys);
-    fputc('\n', stdout);
+    free(fed);
+    history_drop(&h, 0, h.n);
+    free(h.m);
     return rc;
 }
 
