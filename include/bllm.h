@@ -109,6 +109,18 @@ void bllm_context_reset(bllm_context *ctx);      /* forget the sequence */
 bllm_status bllm_eval(bllm_context *ctx, const int32_t *tokens, int n,
                       float *logits, bool all_logits);
 
+/* One token for each of n contexts of the same model, run as one batch
+ * (continuous batching): every matrix product takes all n tokens, so the
+ * weights are read once for all of them; attention is per context, each
+ * token at its context's next position. logits: n x n_vocab, row t for
+ * ctxs[t]. The contexts must be distinct and share the KV cache type;
+ * ctxs[0]'s threads do the work. Equal (to kernel tolerance) to n separate
+ * bllm_eval calls. */
+bllm_status bllm_eval_batch(bllm_context *const *ctxs, const int32_t *tokens, int n, float *logits);
+/* Forward evaluations (one per bllm_eval call or per batch of
+ * bllm_eval_batch) and their tokens since the model was loaded. */
+void bllm_model_eval_counts(const bllm_model *model, uint64_t *evals, uint64_t *tokens);
+
 /* ---- chat ---- */
 /* The prompt format families bllm knows (runtime/chat/chat_template.c). */
 typedef enum {

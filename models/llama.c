@@ -362,6 +362,10 @@ typedef struct {
     int layer, n_tok, pos;
     int n_qblk;             /* blocked path: query blocks per head */
     atomic_int next;        /* blocked path: next (head, block) job */
+    /* several sequences (bllm_llama_forward_multi): token t attends over
+     * seq[t]'s cache up to its position seq_pos[t]; NULL: one sequence */
+    bllm_llama_state *const *seq;
+    const int *seq_pos;
 } attention_job;
 
 /* One (token, head) pair at a time with dot products and axpys: decoding
@@ -375,21 +379,22 @@ static void attention_rows_worker(void *arg, int ith, int nth)
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int kv_dim = (int)hp->n_kv_heads * hd, group = n_heads / (int)hp->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t base = (size_t)job->layer * s->n_ctx * kv_dim;
-    const float *kc = (const float *)s->key_cache + base, *vc = (const float *)s->value_cache + base;
-    const uint16_t *kh = (const uint16_t *)s->key_cache + base, *vh = (const uint16_t *)s->value_cache + base;
     float *scores = s->scratch + (size_t)ith * s->scratch_floats;
     int p0, p1;
     bllm_pool_range(job->n_tok * n_heads, 1, ith, nth, &p0, &p1);
     for (int p = p0; p < p1; p++) {
         int t = p / n_heads, h = p % n_heads;
-        int n_keys = job->pos + t + 1;
+        const bllm_llama_state *cs = job->seq ? job->seq[t] : s; /* whose cache */
+        const int n_keys = job->seq ? job->seq_pos[t] + 1 : job->pos + t + 1;
+        const size_t base = (size_t)job->layer * cs->n_ctx * kv_dim;
+        const float *kc = (const float *)cs->key_cache + base, *vc = (const float *)cs->value_cache + base;
+        const uint16_t *kh = (const uint16_t *)cs->key_cache + base, *vh = (const uint16_t *)cs->value_cache + base;
         const float *q = s->q + (size_t)t * n_heads * hd + (size_t)h * hd;
         int kvh = h / group;
         float maxv = -INFINITY;
         for (int j = 0; j < n_keys; j++) {
             const size_t at = (size_t)j * kv_dim + (size_t)kvh * hd;
-            float d = (s->kv_f16 ? ks->dot_f16(q, kh + at, hd) : ks->dot_f32(q, kc + at, hd)) * scale;
+            float d = (cs->kv_f16 ? ks->dot_f16(q, kh + at, hd) : ks->dot_f32(q, kc + at, hd)) * scale;
             scores[j] = d;
             if (d > maxv)
                 maxv = d;
@@ -400,7 +405,7 @@ static void attention_rows_worker(void *arg, int ith, int nth)
         memset(out, 0, hd * sizeof(float));
         for (int j = 0; j < n_keys; j++) {
             const size_t at = (size_t)j * kv_dim + (size_t)kvh * hd;
-            if (s->kv_f16)
+            if (cs->kv_f16)
                 ks->axpy_f16(out, scores[j] * inv, vh + at, hd);
             else
                 ks->axpy_f32(out, scores[j] * inv, vc + at, hd);
@@ -536,17 +541,10 @@ void bllm_llama_attn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
 }
 
-bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_layer *L, int cache_layer,
-                                 bllm_llama_state *s, bllm_pool *pool, int T, int pos)
+/* Attention scratch for nth threads and keys up to n_ctx. */
+static bllm_status ensure_scratch(const bllm_llama_hparams *hp, bllm_llama_state *s, int nth, int n_ctx)
 {
-    const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
-    const int q_dim = n_heads * hd, kv_dim = n_kv * hd, half = hd / 2;
-    if (cache_layer < 0 || cache_layer >= s->n_layers || T < 1 || T > s->max_batch || pos < 0 ||
-        T > s->n_ctx - pos)
-        return bllm_fail(BLLM_ERR_ARG, "attention: %d tokens at %d (layer %d) do not fit the state", T, pos,
-                         cache_layer);
-    const int nth = bllm_pool_size(pool);
-    const size_t need = attention_scratch_floats(hp, s->n_ctx);
+    const size_t need = attention_scratch_floats(hp, n_ctx);
     if (s->scratch_threads < nth || s->scratch_floats < need) {
         float *sc = realloc(s->scratch, (size_t)nth * need * sizeof(float));
         if (!sc)
@@ -555,22 +553,52 @@ bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_
         s->scratch_threads = nth;
         s->scratch_floats = need;
     }
+    return BLLM_OK;
+}
+
+/* Q, K, V of T tokens from s->xb, rotated by their rows of s->rope_*. */
+static void qkv_rope(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, bllm_pool *pool,
+                     int T)
+{
+    const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
+    const int q_dim = n_heads * hd, kv_dim = n_kv * hd, half = hd / 2;
     matmul(pool, s->xb, T, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
     for (int t = 0; t < T; t++) {
         rope(s->q + (size_t)t * q_dim, n_heads, hd, s->rope_cos + t * half, s->rope_sin + t * half);
         rope(s->k + (size_t)t * kv_dim, n_kv, hd, s->rope_cos + t * half, s->rope_sin + t * half);
     }
-    const size_t at = ((size_t)cache_layer * s->n_ctx + pos) * kv_dim, n = (size_t)T * kv_dim;
-    if (s->kv_f16) {
-        uint16_t *kc = (uint16_t *)s->key_cache + at, *vc = (uint16_t *)s->value_cache + at;
+}
+
+/* T rows of keys and values (kv_dim floats each) into cs's cache of
+ * `layer` from position pos on (rounded to f16 for an f16 cache). */
+static void cache_write(bllm_llama_state *cs, int layer, int pos, int kv_dim, const float *k, const float *v, int T)
+{
+    const size_t at = ((size_t)layer * cs->n_ctx + pos) * kv_dim, n = (size_t)T * kv_dim;
+    if (cs->kv_f16) {
+        uint16_t *kc = (uint16_t *)cs->key_cache + at, *vc = (uint16_t *)cs->value_cache + at;
         for (size_t i = 0; i < n; i++) {
-            kc[i] = bllm_f32_to_f16(s->k[i]);
-            vc[i] = bllm_f32_to_f16(s->v[i]);
+            kc[i] = bllm_f32_to_f16(k[i]);
+            vc[i] = bllm_f32_to_f16(v[i]);
         }
     } else {
-        memcpy((float *)s->key_cache + at, s->k, n * sizeof(float));
-        memcpy((float *)s->value_cache + at, s->v, n * sizeof(float));
+        memcpy((float *)cs->key_cache + at, k, n * sizeof(float));
+        memcpy((float *)cs->value_cache + at, v, n * sizeof(float));
     }
+}
+
+bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_layer *L, int cache_layer,
+                                 bllm_llama_state *s, bllm_pool *pool, int T, int pos)
+{
+    const int kv_dim = (int)(hp->n_kv_heads * hp->head_dim);
+    if (cache_layer < 0 || cache_layer >= s->n_layers || T < 1 || T > s->max_batch || pos < 0 ||
+        T > s->n_ctx - pos)
+        return bllm_fail(BLLM_ERR_ARG, "attention: %d tokens at %d (layer %d) do not fit the state", T, pos,
+                         cache_layer);
+    bllm_status st = ensure_scratch(hp, s, bllm_pool_size(pool), s->n_ctx);
+    if (st)
+        return st;
+    qkv_rope(hp, L, s, pool, T);
+    cache_write(s, cache_layer, pos, kv_dim, s->k, s->v, T);
     attention_job aj = {.hp = hp, .s = s, .layer = cache_layer, .n_tok = T, .pos = pos};
     if (T >= ATT_BLOCKED_MIN) {
         aj.n_qblk = (T + ATT_QB - 1) / ATT_QB;
@@ -645,6 +673,54 @@ static bllm_status forward_batch(const bllm_llama_weights *w, bllm_llama_state *
     for (int t = first; t < T; t++)
         rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, w->output_norm, dim, hp->norm_eps);
     matmul(pool, s->xb + (size_t)first * dim, T - first, logits, &w->output, NULL, NULL, NULL, NULL);
+    return BLLM_OK;
+}
+
+bllm_status bllm_llama_forward_multi(const bllm_llama_weights *w, bllm_llama_state *const *seq, const int *pos,
+                                     int n, bllm_pool *pool, const int32_t *tokens, float *logits)
+{
+    const bllm_llama_hparams *hp = &w->hp;
+    const int dim = (int)hp->dim, half = (int)hp->head_dim / 2, kv_dim = (int)(hp->n_kv_heads * hp->head_dim);
+    bllm_llama_state *s = n > 0 ? seq[0] : NULL; /* whose buffers hold the batch */
+    if (n < 1 || n > s->max_batch)
+        return bllm_fail(BLLM_ERR_ARG, "%d sequences in one batch (1 to %d)", n, s ? s->max_batch : 0);
+    int n_ctx_max = 0;
+    for (int t = 0; t < n; t++) {
+        if (seq[t]->n_layers != (int)hp->n_layers)
+            return bllm_fail(BLLM_ERR_ARG, "state has %d cache layers, the model %u", seq[t]->n_layers, hp->n_layers);
+        if (pos[t] < 0 || pos[t] >= seq[t]->n_ctx)
+            return bllm_fail(BLLM_ERR_CONTEXT, "sequence %d is full (%d of %d tokens)", t, pos[t], seq[t]->n_ctx);
+        if (tokens[t] < 0 || (uint32_t)tokens[t] >= hp->n_vocab)
+            return bllm_fail(BLLM_ERR_ARG, "token id %d out of range (vocabulary %u)", tokens[t], hp->n_vocab);
+        n_ctx_max = seq[t]->n_ctx > n_ctx_max ? seq[t]->n_ctx : n_ctx_max;
+    }
+    bllm_status st = ensure_scratch(hp, s, bllm_pool_size(pool), n_ctx_max);
+    if (st)
+        return st;
+    for (int t = 0; t < n; t++) {
+        embed_row(&w->tok_embd, tokens[t], s->x + (size_t)t * dim);
+        for (int i = 0; i < half; i++) {
+            float angle = (float)pos[t] * s->inv_freq[i];
+            s->rope_cos[t * half + i] = cosf(angle);
+            s->rope_sin[t * half + i] = sinf(angle);
+        }
+    }
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        const bllm_llama_layer *L = &w->layers[l];
+        bllm_llama_attn_norm(hp, L, s, n);
+        qkv_rope(hp, L, s, pool, n);
+        for (int t = 0; t < n; t++)
+            cache_write(seq[t], (int)l, pos[t], kv_dim, s->k + (size_t)t * kv_dim, s->v + (size_t)t * kv_dim, 1);
+        attention_job aj = {.hp = hp, .s = s, .layer = (int)l, .n_tok = n, .seq = seq, .seq_pos = pos};
+        bllm_pool_run(pool, attention_rows_worker, &aj);
+        bllm_llama_attn_residual(hp, L, s, pool, n);
+        bllm_llama_ffn_norm(hp, L, s, n);
+        bllm_llama_ffn_hidden(hp, L, s, pool, n);
+        bllm_llama_ffn_residual(hp, L, s, pool, n);
+    }
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, w->output_norm, dim, hp->norm_eps);
+    matmul(pool, s->xb, n, logits, &w->output, NULL, NULL, NULL, NULL);
     return BLLM_OK;
 }
 

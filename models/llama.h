@@ -86,6 +86,14 @@ void bllm_llama_state_free(bllm_llama_state *s);
 bllm_status bllm_llama_forward(const bllm_llama_weights *w, bllm_llama_state *s, bllm_pool *pool,
                                const int32_t *tokens, int n, int pos, float *logits, bool all_logits);
 
+/* One token for each of n sequences (distinct states of this model, each
+ * with its own cache, the token at position pos[t] of seq[t]), run as one
+ * batch: every matrix product takes all n tokens, so the weights are read
+ * once for all of them; attention is per sequence. The activations use
+ * seq[0]'s buffers (n <= its max_batch). logits: n x n_vocab. */
+bllm_status bllm_llama_forward_multi(const bllm_llama_weights *w, bllm_llama_state *const *seq, const int *pos,
+                                     int n, bllm_pool *pool, const int32_t *tokens, float *logits);
+
 /* ---- one block, in stages ----
  * bllm_llama_forward runs every block as these six calls in this order, on
  * the T <= max_batch tokens in s->x at positions pos..pos+T-1; the

@@ -1,5 +1,6 @@
 /* The public model and context API: glue between the .stb file, the
  * tokenizer, the Llama forward pass and the thread pool. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@ struct bllm_model {
     bllm_tokenizer *tokenizer;
     bllm_model_info info;
     char *arch, *chat_template;
+    _Atomic uint64_t n_evals, n_tokens; /* forward evaluations run, and their tokens */
 };
 
 struct bllm_context {
@@ -200,7 +202,54 @@ bllm_status bllm_eval(bllm_context *c, const int32_t *tokens, int n, float *logi
     if (!tokens || n < 1)
         return bllm_fail(BLLM_ERR_ARG, "bllm_eval needs at least one token");
     bllm_status s = bllm_llama_forward(&c->model->weights, c->state, c->pool, tokens, n, c->pos, logits, all_logits);
-    if (!s)
+    if (!s) {
         c->pos += n;
+        atomic_fetch_add(&c->model->n_evals, 1);
+        atomic_fetch_add(&c->model->n_tokens, (uint64_t)n);
+    }
     return s;
+}
+
+bllm_status bllm_eval_batch(bllm_context *const *ctxs, const int32_t *tokens, int n, float *logits)
+{
+    if (!ctxs || !tokens || !logits || n < 1)
+        return bllm_fail(BLLM_ERR_ARG, "bllm_eval_batch needs at least one context, its token and logits");
+    bllm_model *m = ctxs[0]->model;
+    for (int i = 0; i < n; i++) {
+        if (ctxs[i]->model != m)
+            return bllm_fail(BLLM_ERR_ARG, "bllm_eval_batch: context %d belongs to another model", i);
+        if (ctxs[i]->state->kv_f16 != ctxs[0]->state->kv_f16)
+            return bllm_fail(BLLM_ERR_ARG, "bllm_eval_batch: contexts 0 and %d have different KV cache types", i);
+        if (ctxs[i]->pos >= ctxs[i]->n_ctx)
+            return bllm_fail(BLLM_ERR_CONTEXT, "bllm_eval_batch: context %d is full (%d tokens)", i, ctxs[i]->n_ctx);
+        for (int j = 0; j < i; j++)
+            if (ctxs[j] == ctxs[i])
+                return bllm_fail(BLLM_ERR_ARG, "bllm_eval_batch: context %d appears twice", i);
+    }
+    const size_t V = (size_t)m->info.n_vocab;
+    for (int done = 0; done < n;) {
+        const int T = n - done < BLLM_MAX_BATCH ? n - done : BLLM_MAX_BATCH;
+        bllm_llama_state *seq[BLLM_MAX_BATCH];
+        int pos[BLLM_MAX_BATCH];
+        for (int t = 0; t < T; t++)
+            seq[t] = ctxs[done + t]->state, pos[t] = ctxs[done + t]->pos;
+        bllm_status s = bllm_llama_forward_multi(&m->weights, seq, pos, T, ctxs[0]->pool, tokens + done,
+                                                 logits + (size_t)done * V);
+        if (s)
+            return s;
+        for (int t = 0; t < T; t++)
+            ctxs[done + t]->pos++;
+        atomic_fetch_add(&m->n_evals, 1);
+        atomic_fetch_add(&m->n_tokens, (uint64_t)T);
+        done += T;
+    }
+    return BLLM_OK;
+}
+
+void bllm_model_eval_counts(const bllm_model *m, uint64_t *evals, uint64_t *tokens)
+{
+    if (evals)
+        *evals = atomic_load(&((bllm_model *)m)->n_evals);
+    if (tokens)
+        *tokens = atomic_load(&((bllm_model *)m)->n_tokens);
 }
