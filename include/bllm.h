@@ -93,6 +93,11 @@ typedef struct {
     int n_ctx;     /* 0: the model's max_seq_len */
     int n_threads; /* 0: number of online CPUs */
     bllm_kv_type kv_type;
+    /* Run on this context's threads instead of starting new ones (n_threads
+     * is then ignored): for contexts that never evaluate at the same time,
+     * such as a server's slots, so idle pools do not compete for the cores.
+     * It must outlive the new context. */
+    bllm_context *share_threads;
 } bllm_context_params;
 
 bllm_status bllm_context_new(bllm_model *model, const bllm_context_params *params,

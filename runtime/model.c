@@ -30,6 +30,7 @@ struct bllm_context {
     bllm_model *model;
     bllm_llama_state *state;
     bllm_pool *pool;
+    bool own_pool; /* else borrowed from another context (share_threads) */
     int n_ctx, pos;
 };
 
@@ -172,7 +173,17 @@ bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, b
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
     c->model = m;
     c->n_ctx = n_ctx;
-    bllm_status s = bllm_pool_new(n_threads, &c->pool);
+    bllm_status s = BLLM_OK;
+    if (params && params->share_threads) {
+        if (params->share_threads->model != m) {
+            bllm_context_free(c);
+            return bllm_fail(BLLM_ERR_ARG, "share_threads names a context of another model");
+        }
+        c->pool = params->share_threads->pool;
+    } else {
+        s = bllm_pool_new(n_threads, &c->pool);
+        c->own_pool = true;
+    }
     if (!s)
         s = bllm_llama_state_new(&m->weights.hp, n_ctx, BLLM_MAX_BATCH, kv != BLLM_KV_F32, &c->state);
     if (s) {
@@ -188,7 +199,7 @@ void bllm_context_free(bllm_context *c)
     if (!c)
         return;
     bllm_llama_state_free(c->state);
-    if (c->pool)
+    if (c->pool && c->own_pool)
         bllm_pool_free(c->pool);
     free(c);
 }

@@ -13,7 +13,7 @@ log() { printf '[bllm] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(build-essential pkg-config meson ninja-build unzip python3 python3-venv
               libsentencepiece-dev libsleef-dev libpcre2-dev libxxhash-dev libcjson-dev libssl-dev
-              libopenblas-dev liblapacke-dev libedit-dev
+              libopenblas-dev liblapacke-dev libedit-dev libmicrohttpd-dev
               gcc-aarch64-linux-gnu qemu-user libsimde-dev)
 
 install_apt() {
@@ -30,7 +30,7 @@ install_apt() {
 }
 
 # Versions pinned so reference results do not drift under the tests.
-PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 sentencepiece==0.2.3 gguf==0.19.0 safetensors==0.8.0 xxhash==4.1.0 jinja2==3.1.6)
+PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 sentencepiece==0.2.3 gguf==0.19.0 safetensors==0.8.0 xxhash==4.1.0 jinja2==3.1.6 openai==1.109.1)
 
 install_venv() {
     if [ -x "$BLLM_VENV/bin/python" ] && "$BLLM_VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null
