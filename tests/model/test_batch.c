@@ -8,7 +8,7 @@
  * tokens through bllm_eval, one at a time. Checked: every logit within TOL
  * of max |logit| of its twin's row (batched products sum in another order
  * than single-token ones), the same greedy token at every step, and exactly
- * one evaluation counted per batch. Both KV cache types (f16: 30 x TOL). */
+ * one evaluation counted per batch. Both KV cache types (f16: 2e-3). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,9 +115,11 @@ int main(int argc, char **argv)
         printf("FAIL: %s: %s\n", argv[1], bllm_last_error());
         return 1;
     }
-    /* f16 cache: a key that differs by 1e-6 can round to the neighbouring
-     * f16 value (5e-4 apart), so the twins drift further: 30x the bound */
-    int bad = run(m, BLLM_KV_F32, atof(argv[2])) + run(m, BLLM_KV_F16, 30 * atof(argv[2]));
+    /* f16 cache: a key that differs by 1e-6 between the twins can round to
+     * the neighbouring f16 value (2^-11 relative apart), so they drift up
+     * to a few such steps: 2e-3 (measured 1e-4 to 3e-4), with the greedy
+     * tokens still required equal */
+    int bad = run(m, BLLM_KV_F32, atof(argv[2])) + run(m, BLLM_KV_F16, 2e-3);
     /* refused: the same context twice, a full context */
     bllm_context *c;
     bllm_context_params cp = {.n_ctx = 4, .n_threads = 1};
