@@ -2,6 +2,7 @@
  *   bllm-run -m model.stb -p "Once upon a time" -n 128
  *   bllm-run -m smollm2.stb --chat */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,20 @@ static int fail(const char *what)
     return 1;
 }
 
+/* Evaluate n prompt tokens (timed) and show them to the sampler; logits
+ * of the last position are left in s->logits. */
+static bllm_status feed_tokens(session *s, const int32_t *toks, size_t n)
+{
+    double t0 = now_ms();
+    bllm_status st = bllm_eval(s->ctx, toks, (int)n, s->logits, false);
+    s->prompt_ms += now_ms() - t0;
+    s->prompt_tokens += (int)n;
+    for (size_t i = 0; i < n; i++)
+        bllm_sampler_accept(s->sampler, toks[i]);
+    s->last_token = toks[n - 1];
+    return st;
+}
+
 /* Tokenize text and feed it; logits of the last position are left in
  * s->logits. */
 static int feed_text(session *s, const char *text, size_t len, bool add_bos, bool parse_special)
@@ -207,13 +222,7 @@ static int feed_text(session *s, const char *text, size_t len, bool add_bos, boo
         free(toks);
         return 1;
     }
-    double t0 = now_ms();
-    st = bllm_eval(s->ctx, toks, (int)n, s->logits, false);
-    s->prompt_ms += now_ms() - t0;
-    s->prompt_tokens += (int)n;
-    for (size_t i = 0; i < n; i++)
-        bllm_sampler_accept(s->sampler, toks[i]);
-    s->last_token = toks[n - 1];
+    st = feed_tokens(s, toks, n);
     free(toks);
     return st ? fail("evaluate prompt") : 0;
 }
@@ -306,11 +315,31 @@ static void history_drop(history *h, int from, int count)
     h->n -= count;
 }
 
+/* libedit's character source: polls, so a Ctrl-C that lands before the
+ * read starts (and so interrupts nothing) still ends the line. */
+static int chat_getc(FILE *f)
+{
+    for (;;) {
+        if (interrupted)
+            return EOF;
+        struct pollfd p = {.fd = fileno(f), .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue; /* timeout, or EINTR: look at the flag again */
+        unsigned char c;
+        ssize_t n = read(p.fd, &c, 1);
+        if (n == 1)
+            return c;
+        if (n == 0 || errno != EINTR)
+            return EOF;
+    }
+}
+
 /* One line of input: through libedit with a prompt and history on a
  * terminal, plain lines otherwise. NULL at end of input or on Ctrl-C. */
 static char *read_turn(bool tty)
 {
     if (tty) {
+        rl_getc_function = chat_getc;
         char *line = readline("> ");
         if (line && *line)
             add_history(line);
@@ -492,13 +521,7 @@ static int chat_loop(session *s, const options *o)
             bllm_context_reset(s->ctx);
             fed[0] = '\0';
         }
-        double t0 = now_ms();
-        bllm_status st = bllm_eval(s->ctx, toks, (int)n, s->logits, false);
-        s->prompt_ms += now_ms() - t0;
-        s->prompt_tokens += (int)n;
-        for (size_t i = 0; i < n; i++)
-            bllm_sampler_accept(s->sampler, toks[i]);
-        s->last_token = toks[n - 1];
+        bllm_status st = feed_tokens(s, toks, n);
         free(toks);
         char *nfed = st ? NULL : malloc(strlen(full) + 1);
         if (nfed)
