@@ -99,6 +99,7 @@ static struct {
     pthread_cond_t cv;
     request *queue_head, *queue_tail;
     int queued, queue_max, busy;
+    int open_requests; /* HTTP requests between their first call and completion */
     bool stopping;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -682,6 +683,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!(cn = calloc(1, sizeof *cn)))
             return MHD_NO;
         *con_cls = cn;
+        pthread_mutex_lock(&S.mu);
+        S.open_requests++;
+        pthread_mutex_unlock(&S.mu);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -754,6 +758,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     free(cn->body);
     free(cn);
     *con_cls = NULL;
+    pthread_mutex_lock(&S.mu);
+    S.open_requests--;
+    pthread_mutex_unlock(&S.mu);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -902,6 +909,16 @@ int main(int argc, char **argv)
     pthread_cond_signal(&S.cv);
     pthread_mutex_unlock(&S.mu);
     pthread_join(sched, NULL); /* returns when no request runs or waits */
+    /* requests still being read or answered (a late one gets its 503, a
+     * finished one its last bytes) before the connections close */
+    for (int i = 0; i < 600; i++) {
+        pthread_mutex_lock(&S.mu);
+        int open = S.open_requests;
+        pthread_mutex_unlock(&S.mu);
+        if (!open)
+            break;
+        usleep(50000);
+    }
     MHD_stop_daemon(d);
     for (int i = 0; i < S.o.parallel; i++) {
         bllm_sampler_free(S.slots[i].sampler);

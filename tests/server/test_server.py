@@ -242,10 +242,12 @@ def main():
         # --- SIGTERM with a request running: it completes, the server exits 0
         result = {}
         th = threading.Thread(target=lambda: result.update(r=raw(port, "POST", "/v1/completions",
-                                                                 {"prompt": PROMPTS[0], "max_tokens": 40,
+                                                                 {"prompt": PROMPTS[0], "max_tokens": 120,
                                                                   "temperature": 0}, key=KEY)))
         th.start()
-        time.sleep(0.5)
+        end = time.time() + 30 * TIMEOUT_SCALE
+        while time.time() < end and th.is_alive() and health(port, KEY)["slots_processing"] < 1:
+            time.sleep(0.02)  # the request is running
         p.send_signal(signal.SIGTERM)
         th.join(120 * TIMEOUT_SCALE)
         try:
