@@ -361,73 +361,25 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
     [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##blk,  \
     [BLLM_TYPE_Q8] = bllm_matmul_q8_neon,           \
     [BLLM_TYPE_Q4] = bllm_matmul_q4_neon
-#define PACKED(suffix) PACKED2(suffix, suffix)
 
-static const bllm_kernel_set neon_set = {
-    .name = "neon",
-    .matmul = {
-        [BLLM_TYPE_F32] = matmul_f32,
-        [BLLM_TYPE_F16] = matmul_f16,
-        [BLLM_TYPE_BF16] = matmul_bf16,
-        PACKED(neon),
-    },
-    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
-    .dot_f32 = dot_f32,
-    .axpy_f32 = axpy_f32,
-    .dot_f16 = dot_f16,
-    .axpy_f16 = axpy_f16,
-    .cvt_f16_f32 = cvt_f16_f32,
-};
+/* A set: the float kernels every NEON set shares, and the packed types'
+ * kernels of one path (tile-shaped types, block types). */
+#define NEON_SET(set_name, tile, blk)                                                 \
+    {                                                                                 \
+        .name = set_name,                                                             \
+        .matmul = {[BLLM_TYPE_F32] = matmul_f32, [BLLM_TYPE_F16] = matmul_f16,        \
+                   [BLLM_TYPE_BF16] = matmul_bf16, PACKED2(tile, blk)},               \
+        .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON yet */ \
+        .dot_f32 = dot_f32, .axpy_f32 = axpy_f32, .dot_f16 = dot_f16, .axpy_f16 = axpy_f16, \
+        .cvt_f16_f32 = cvt_f16_f32,                                                   \
+    }
 
-static const bllm_kernel_set neon_lut_set = {
-    .name = "neon-lut",
-    .matmul = {
-        [BLLM_TYPE_F32] = matmul_f32,
-        [BLLM_TYPE_F16] = matmul_f16,
-        [BLLM_TYPE_BF16] = matmul_bf16,
-        PACKED(neon),
-    },
-    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
-    .dot_f32 = dot_f32,
-    .axpy_f32 = axpy_f32,
-    .dot_f16 = dot_f16,
-    .axpy_f16 = axpy_f16,
-    .cvt_f16_f32 = cvt_f16_f32,
-};
-
-static const bllm_kernel_set neon_float_set = {
-    .name = "neon-float",
-    .matmul = {
-        [BLLM_TYPE_F32] = matmul_f32,
-        [BLLM_TYPE_F16] = matmul_f16,
-        [BLLM_TYPE_BF16] = matmul_bf16,
-        PACKED(neon_float),
-    },
-    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
-    .dot_f32 = dot_f32,
-    .axpy_f32 = axpy_f32,
-    .dot_f16 = dot_f16,
-    .axpy_f16 = axpy_f16,
-    .cvt_f16_f32 = cvt_f16_f32,
-};
-
-/* "neon" with the popcount path (binary_neon.c) for the tile-shaped types;
- * billm and stbllm keep the lookup path. */
-static const bllm_kernel_set neon_pop_set = {
-    .name = "neon-pop",
-    .matmul = {
-        [BLLM_TYPE_F32] = matmul_f32,
-        [BLLM_TYPE_F16] = matmul_f16,
-        [BLLM_TYPE_BF16] = matmul_bf16,
-        PACKED2(neon_pop, neon),
-    },
-    .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON version yet */
-    .dot_f32 = dot_f32,
-    .axpy_f32 = axpy_f32,
-    .dot_f16 = dot_f16,
-    .axpy_f16 = axpy_f16,
-    .cvt_f16_f32 = cvt_f16_f32,
-};
+static const bllm_kernel_set neon_set = NEON_SET("neon", neon, neon);
+static const bllm_kernel_set neon_lut_set = NEON_SET("neon-lut", neon, neon);
+static const bllm_kernel_set neon_float_set = NEON_SET("neon-float", neon_float, neon_float);
+/* the popcount path (binary_neon.c) for the tile-shaped types; billm and
+ * stbllm keep the lookup path */
+static const bllm_kernel_set neon_pop_set = NEON_SET("neon-pop", neon_pop, neon);
 
 /* Handed to dispatch.c. */
 const bllm_kernel_set *bllm_kernels_neon_pop_impl(void) { return &neon_pop_set; }
