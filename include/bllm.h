@@ -87,6 +87,8 @@ typedef enum {
     BLLM_KV_DEFAULT = 0, /* f16 */
     BLLM_KV_F16 = 1,
     BLLM_KV_F32 = 2,
+    BLLM_KV_Q8 = 3, /* per 32 values an fp16 scale and 32 int8: 1.06 bytes a
+                       value (head size a multiple of 32) */
 } bllm_kv_type;
 
 typedef struct {

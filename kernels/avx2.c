@@ -381,6 +381,52 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
         _mm256_maskstore_ps(y + i, tail_mask(n - i), load_f16x8(x + i, n - i));
 }
 
+/* q8 blocks (the q8 KV cache): 8 int8 at p as f32, and a block's scale */
+static inline __m256 load_i8x8(const uint8_t *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+static inline float q8_scale(const uint8_t *blk)
+{
+    uint16_t h;
+    memcpy(&h, blk, 2);
+    return _cvtsh_ss(h);
+}
+
+static float dot_q8(const float *a, const uint8_t *b, int n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 32, b += 34) {
+        __m256 s = _mm256_mul_ps(_mm256_loadu_ps(a + i), load_i8x8(b + 2));
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_i8x8(b + 10), s);
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load_i8x8(b + 18), s);
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load_i8x8(b + 26), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(b)), s, acc);
+    }
+    return hsum(acc);
+}
+
+static void axpy_q8(float *y, float a, const uint8_t *x, int n)
+{
+    const __m256 av = _mm256_set1_ps(a);
+    for (int i = 0; i < n; i += 32, x += 34) {
+        const __m256 d = _mm256_set1_ps(q8_scale(x));
+        for (int k = 0; k < 32; k += 8)
+            _mm256_storeu_ps(y + i + k,
+                             _mm256_fmadd_ps(av, _mm256_mul_ps(d, load_i8x8(x + 2 + k)), _mm256_loadu_ps(y + i + k)));
+    }
+}
+
+static void cvt_q8_f32(float *y, const uint8_t *x, int n)
+{
+    for (int i = 0; i < n; i += 32, x += 34) {
+        const __m256 d = _mm256_set1_ps(q8_scale(x));
+        for (int k = 0; k < 32; k += 8)
+            _mm256_storeu_ps(y + i + k, _mm256_mul_ps(d, load_i8x8(x + 2 + k)));
+    }
+}
+
 static const bllm_kernel_set avx2_set = {
     .name = "avx2",
     .matmul = {
@@ -393,6 +439,9 @@ static const bllm_kernel_set avx2_set = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .cvt_f16_f32 = cvt_f16_f32,
+    .dot_q8 = dot_q8,
+    .axpy_q8 = axpy_q8,
+    .cvt_q8_f32 = cvt_q8_f32,
 };
 
 /* Handed to dispatch.c, which checks the CPU before using it. */

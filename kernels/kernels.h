@@ -38,6 +38,13 @@ typedef struct {
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
     /* y = x, f16 to f32 (exact) */
     void (*cvt_f16_f32)(float *y, const uint16_t *x, int n);
+    /* the same with b, x in q8 blocks (the q8 KV cache): n / 32 blocks of
+     * an fp16 scale d and 32 int8 q, value d * q (runtime/format/blockq.h);
+     * n a multiple of 32. dot sums each block's products, then d times
+     * that; axpy and cvt form d * q (exact) and use it as the f16 ones. */
+    float (*dot_q8)(const float *a, const uint8_t *b, int n);
+    void (*axpy_q8)(float *y, float a, const uint8_t *x, int n);
+    void (*cvt_q8_f32)(float *y, const uint8_t *x, int n);
 } bllm_kernel_set;
 
 /* Pick the kernel set; name NULL = best available (or $BLLM_KERNELS).

@@ -338,6 +338,63 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
         y[i] = bllm_f16_to_f32(x[i]);
 }
 
+/* q8 blocks (the q8 KV cache): 16 int8 at p as four f32 vectors */
+static inline void load_i8x16(const uint8_t *p, float32x4_t v[4])
+{
+    const int8x16_t q = vld1q_s8((const int8_t *)p);
+    const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_s8(vget_high_s8(q));
+    v[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
+    v[1] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo)));
+    v[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
+    v[3] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi)));
+}
+
+static inline float q8_scale(const uint8_t *blk)
+{
+    uint16_t h;
+    memcpy(&h, blk, 2);
+    return bllm_f16_to_f32(h);
+}
+
+static float dot_q8(const float *a, const uint8_t *b, int n)
+{
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int i = 0; i < n; i += 32, b += 34) {
+        float32x4_t v[8], s = vdupq_n_f32(0.0f);
+        load_i8x16(b + 2, v);
+        load_i8x16(b + 18, v + 4);
+        for (int k = 0; k < 8; k++)
+            s = vfmaq_f32(s, vld1q_f32(a + i + 4 * k), v[k]);
+        acc = vfmaq_n_f32(acc, s, q8_scale(b));
+    }
+    return vaddvq_f32(acc);
+}
+
+static void axpy_q8(float *y, float a, const uint8_t *x, int n)
+{
+    const float32x4_t av = vdupq_n_f32(a);
+    for (int i = 0; i < n; i += 32, x += 34) {
+        float32x4_t v[8];
+        const float d = q8_scale(x);
+        load_i8x16(x + 2, v);
+        load_i8x16(x + 18, v + 4);
+        for (int k = 0; k < 8; k++)
+            vst1q_f32(y + i + 4 * k, vfmaq_f32(vld1q_f32(y + i + 4 * k), av, vmulq_n_f32(v[k], d)));
+    }
+}
+
+static void cvt_q8_f32(float *y, const uint8_t *x, int n)
+{
+    for (int i = 0; i < n; i += 32, x += 34) {
+        float32x4_t v[8];
+        const float d = q8_scale(x);
+        load_i8x16(x + 2, v);
+        load_i8x16(x + 18, v + 4);
+        for (int k = 0; k < 8; k++)
+            vst1q_f32(y + i + 4 * k, vmulq_n_f32(v[k], d));
+    }
+}
+
 /* Sets that differ in the packed binary types only (binary_neon.c), named
  * like the x86 ones: "neon-lut" the int8 table-lookup path, "neon-float"
  * the float path (no quantization of x: accuracy studies, or measuring what
@@ -371,7 +428,7 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
                    [BLLM_TYPE_BF16] = matmul_bf16, PACKED2(tile, blk)},               \
         .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON yet */ \
         .dot_f32 = dot_f32, .axpy_f32 = axpy_f32, .dot_f16 = dot_f16, .axpy_f16 = axpy_f16, \
-        .cvt_f16_f32 = cvt_f16_f32,                                                   \
+        .cvt_f16_f32 = cvt_f16_f32, .dot_q8 = dot_q8, .axpy_q8 = axpy_q8, .cvt_q8_f32 = cvt_q8_f32, \
     }
 
 static const bllm_kernel_set neon_set = NEON_SET("neon", neon, neon);

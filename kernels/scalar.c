@@ -3,6 +3,8 @@
  * determined by IEEE arithmetic (C17 mode keeps GCC from contracting into
  * FMA, and a plain reduction is never vectorized without -ffast-math). The
  * fast kernels are tested against these. */
+#include <string.h>
+
 #include "kernels/kernels.h"
 #include "kernels/binary_scalar.h"
 #include "kernels/blockq.h"
@@ -89,6 +91,43 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
         y[i] = bllm_f16_to_f32(x[i]);
 }
 
+static float q8_scale(const uint8_t *blk)
+{
+    uint16_t h;
+    memcpy(&h, blk, 2);
+    return bllm_f16_to_f32(h);
+}
+
+static float dot_q8(const float *a, const uint8_t *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i += 32, b += 34) {
+        float bs = 0.0f;
+        for (int j = 0; j < 32; j++)
+            bs += a[i + j] * (float)(int8_t)b[2 + j];
+        s += q8_scale(b) * bs;
+    }
+    return s;
+}
+
+static void axpy_q8(float *y, float a, const uint8_t *x, int n)
+{
+    for (int i = 0; i < n; i += 32, x += 34) {
+        const float d = q8_scale(x);
+        for (int j = 0; j < 32; j++)
+            y[i + j] += a * (d * (float)(int8_t)x[2 + j]);
+    }
+}
+
+static void cvt_q8_f32(float *y, const uint8_t *x, int n)
+{
+    for (int i = 0; i < n; i += 32, x += 34) {
+        const float d = q8_scale(x);
+        for (int j = 0; j < 32; j++)
+            y[i + j] = d * (float)(int8_t)x[2 + j];
+    }
+}
+
 static const bllm_kernel_set scalar_set = {
     .name = "scalar",
     .matmul = {
@@ -118,6 +157,9 @@ static const bllm_kernel_set scalar_set = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .cvt_f16_f32 = cvt_f16_f32,
+    .dot_q8 = dot_q8,
+    .axpy_q8 = axpy_q8,
+    .cvt_q8_f32 = cvt_q8_f32,
 };
 
 const bllm_kernel_set *bllm_kernels_scalar(void) { return &scalar_set; }

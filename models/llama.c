@@ -175,12 +175,23 @@ static void compute_inv_freq(const bllm_llama_hparams *hp, float *inv_freq)
     }
 }
 
-bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bool kv_f16,
+/* Bytes of n values of the cache in storage kv (n a multiple of 32 for q8). */
+static size_t kv_bytes(bllm_kv_type kv, size_t n)
+{
+    return kv == BLLM_KV_Q8 ? n / 32 * 34 : kv == BLLM_KV_F16 ? n * 2 : n * 4;
+}
+
+bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bllm_kv_type kv,
                                  bllm_llama_state **out)
 {
     *out = NULL;
     if (n_ctx < 1 || max_batch < 1)
         return bllm_fail(BLLM_ERR_ARG, "context %d and batch %d must be positive", n_ctx, max_batch);
+    if (kv != BLLM_KV_F16 && kv != BLLM_KV_F32 && kv != BLLM_KV_Q8)
+        return bllm_fail(BLLM_ERR_ARG, "unknown KV cache type %d", (int)kv);
+    if (kv == BLLM_KV_Q8 && hp->head_dim % 32)
+        return bllm_fail(BLLM_ERR_UNSUPPORTED, "a q8 KV cache needs a head size that is a multiple of 32, not %u "
+                         "(use --cache-type f16)", (unsigned)hp->head_dim);
     bllm_llama_state *s = calloc(1, sizeof *s);
     if (!s)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
@@ -188,12 +199,12 @@ bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int ma
     s->max_batch = max_batch;
     s->n_layers = (int)hp->n_layers;
     size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, q_dim = (size_t)hp->n_heads * hp->head_dim;
-    size_t cache = (size_t)hp->n_layers * n_ctx * kv_dim;
     size_t B = (size_t)max_batch;
-    const size_t elt = kv_f16 ? sizeof(uint16_t) : sizeof(float);
-    s->kv_f16 = kv_f16;
-    s->key_cache = calloc(cache, elt);
-    s->value_cache = calloc(cache, elt);
+    s->kv = kv;
+    s->kv_row = kv_bytes(kv, kv_dim);
+    const size_t cache = (size_t)hp->n_layers * n_ctx * s->kv_row;
+    s->key_cache = calloc(cache, 1);
+    s->value_cache = calloc(cache, 1);
     s->x = malloc(B * hp->dim * sizeof(float));
     s->xb = malloc(B * (hp->dim > q_dim ? hp->dim : q_dim) * sizeof(float));
     s->q = malloc(B * q_dim * sizeof(float));
@@ -209,7 +220,7 @@ bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int ma
         !s->hb || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->inv_freq) {
         bllm_llama_state_free(s);
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MiB)", n_ctx,
-                         2.0 * (double)(cache * elt) / 1048576.0);
+                         2.0 * (double)cache / 1048576.0);
     }
     compute_inv_freq(hp, s->inv_freq);
     *out = s;
@@ -368,6 +379,35 @@ typedef struct {
     const int *seq_pos;
 } attention_job;
 
+/* a . x, y += a x and y = x with x one head's n keys or values in the
+ * cache's storage */
+static inline float kv_dot(const bllm_kernel_set *ks, bllm_kv_type kv, const float *a, const uint8_t *x, int n)
+{
+    return kv == BLLM_KV_F16 ? ks->dot_f16(a, (const uint16_t *)x, n)
+           : kv == BLLM_KV_Q8 ? ks->dot_q8(a, x, n)
+                              : ks->dot_f32(a, (const float *)x, n);
+}
+
+static inline void kv_axpy(const bllm_kernel_set *ks, bllm_kv_type kv, float *y, float a, const uint8_t *x, int n)
+{
+    if (kv == BLLM_KV_F16)
+        ks->axpy_f16(y, a, (const uint16_t *)x, n);
+    else if (kv == BLLM_KV_Q8)
+        ks->axpy_q8(y, a, x, n);
+    else
+        ks->axpy_f32(y, a, (const float *)x, n);
+}
+
+static inline void kv_cvt(const bllm_kernel_set *ks, bllm_kv_type kv, float *y, const uint8_t *x, int n)
+{
+    if (kv == BLLM_KV_F16)
+        ks->cvt_f16_f32(y, (const uint16_t *)x, n);
+    else if (kv == BLLM_KV_Q8)
+        ks->cvt_q8_f32(y, x, n);
+    else
+        memcpy(y, x, (size_t)n * sizeof(float));
+}
+
 /* One (token, head) pair at a time with dot products and axpys: decoding
  * and short batches. Pairs are split evenly across threads. */
 static void attention_rows_worker(void *arg, int ith, int nth)
@@ -377,7 +417,7 @@ static void attention_rows_worker(void *arg, int ith, int nth)
     bllm_llama_state *s = job->s;
     const bllm_kernel_set *ks = bllm_kernels();
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    int kv_dim = (int)hp->n_kv_heads * hd, group = n_heads / (int)hp->n_kv_heads;
+    int group = n_heads / (int)hp->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = s->scratch + (size_t)ith * s->scratch_floats;
     int p0, p1;
@@ -386,15 +426,13 @@ static void attention_rows_worker(void *arg, int ith, int nth)
         int t = p / n_heads, h = p % n_heads;
         const bllm_llama_state *cs = job->seq ? job->seq[t] : s; /* whose cache */
         const int n_keys = job->seq ? job->seq_pos[t] + 1 : job->pos + t + 1;
-        const size_t base = (size_t)job->layer * cs->n_ctx * kv_dim;
-        const float *kc = (const float *)cs->key_cache + base, *vc = (const float *)cs->value_cache + base;
-        const uint16_t *kh = (const uint16_t *)cs->key_cache + base, *vh = (const uint16_t *)cs->value_cache + base;
+        const int kvh = h / group;
+        const size_t at = (size_t)job->layer * cs->n_ctx * cs->kv_row + kv_bytes(cs->kv, (size_t)kvh * hd);
+        const uint8_t *kc = (const uint8_t *)cs->key_cache + at, *vc = (const uint8_t *)cs->value_cache + at;
         const float *q = s->q + (size_t)t * n_heads * hd + (size_t)h * hd;
-        int kvh = h / group;
         float maxv = -INFINITY;
         for (int j = 0; j < n_keys; j++) {
-            const size_t at = (size_t)j * kv_dim + (size_t)kvh * hd;
-            float d = (cs->kv_f16 ? ks->dot_f16(q, kh + at, hd) : ks->dot_f32(q, kc + at, hd)) * scale;
+            float d = kv_dot(ks, cs->kv, q, kc + (size_t)j * cs->kv_row, hd) * scale;
             scores[j] = d;
             if (d > maxv)
                 maxv = d;
@@ -403,13 +441,8 @@ static void attention_rows_worker(void *arg, int ith, int nth)
         float inv = 1.0f / sum;
         float *out = s->att_out + (size_t)t * n_heads * hd + (size_t)h * hd;
         memset(out, 0, hd * sizeof(float));
-        for (int j = 0; j < n_keys; j++) {
-            const size_t at = (size_t)j * kv_dim + (size_t)kvh * hd;
-            if (cs->kv_f16)
-                ks->axpy_f16(out, scores[j] * inv, vh + at, hd);
-            else
-                ks->axpy_f32(out, scores[j] * inv, vc + at, hd);
-        }
+        for (int j = 0; j < n_keys; j++)
+            kv_axpy(ks, cs->kv, out, scores[j] * inv, vc + (size_t)j * cs->kv_row, hd);
     }
 }
 
@@ -465,9 +498,8 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
     const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     const int kv_dim = (int)hp->n_kv_heads * hd, q_dim = n_heads * hd, group = n_heads / (int)hp->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t base = (size_t)job->layer * s->n_ctx * kv_dim;
-    const float *kc = (const float *)s->key_cache + base, *vc = (const float *)s->value_cache + base;
-    const uint16_t *kc16 = (const uint16_t *)s->key_cache + base, *vc16 = (const uint16_t *)s->value_cache + base;
+    const size_t base = (size_t)job->layer * s->n_ctx * s->kv_row;
+    const uint8_t *kc = (const uint8_t *)s->key_cache + base, *vc = (const uint8_t *)s->value_cache + base;
     float *kh = s->scratch + (size_t)ith * s->scratch_floats;
     float *vt = kh + (size_t)s->n_ctx * hd;
     float *qb = vt + (size_t)s->n_ctx * hd;
@@ -479,24 +511,17 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
         const int t0 = b * ATT_QB, nq = job->n_tok - t0 < ATT_QB ? job->n_tok - t0 : ATT_QB;
         const int n_keys = job->pos + t0 + nq; /* keys the block's last query sees */
         const float *qh = s->q + (size_t)t0 * q_dim + (size_t)h * hd;
-        const float *kv = kc + (size_t)kvh * hd, *vv = vc + (size_t)kvh * hd;
-        const uint16_t *kv16 = kc16 + (size_t)kvh * hd, *vv16 = vc16 + (size_t)kvh * hd;
-        if (gemm && !s->kv_f16) {
-            gemm(true, nq, n_keys, hd, qh, q_dim, kv, kv_dim, sc, n_keys);
+        const size_t head = kv_bytes(s->kv, (size_t)kvh * hd);
+        const uint8_t *kv = kc + head, *vv = vc + head;
+        if (gemm && s->kv == BLLM_KV_F32) {
+            gemm(true, nq, n_keys, hd, qh, q_dim, (const float *)kv, kv_dim, sc, n_keys);
         } else {
-            if (s->kv_f16)
-                for (int j = 0; j < n_keys; j++) {
-                    ks->cvt_f16_f32(kh + (size_t)j * hd, kv16 + (size_t)j * kv_dim, hd);
-                    ks->cvt_f16_f32(ob, vv16 + (size_t)j * kv_dim, hd); /* ob: free until P V */
-                    for (int i = 0; i < hd; i++)
-                        vt[(size_t)i * n_keys + j] = ob[i];
-                }
-            else
-                for (int j = 0; j < n_keys; j++) {
-                    memcpy(kh + (size_t)j * hd, kv + (size_t)j * kv_dim, (size_t)hd * sizeof(float));
-                    for (int i = 0; i < hd; i++)
-                        vt[(size_t)i * n_keys + j] = vv[(size_t)j * kv_dim + i];
-                }
+            for (int j = 0; j < n_keys; j++) {
+                kv_cvt(ks, s->kv, kh + (size_t)j * hd, kv + (size_t)j * s->kv_row, hd);
+                kv_cvt(ks, s->kv, ob, vv + (size_t)j * s->kv_row, hd); /* ob: free until P V */
+                for (int i = 0; i < hd; i++)
+                    vt[(size_t)i * n_keys + j] = ob[i];
+            }
             for (int t = 0; t < nq; t++)
                 memcpy(qb + (size_t)t * hd, qh + (size_t)t * q_dim, (size_t)hd * sizeof(float));
             mm(sc, qb, kh, nq, hd, n_keys, 0, n_keys);
@@ -509,8 +534,8 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
             for (int j = n_valid; j < n_keys; j++)
                 row[j] = 0.0f;
         }
-        if (gemm && !s->kv_f16)
-            gemm(false, nq, hd, n_keys, sc, n_keys, vv, kv_dim, ob, hd);
+        if (gemm && s->kv == BLLM_KV_F32)
+            gemm(false, nq, hd, n_keys, sc, n_keys, (const float *)vv, kv_dim, ob, hd);
         else
             mm(ob, sc, vt, nq, n_keys, hd, 0, hd);
         for (int t = 0; t < nq; t++) {
@@ -570,19 +595,24 @@ static void qkv_rope(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bl
 }
 
 /* T rows of keys and values (kv_dim floats each) into cs's cache of
- * `layer` from position pos on (rounded to f16 for an f16 cache). */
+ * `layer` from position pos on, rounded to the cache's storage. */
 static void cache_write(bllm_llama_state *cs, int layer, int pos, int kv_dim, const float *k, const float *v, int T)
 {
-    const size_t at = ((size_t)layer * cs->n_ctx + pos) * kv_dim, n = (size_t)T * kv_dim;
-    if (cs->kv_f16) {
-        uint16_t *kc = (uint16_t *)cs->key_cache + at, *vc = (uint16_t *)cs->value_cache + at;
+    const size_t at = ((size_t)layer * cs->n_ctx + pos) * cs->kv_row, n = (size_t)T * kv_dim;
+    uint8_t *kc = (uint8_t *)cs->key_cache + at, *vc = (uint8_t *)cs->value_cache + at;
+    if (cs->kv == BLLM_KV_F16) {
         for (size_t i = 0; i < n; i++) {
-            kc[i] = bllm_f32_to_f16(k[i]);
-            vc[i] = bllm_f32_to_f16(v[i]);
+            ((uint16_t *)kc)[i] = bllm_f32_to_f16(k[i]);
+            ((uint16_t *)vc)[i] = bllm_f32_to_f16(v[i]);
+        }
+    } else if (cs->kv == BLLM_KV_Q8) {
+        for (int t = 0; t < T; t++) {
+            bllm_blockq_quantize_row(BLLM_TYPE_Q8, k + (size_t)t * kv_dim, kv_dim, kc + (size_t)t * cs->kv_row);
+            bllm_blockq_quantize_row(BLLM_TYPE_Q8, v + (size_t)t * kv_dim, kv_dim, vc + (size_t)t * cs->kv_row);
         }
     } else {
-        memcpy((float *)cs->key_cache + at, k, n * sizeof(float));
-        memcpy((float *)cs->value_cache + at, v, n * sizeof(float));
+        memcpy(kc, k, n * sizeof(float));
+        memcpy(vc, v, n * sizeof(float));
     }
 }
 

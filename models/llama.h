@@ -52,11 +52,14 @@ typedef void (*bllm_llama_attn_gemm_fn)(bool trans_b, int m, int n, int k, const
  * between the block stages below. */
 typedef struct {
     int n_ctx, max_batch, n_layers;
-    /* [layer][pos][kv_dim], f32 or (kv_f16) f16 bits: half the bytes each
-     * decoded token reads from the cache, for an error far below the
-     * weights' (docs/inference.md) */
+    /* [layer][pos][kv_dim] in kv's storage: f32, f16 bits (half the bytes
+     * each decoded token reads from the cache, for an error far below the
+     * weights': docs/inference.md) or q8 blocks (kv_dim / 32 blocks of 34
+     * bytes per position, runtime/format/blockq.h). kv_row bytes per
+     * position. */
     void *key_cache, *value_cache;
-    bool kv_f16;
+    bllm_kv_type kv;
+    size_t kv_row;
     float *x;        /* [max_batch][dim]: the residual stream */
     float *xb;       /* [max_batch][max(dim, q_dim)]: normed input / product */
     float *q, *k, *v;
@@ -74,9 +77,10 @@ typedef struct {
 } bllm_llama_state;
 
 /* n_layers of hp's cache are allocated (the engine uses 1: one block at a
- * time). max_batch: tokens processed per internal step. kv_f16: the cache in
- * f16 (else f32; the calibration engine's BLAS attention needs f32). */
-bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bool kv_f16,
+ * time). max_batch: tokens processed per internal step. kv: the cache's
+ * storage, BLLM_KV_F16, BLLM_KV_F32 (the calibration engine's BLAS
+ * attention needs f32) or BLLM_KV_Q8 (head_dim a multiple of 32). */
+bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int max_batch, bllm_kv_type kv,
                                  bllm_llama_state **out);
 void bllm_llama_state_free(bllm_llama_state *s);
 

@@ -157,7 +157,7 @@ bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, b
     const bllm_kv_type kv = params ? params->kv_type : BLLM_KV_DEFAULT;
     if (n_ctx < 0 || n_threads < 0)
         return bllm_fail(BLLM_ERR_ARG, "context size and thread count must not be negative");
-    if (kv != BLLM_KV_DEFAULT && kv != BLLM_KV_F16 && kv != BLLM_KV_F32)
+    if (kv != BLLM_KV_DEFAULT && kv != BLLM_KV_F16 && kv != BLLM_KV_F32 && kv != BLLM_KV_Q8)
         return bllm_fail(BLLM_ERR_ARG, "unknown KV cache type %d", (int)kv);
     if (n_ctx == 0)
         n_ctx = m->info.max_seq_len;
@@ -185,7 +185,8 @@ bllm_status bllm_context_new(bllm_model *m, const bllm_context_params *params, b
         c->own_pool = true;
     }
     if (!s)
-        s = bllm_llama_state_new(&m->weights.hp, n_ctx, BLLM_MAX_BATCH, kv != BLLM_KV_F32, &c->state);
+        s = bllm_llama_state_new(&m->weights.hp, n_ctx, BLLM_MAX_BATCH, kv == BLLM_KV_DEFAULT ? BLLM_KV_F16 : kv,
+                                  &c->state);
     if (s) {
         bllm_context_free(c);
         return s;
@@ -229,7 +230,7 @@ bllm_status bllm_eval_batch(bllm_context *const *ctxs, const int32_t *tokens, in
     for (int i = 0; i < n; i++) {
         if (ctxs[i]->model != m)
             return bllm_fail(BLLM_ERR_ARG, "bllm_eval_batch: context %d belongs to another model", i);
-        if (ctxs[i]->state->kv_f16 != ctxs[0]->state->kv_f16)
+        if (ctxs[i]->state->kv != ctxs[0]->state->kv)
             return bllm_fail(BLLM_ERR_ARG, "bllm_eval_batch: contexts 0 and %d have different KV cache types", i);
         if (ctxs[i]->pos >= ctxs[i]->n_ctx)
             return bllm_fail(BLLM_ERR_CONTEXT, "bllm_eval_batch: context %d is full (%d tokens)", i, ctxs[i]->n_ctx);

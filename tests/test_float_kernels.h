@@ -275,6 +275,68 @@ static inline void test_dot_axpy_f16(const bllm_kernel_set *const *sets, int n_s
     }
 }
 
+/* dot_q8, axpy_q8 and cvt_q8_f32 (q8 blocks: the q8 KV cache) of every set
+ * on lengths 32..512, against sets[0] and a double sum of the same values:
+ * the f32 tolerances; cvt exact (d * q is one rounding in every set). */
+static inline void test_q8_kv(const bllm_kernel_set *const *sets, int n_sets, int verbose)
+{
+    static const int ns[] = {32, 64, 96, 128, 256, 512};
+    for (int k = 0; k < (int)(sizeof ns / sizeof *ns); k++) {
+        const int n = ns[k], nb = n / 32;
+        float *a = malloc(n * sizeof *a), *y0 = malloc(n * sizeof *y0), *y = malloc(n * sizeof *y);
+        float *yref = malloc(n * sizeof *yref), *xf = malloc(n * sizeof *xf), *cv = malloc(n * sizeof *cv);
+        uint8_t *q = malloc((size_t)nb * 34 + 1); /* + 1: unaligned blocks */
+        uint8_t *b = q + (k & 1);
+        for (int i = 0; i < n; i++) {
+            a[i] = rng_uniform();
+            y0[i] = rng_uniform() * 5;
+        }
+        for (int j = 0; j < nb; j++) {
+            const uint16_t d = bllm_f32_to_f16(rng_uniform() * 0.1f);
+            memcpy(b + 34 * j, &d, 2);
+            for (int i = 0; i < 32; i++) {
+                b[34 * j + 2 + i] = (uint8_t)(int8_t)(rng_int(255) - 127);
+                xf[32 * j + i] = bllm_f16_to_f32(d) * (float)(int8_t)b[34 * j + 2 + i];
+            }
+        }
+        const float alpha = rng_uniform() * 3;
+        double exact = 0, mag = 0;
+        for (int i = 0; i < n; i++) {
+            exact += (double)a[i] * xf[i];
+            mag += fabs((double)a[i] * xf[i]);
+        }
+        const double scale = mag > 0 ? mag : 1e-30;
+        const float dref = sets[0]->dot_q8(a, b, n);
+        memcpy(yref, y0, n * sizeof *y);
+        sets[0]->axpy_q8(yref, alpha, b, n);
+        for (int s = 0; s < n_sets; s++) {
+            int bad = 0;
+            const float d = sets[s]->dot_q8(a, b, n);
+            const double ed = fabs(d - exact) / scale, es = fabs(d - dref) / scale;
+            bad += !(ed <= TOL) || !(es <= TOL);
+            memcpy(y, y0, n * sizeof *y);
+            sets[s]->axpy_q8(y, alpha, b, n);
+            sets[s]->cvt_q8_f32(cv, b, n);
+            double ea = 0;
+            for (int i = 0; i < n; i++) {
+                const double m = fabs(y0[i]) + fabs((double)alpha * xf[i]);
+                double e = fabs(y[i] - ((double)y0[i] + (double)alpha * xf[i])) / (m > 0 ? m : 1e-30);
+                const double e2 = fabs(y[i] - yref[i]) / (m > 0 ? m : 1e-30);
+                e = e2 > e ? e2 : e;
+                bad += !(e <= 1e-6) + (memcmp(&cv[i], &xf[i], 4) != 0);
+                ea = e > ea ? e : ea;
+            }
+            checks++;
+            if (verbose || bad || k == 5)
+                printf("%-6s dot_q8 n=%-4d err/sum|ab|: vs scalar %.2e, vs double %.2e (tol %.0e); "
+                       "axpy_q8 max rel err %.2e (tol 1e-06); cvt_q8_f32 exact %s\n",
+                       sets[s]->name, n, es, ed, TOL, ea, bad ? "FAIL" : "ok");
+            failures += bad != 0;
+        }
+        free(a), free(y0), free(y), free(yref), free(xf), free(cv), free(q);
+    }
+}
+
 /* dot_f32 and axpy_f32 of every set on each length in ns, against sets[0]
  * (scalar) and a double sum; verbose prints every case, else failures and
  * the last length. */
@@ -342,6 +404,7 @@ static inline void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets,
         free(yref);
     }
     test_dot_axpy_f16(sets, n_sets, ns, nns, verbose);
+    test_q8_kv(sets, n_sets, verbose);
 }
 
 #endif

@@ -51,7 +51,7 @@ static void usage(FILE *out)
             "  -n, --n-gen LIST     generated tokens, comma-separated (default 128; 0 = no tg test)\n"
             "  -t, --threads LIST   thread counts, comma-separated (default: online CPUs)\n"
             "  -r, --repetitions N  timed runs per test, after one warm-up run (default 5)\n"
-            "      --cache-type T   KV cache storage: f16 (default) or f32\n"
+            "      --cache-type T   KV cache storage: f16 (default), f32 or q8\n"
             "  -o, --output FMT     md (default), json or csv, to stdout\n"
             "      --roofline       measure memory read bandwidth per thread count and show\n"
             "                       the generation ceiling (bandwidth / bytes read per token)\n"
@@ -560,7 +560,7 @@ int main(int argc, char **argv)
     if (load_models(&o, models, max_ctx))
         goto done;
 
-    machine mc = {.kernels = bllm_kernel_name(), .kv_cache = o.kv_type == BLLM_KV_F32 ? "f32" : "f16",
+    machine mc = {.kernels = bllm_kernel_name(), .kv_cache = o.kv_type == BLLM_KV_F32 ? "f32" : o.kv_type == BLLM_KV_Q8 ? "q8" : "f16",
                   .bw_mib = o.bw_mib};
     if (getloadavg(&mc.load, 1) != 1)
         mc.load = -1;

@@ -44,7 +44,7 @@ static void usage(FILE *out)
             "      --kl-base FILE    also run this base model (same vocabulary) on the same windows and\n"
             "                        report KL(base || model) and top-1 agreement\n"
             "  -t, --threads N       threads (default: all online CPUs)\n"
-            "      --cache-type T    KV cache storage: f16 (default) or f32\n"
+            "      --cache-type T    KV cache storage: f16 (default), f32 or q8\n"
             "      --json            print the result as one JSON object on stdout\n"
             "      --verify          verify tensor checksums at load\n"
             "  -h, --help            this help\n"

@@ -32,7 +32,7 @@ static void usage(FILE *out)
             "  -f, --file FILE         read the prompt from FILE\n"
             "  -n, --n-predict N       tokens to generate (default 256; -1 = until EOS or context end)\n"
             "  -t, --threads N         threads (default: all online CPUs)\n"
-            "      --cache-type T      KV cache storage: f16 (default) or f32\n"
+            "      --cache-type T      KV cache storage: f16 (default), f32 or q8\n"
             "  -c, --ctx-size N        context length (default: the model's, capped at 4096)\n"
             "  -s, --seed N            sampling seed (default: time-based)\n"
             "      --temp T            temperature (default 0.8; 0 = greedy)\n"

@@ -780,7 +780,7 @@ static void usage(FILE *out)
                  "  -t, --threads N       threads (default: all online CPUs)\n"
                  "      --api-key KEY     require \"Authorization: Bearer KEY\"\n"
                  "      --chat-template T chatml, llama2, llama3, mistral, zephyr or gemma\n"
-                 "      --cache-type T    KV cache storage: f16 (default) or f32\n"
+                 "      --cache-type T    KV cache storage: f16 (default), f32 or q8\n"
                  "  -h, --help            this help\n"
                  "\n"
                  "SIGINT or SIGTERM: stop taking requests, finish the running ones, exit.\n");

@@ -52,11 +52,11 @@ bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, 
 
 bool bllm_cli_parse_kv(const char *prog, const char *s, int *out)
 {
-    if (!strcmp(s, "f16") || !strcmp(s, "f32")) {
-        *out = s[1] == '1' ? BLLM_KV_F16 : BLLM_KV_F32;
+    if (!strcmp(s, "f16") || !strcmp(s, "f32") || !strcmp(s, "q8")) {
+        *out = s[0] == 'q' ? BLLM_KV_Q8 : s[1] == '1' ? BLLM_KV_F16 : BLLM_KV_F32;
         return true;
     }
-    fprintf(stderr, "%s: --cache-type takes f16 or f32, not '%s'\n", prog, s);
+    fprintf(stderr, "%s: --cache-type takes f16, f32 or q8, not '%s'\n", prog, s);
     return false;
 }
 

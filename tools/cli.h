@@ -17,7 +17,7 @@ bool bllm_cli_valued(const char *a, const char *const *names);
 /* --embed-type / --head-type: "q8" or "q4" into *out; otherwise prints
  * "PROG: OPTION takes q8 or q4, not 'S'" and returns false. */
 bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, int *out);
-/* --cache-type: "f16" or "f32" into a bllm_kv_type; prints why not. */
+/* --cache-type: "f16", "f32" or "q8" into a bllm_kv_type; prints why not. */
 bool bllm_cli_parse_kv(const char *prog, const char *s, int *out);
 /* Read a file into a NUL-terminated buffer (free() it). On failure prints
  * "PROG: cannot open|read WHAT PATH: reason" to stderr and returns NULL. */

@@ -571,7 +571,7 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
     if (!s)
         s = bllm_pool_new(nth, &e.pool);
     if (!s)
-        s = bllm_llama_state_new(&hp1, e.T, e.T, false, &e.st);
+        s = bllm_llama_state_new(&hp1, e.T, e.T, BLLM_KV_F32, &e.st);
     if (!s)
         s = act_alloc(&e.X, out->act_f16, (size_t)e.N, (size_t)e.T * e.dim);
     if (!s)
