@@ -40,9 +40,10 @@ static void usage(FILE *f) {
             "      --tokenizer PATH   tokenizer.bin of a llama2.c checkpoint\n"
             "  -f, --format FMT       auto (default), gguf, hf or llama2c\n"
             "      --force            replace OUT.stb if it exists (never the input)\n"
-            "      --embed-type q8|q4 the token embedding in 8 or 4 bits per weight plus an\n"
-            "                         fp16 scale per 32 (runtime/format/blockq.h)\n"
-            "      --head-type q8|q4  the output head likewise; a tied model's one matrix\n"
+            "      --embed-type T     the token embedding in q8 or q4 (8 or 4 bits per weight\n"
+            "                         plus an fp16 scale per 32, runtime/format/blockq.h),\n"
+            "                         or f16, f32 (default: the --type)\n"
+            "      --head-type T      the output head likewise; a tied model's one matrix\n"
             "                         takes --head-type when given\n"
             "  -q, --quiet            no progress bar\n"
             "  -h, --help             this text\n");

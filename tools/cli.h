@@ -14,8 +14,9 @@ bool bllm_cli_parse_float(const char *s, float *out);
  * value, so one given last without its value is told apart from an
  * unknown option. */
 bool bllm_cli_valued(const char *a, const char *const *names);
-/* --embed-type / --head-type: "q8" or "q4" into *out; otherwise prints
- * "PROG: OPTION takes q8 or q4, not 'S'" and returns false. */
+/* --embed-type / --head-type: "q8", "q4", "f16" or "f32" into *out (a
+ * bllm_type); otherwise prints "PROG: OPTION takes q8 or q4 (...), not
+ * 'S'" and returns false. */
 bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, int *out);
 /* --cache-type: "f16", "f32" or "q8" into a bllm_kv_type; prints why not. */
 bool bllm_cli_parse_kv(const char *prog, const char *s, int *out);

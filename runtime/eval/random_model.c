@@ -118,11 +118,13 @@ static bllm_type stored_type(const bllm_llama_tensor_desc *d, const model_types 
         return BLLM_TYPE_F32;
     bllm_type q = !strcmp(d->name, "output.weight")                       ? mt->head
                   : strcmp(d->name, "token_embd.weight")                   ? BLLM_TYPE_COUNT
-                  : mt->tied && bllm_type_is_blockq(mt->head) ? mt->head : mt->embed;
-    if (bllm_type_is_blockq(q))
+                  : mt->tied && mt->head != BLLM_TYPE_COUNT ? mt->head : mt->embed;
+    if (q != BLLM_TYPE_COUNT)
         return q;
-    if (bllm_type_is_packed(mt->matrices))
-        return is_block_matrix(d) ? mt->matrices : BLLM_TYPE_F16;
+    if (bllm_type_is_packed(mt->matrices)) /* as bllm-quantize writes them */
+        return is_block_matrix(d) ? mt->matrices : !strcmp(d->name, "token_embd.weight") ||
+                                                           !strcmp(d->name, "output.weight") ? BLLM_TYPE_Q8
+                                                                                           : BLLM_TYPE_F16;
     return mt->matrices;
 }
 
@@ -450,10 +452,10 @@ bllm_status bllm_random_model_write(const bllm_model_shape *shape, const bllm_ra
     char options[200];
     snprintf(options, sizeof options, "shape %s --type %s --seed %llu --std %g%s%s%s%s", shape->name,
              bllm_type_name(p->type), (unsigned long long)p->seed, (double)std,
-             bllm_type_is_blockq(p->embed_type) ? " --embed-type " : "",
-             bllm_type_is_blockq(p->embed_type) ? bllm_type_name(p->embed_type) : "",
-             bllm_type_is_blockq(p->head_type) ? " --head-type " : "",
-             bllm_type_is_blockq(p->head_type) ? bllm_type_name(p->head_type) : "");
+             p->embed_type != BLLM_TYPE_COUNT ? " --embed-type " : "",
+             p->embed_type != BLLM_TYPE_COUNT ? bllm_type_name(p->embed_type) : "",
+             p->head_type != BLLM_TYPE_COUNT ? " --head-type " : "",
+             p->head_type != BLLM_TYPE_COUNT ? bllm_type_name(p->head_type) : "");
     const char *by = p->created_by ? p->created_by : "bllm " BLLM_VERSION;
     if ((s = bllm_stb_set_str(w, "general.architecture", "llama", 5)) ||
         (s = bllm_stb_set_str(w, "general.name", hp->name, strlen(hp->name))) ||

@@ -52,16 +52,16 @@ typedef struct {
     bllm_type type;      /* of the matrices (f32, f16, bf16 or a packed binary
                             type); vectors are always f32. A packed type
                             applies to the blk.* matrices; token_embd and
-                            output are then f16, as bllm-quantize writes them */
+                            output are then q8, as bllm-quantize writes them */
     uint64_t seed;
     float std;           /* of the normal weights; 0 = 0.02 */
     int n_threads;       /* for generating values; 0 = online CPUs */
     const char *created_by; /* provenance.created_by; NULL = "bllm" */
     bool keep_existing;  /* refuse to replace an existing file at path */
-    bllm_type embed_type, head_type; /* q8 or q4 for the token embedding and
-                            the head (a tied model's one matrix: head_type
-                            when it is q8/q4); other values: as the rules
-                            above */
+    bllm_type embed_type, head_type; /* q8, q4, f16 or f32 for the token
+                            embedding and the head (a tied model's one
+                            matrix: head_type when set); BLLM_TYPE_COUNT: as
+                            the rules above */
     /* Called before each tensor (i of n) and once at the end (i == n). */
     void (*progress)(void *user, int i, int n, const char *name, uint64_t done_bytes, uint64_t total_bytes);
     void *user;
