@@ -349,10 +349,13 @@ static inline void load_i8x16(const uint8_t *p, float32x4_t v[4])
     v[3] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi)));
 }
 
-static inline float q8_scale(const uint8_t *blk)
+/* One q8 block: its 32 values (as integers) into v[8], its scale returned */
+static inline float load_q8_block(const uint8_t *blk, float32x4_t v[8])
 {
     uint16_t h;
     memcpy(&h, blk, 2);
+    load_i8x16(blk + 2, v);
+    load_i8x16(blk + 18, v + 4);
     return bllm_f16_to_f32(h);
 }
 
@@ -361,11 +364,10 @@ static float dot_q8(const float *a, const uint8_t *b, int n)
     float32x4_t acc = vdupq_n_f32(0.0f);
     for (int i = 0; i < n; i += 32, b += 34) {
         float32x4_t v[8], s = vdupq_n_f32(0.0f);
-        load_i8x16(b + 2, v);
-        load_i8x16(b + 18, v + 4);
+        const float d = load_q8_block(b, v);
         for (int k = 0; k < 8; k++)
             s = vfmaq_f32(s, vld1q_f32(a + i + 4 * k), v[k]);
-        acc = vfmaq_n_f32(acc, s, q8_scale(b));
+        acc = vfmaq_n_f32(acc, s, d);
     }
     return vaddvq_f32(acc);
 }
@@ -375,9 +377,7 @@ static void axpy_q8(float *y, float a, const uint8_t *x, int n)
     const float32x4_t av = vdupq_n_f32(a);
     for (int i = 0; i < n; i += 32, x += 34) {
         float32x4_t v[8];
-        const float d = q8_scale(x);
-        load_i8x16(x + 2, v);
-        load_i8x16(x + 18, v + 4);
+        const float d = load_q8_block(x, v);
         for (int k = 0; k < 8; k++)
             vst1q_f32(y + i + 4 * k, vfmaq_f32(vld1q_f32(y + i + 4 * k), av, vmulq_n_f32(v[k], d)));
     }
@@ -387,9 +387,7 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
 {
     for (int i = 0; i < n; i += 32, x += 34) {
         float32x4_t v[8];
-        const float d = q8_scale(x);
-        load_i8x16(x + 2, v);
-        load_i8x16(x + 18, v + 4);
+        const float d = load_q8_block(x, v);
         for (int k = 0; k < 8; k++)
             vst1q_f32(y + i + 4 * k, vmulq_n_f32(v[k], d));
     }
