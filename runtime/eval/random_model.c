@@ -109,9 +109,9 @@ typedef struct {
     bool tied;
 } model_types;
 
-/* The type a tensor is stored in: packed types only for blk.* matrices
- * (embeddings and head stay f16, as bllm-quantize writes them, unless q8 or
- * q4 is asked for them), vectors always f32. */
+/* The type a tensor is stored in: packed types only for blk.* matrices,
+ * the embedding and head as asked (--embed-type, --head-type) or else as
+ * below, vectors always f32. */
 static bllm_type stored_type(const bllm_llama_tensor_desc *d, const model_types *mt)
 {
     if (d->ndim == 1)
@@ -121,11 +121,11 @@ static bllm_type stored_type(const bllm_llama_tensor_desc *d, const model_types 
                   : mt->tied && mt->head != BLLM_TYPE_COUNT ? mt->head : mt->embed;
     if (q != BLLM_TYPE_COUNT)
         return q;
-    if (bllm_type_is_packed(mt->matrices)) /* as bllm-quantize writes them */
-        return is_block_matrix(d) ? mt->matrices : !strcmp(d->name, "token_embd.weight") ||
-                                                           !strcmp(d->name, "output.weight") ? BLLM_TYPE_Q8
-                                                                                           : BLLM_TYPE_F16;
-    return mt->matrices;
+    if (!bllm_type_is_packed(mt->matrices) || is_block_matrix(d))
+        return mt->matrices;
+    /* around packed matrices, as bllm-quantize writes them: the embedding
+     * and head q8, any other matrix f16 */
+    return strcmp(d->name, "token_embd.weight") && strcmp(d->name, "output.weight") ? BLLM_TYPE_F16 : BLLM_TYPE_Q8;
 }
 
 static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, const model_types *mt)

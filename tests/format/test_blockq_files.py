@@ -2,8 +2,8 @@
 Q4_0 blocks, so gguf-py (PyPI, code nobody here wrote) must decode what
 bllm-convert --embed-type/--head-type writes to exactly the values
 bllm-quantize --dequantize reads back; the types land where asked (untied
-and tied models, bllm-convert and bllm-random); the models run; a bad type
-name is refused.
+and tied models, bllm-convert and bllm-random) and binary models default
+to q8; the models run; a bad type name is refused.
   usage: test_blockq_files.py   (BLLM_BUILD, BLLM_SOURCE in the environment)"""
 import os
 import subprocess
@@ -68,6 +68,16 @@ with tempfile.TemporaryDirectory() as d:
         check(n_diff == 0, f"{name}: gguf-py's {qt.name} decoding differs from bllm's in {n_diff} values")
     g = run("bllm-run", "-m", out, "-p", "Hello", "-n", "4", "--temp", "0", "-t", "1")
     check(g.returncode == 0, f"bllm-run on the q8/q4 model: {g.stderr}")
+
+    # binary models default to q8 for both (docs/results.md); f16/f32 keep floats
+    for extra, want in [([], (16, 16)), (["--embed-type", "f16", "--head-type", "f32"], (1, 0))]:
+        bq = os.path.join(d, "b.stb")
+        r = run("bllm-quantize", src, "-o", bq, "--type", "b1g", "-q", "--force", *extra)
+        check(r.returncode == 0, f"bllm-quantize --type b1g {extra}: {r.stderr}")
+        if r.returncode == 0:
+            st = Stb(bq)
+            got = (st.tensors["token_embd.weight"]["type"], st.tensors["output.weight"]["type"])
+            check(got == want, f"bllm-quantize b1g {extra}: embedding/head types {got}, want {want}")
 
     # tied (bllm-random smollm2-135m has no output.weight): the one matrix takes --head-type
     tied = os.path.join(d, "tied.stb")
