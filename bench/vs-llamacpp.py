@@ -202,7 +202,7 @@ def main():
     ap.add_argument("--llama-types", default="TQ2_0,Q4_0", help="llama-quantize types, comma-separated")
     ap.add_argument("--real-llama-types", default="Q4_0", help="llama.cpp types for --real models (TQ2_0 needs rows of 256)")
     ap.add_argument("--bllm-types", default="b1g", help="bllm packed types (bllm-quantize --method rtn --type)")
-    ap.add_argument("--bllm-args", default="", help="extra bllm-quantize options, e.g. '--head-type q8'")
+    ap.add_argument("--bllm-args", default="", help="extra bllm-quantize options, e.g. '--head-type f16'")
     ap.add_argument("-t", "--threads", default="1,2")
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
@@ -246,7 +246,9 @@ def main():
                 os.replace(out + ".part", out)
             models.append(("llama.cpp", t, out))
         for t in [x for x in a.bllm_types.split(",") if x]:
-            out = os.path.join(a.work, f"{label}.{t}.stb")
+            # the options are part of the name, so a cached file never stands in for other ones
+            tag = "".join(c if c.isalnum() else "_" for c in a.bllm_args.strip())
+            out = os.path.join(a.work, f"{label}.{t}{'.' + tag if tag else ''}.stb")
             if not os.path.exists(out):
                 run([bllm_quantize, src, "-o", out, "--method", "rtn", "--type", t, *a.bllm_args.split()])
             models.append(("bllm", t, out))
