@@ -455,6 +455,26 @@ static int get_number(cJSON *j, const char *key, double lo, double hi, double *o
     return 1;
 }
 
+/* get_number into a float or int field, left as it is when the key is
+ * absent; false (err set) when the value is bad */
+static bool get_float(cJSON *j, const char *key, double lo, double hi, float *out, char *err, size_t cap)
+{
+    double v;
+    const int got = get_number(j, key, lo, hi, &v, err, cap);
+    if (got > 0)
+        *out = (float)v;
+    return got >= 0;
+}
+
+static bool get_int(cJSON *j, const char *key, double lo, double hi, int *out, char *err, size_t cap)
+{
+    double v;
+    const int got = get_number(j, key, lo, hi, &v, err, cap);
+    if (got > 0)
+        *out = (int)v;
+    return got >= 0;
+}
+
 /* The request from its JSON, or an error message (400). */
 static request *parse_request(cJSON *j, bool chat, char *err, size_t cap)
 {
@@ -483,30 +503,12 @@ static request *parse_request(cJSON *j, bool chat, char *err, size_t cap)
     }
     r->stream = st && cJSON_IsTrue(st);
     r->max_tokens = -1;
-    if ((bad = get_number(j, "max_tokens", 1, 1 << 24, &v, err, cap)) < 0)
+    if (!get_int(j, "max_tokens", 1, 1 << 24, &r->max_tokens, err, cap) ||
+        !get_float(j, "temperature", 0, 100, &r->sp.temperature, err, cap) ||
+        !get_float(j, "top_p", 0, 1, &r->sp.top_p, err, cap) || !get_float(j, "min_p", 0, 1, &r->sp.min_p, err, cap) ||
+        !get_int(j, "top_k", 0, 1 << 24, &r->sp.top_k, err, cap) ||
+        !get_float(j, "repeat_penalty", 0.01, 100, &r->sp.repeat_penalty, err, cap))
         goto fail;
-    if (bad > 0)
-        r->max_tokens = (int)v;
-    if ((bad = get_number(j, "temperature", 0, 100, &v, err, cap)) < 0)
-        goto fail;
-    if (bad > 0)
-        r->sp.temperature = (float)v;
-    if ((bad = get_number(j, "top_p", 0, 1, &v, err, cap)) < 0)
-        goto fail;
-    if (bad > 0)
-        r->sp.top_p = (float)v;
-    if ((bad = get_number(j, "min_p", 0, 1, &v, err, cap)) < 0)
-        goto fail;
-    if (bad > 0)
-        r->sp.min_p = (float)v;
-    if ((bad = get_number(j, "top_k", 0, 1 << 24, &v, err, cap)) < 0)
-        goto fail;
-    if (bad > 0)
-        r->sp.top_k = (int)v;
-    if ((bad = get_number(j, "repeat_penalty", 0.01, 100, &v, err, cap)) < 0)
-        goto fail;
-    if (bad > 0)
-        r->sp.repeat_penalty = (float)v;
     if ((bad = get_number(j, "seed", -9.2e18, 9.2e18, &v, err, cap)) < 0)
         goto fail;
     if (bad > 0)
