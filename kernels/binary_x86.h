@@ -531,14 +531,29 @@ INLINE void lut_finish(__m256i A, __m256i B, __m256i H, __m256 u[4])
  * tables read 64 bytes at a time are the matching per-lane tables. Each
  * lane sums 4 quads (lo <= 124, hi <= 60), so adding the two 256-bit
  * halves gives the AVX2 layout (even quads | odd quads) within byte range. */
-INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
+/* The nibble indices of a dense sign tile: il[p], ih[p] = low and high
+ * nibbles of bytes 64p..64p+63. Split once per tile, they serve every token
+ * of a prompt chunk. */
+typedef struct {
+    __m512i il[4], ih[4];
+} lut_index;
+
+INLINE void lut_split(const uint8_t *s, lut_index *ix)
 {
     const __m512i m4 = _mm512_set1_epi8(15);
+    for (int p = 0; p < 4; p++) {
+        __m512i v = _mm512_loadu_si512((const void *)(s + 64 * p));
+        ix->il[p] = _mm512_and_si512(v, m4);
+        ix->ih[p] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+}
+
+INLINE void lut_dense_ix(const lut_index *ix, const uint8_t *tab, __m256 u[4])
+{
     __m512i Ll = _mm512_setzero_si512(), Lh = Ll, Hl = Ll, Hh = Ll;
 #pragma GCC unroll 4
     for (int p = 0; p < 4; p++) {
-        __m512i v = _mm512_loadu_si512((const void *)(s + 64 * p));
-        __m512i il = _mm512_and_si512(v, m4), ih = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        __m512i il = ix->il[p], ih = ix->ih[p];
         __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
         __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
         Ll = _mm512_add_epi8(Ll, _mm512_shuffle_epi8(tl, il));
@@ -553,6 +568,13 @@ INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
     __m256i A = _mm256_permute2x128_si256(ll, lh, 0x20), B = _mm256_permute2x128_si256(ll, lh, 0x31);
     __m256i H = _mm256_add_epi8(_mm256_permute2x128_si256(hl, hh, 0x20), _mm256_permute2x128_si256(hl, hh, 0x31));
     lut_finish(A, B, H, u);
+}
+
+INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
+{
+    lut_index ix;
+    lut_split(s, &ix);
+    lut_dense_ix(&ix, tab, u);
 }
 #else
 INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
@@ -777,6 +799,9 @@ typedef struct {
 #if BINARY_X86_POP
     __m512i r1[4], r2[4]; /* popcount path: row words of the sign planes (N:M: kept signs, masks) */
 #endif
+#if BINARY_X86_512
+    lut_index ix1, ix2; /* LUT path, dense types: the sign planes' nibbles */
+#endif
     __m256 a1[4], a2[4], mu[4];
 } tg_weights;
 
@@ -800,6 +825,13 @@ INLINE void tg_load(bllm_type ty, int path, const uint8_t *tile, tg_weights *W)
     } else {
         W->s1 = tile;
         W->s2 = L.sign2 >= 0 ? tile + L.sign2 : NULL;
+#if BINARY_X86_512
+        if (path == PATH_LUT) {
+            lut_split(W->s1, &W->ix1);
+            if (W->s2)
+                lut_split(W->s2, &W->ix2);
+        }
+#endif
     }
     if (L.alpha >= 0)
         load_f16x32(tile + L.alpha, W->a1);
@@ -821,7 +853,11 @@ INLINE void int_dense(int path, const tg_weights *W, int plane, const gprep *G, 
     }
 #endif
     (void)path, (void)G;
+#if BINARY_X86_512
+    lut_dense_ix(plane ? &W->ix2 : &W->ix1, tab, u);
+#else
     lut_dense(plane ? W->s2 : W->s1, tab, u);
+#endif
 }
 
 INLINE void int_nm(int path, const tg_weights *W, const gprep *G, const uint8_t *tab, __m256 u[4], __m256 v[4])
