@@ -41,12 +41,6 @@ typedef struct {
 bllm_status bllm_llama_bind(const bllm_stb_file *f, const bllm_llama_hparams *hp, bllm_llama_weights *w);
 void bllm_llama_unbind(bllm_llama_weights *w);
 
-/* C (m x n, row stride ldc) = A (m x k, stride lda) times B^T where B is
- * n x k (stride ldb) if trans_b, else A times B where B is k x n. Called
- * from the pool's threads, single-threaded. */
-typedef void (*bllm_llama_attn_gemm_fn)(bool trans_b, int m, int n, int k, const float *a, int lda,
-                                        const float *b, int ldb, float *c, int ldc);
-
 /* Activations and KV cache of one sequence. The buffers hold max_batch
  * tokens; the calibration engine (runtime/quant/) reads and writes them
  * between the block stages below. */
@@ -70,10 +64,6 @@ typedef struct {
     float *scratch;             /* attention scratch, per thread, grown on demand */
     size_t scratch_floats;      /* per thread */
     int scratch_threads;
-    /* If set, the batched attention's two products go here instead of the
-     * kernel set's f32 matmul on copies of each head's keys and values
-     * (the calibration engine sets BLAS). */
-    bllm_llama_attn_gemm_fn attn_gemm;
 } bllm_llama_state;
 
 /* n_layers of hp's cache are allocated (the engine uses 1: one block at a

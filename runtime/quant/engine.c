@@ -218,13 +218,6 @@ static void matmul_blas(float *y, const float *x, const void *w, int n_tok, int 
                 (const float *)w + (size_t)r0 * cols, cols, 0.0f, y + r0, rows);
 }
 
-static void attn_gemm_blas(bool trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                           float *c, int ldc)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
-                0.0f, c, ldc);
-}
-
 static void set_matrix(bllm_matrix *m, const float *w, int rows, int cols)
 {
     memset(m, 0, sizeof *m);
@@ -595,7 +588,6 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
     bllm_calib_free(&cal);
     if (!s) {
         bllm_llama_set_positions(hp, e.st, e.T, 0);
-        e.st->attn_gemm = attn_gemm_blas;
     }
     for (e.layer = 0; !s && e.layer < (int)hp->n_layers; e.layer++) {
         s = read_layer(&e);
