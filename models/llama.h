@@ -97,7 +97,8 @@ bllm_status bllm_llama_forward_multi(const bllm_llama_weights *w, bllm_llama_sta
  * cache the block uses. Before any stage: bllm_llama_set_positions. */
 void bllm_llama_set_positions(const bllm_llama_hparams *hp, bllm_llama_state *s, int T, int pos);
 /* s->xb = attn_norm(s->x)                          [input of wq, wk, wv] */
-void bllm_llama_attn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, int T);
+void bllm_llama_attn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                          bllm_pool *pool, int T);
 /* Q, K, V from s->xb, RoPE, cache, causal attention -> s->att_out
  *                                                  [input of wo] */
 bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_layer *L, int cache_layer,
@@ -106,7 +107,8 @@ bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_
 void bllm_llama_attn_residual(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
                               bllm_pool *pool, int T);
 /* s->xb = ffn_norm(s->x)                           [input of w_gate, w_up] */
-void bllm_llama_ffn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s, int T);
+void bllm_llama_ffn_norm(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
+                         bllm_pool *pool, int T);
 /* s->hb = silu(w_gate s->xb) * (w_up s->xb)        [input of w_down] */
 void bllm_llama_ffn_hidden(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bllm_llama_state *s,
                            bllm_pool *pool, int T);

@@ -388,7 +388,7 @@ static bllm_status run_layer(engine *e)
     for (int w = 0; w < e->N; w++) {
         t0 = now();
         act_get(&e->X, w, st->x, nx);
-        bllm_llama_attn_norm(hp, &e->L, st, T);
+        bllm_llama_attn_norm(hp, &e->L, st, e->pool, T);
         e->t_fwd += now() - t0, t0 = now();
         hessian_add(&e->hs, e->pool, st->xb, T);
         e->t_hess += now() - t0;
@@ -402,7 +402,7 @@ static bllm_status run_layer(engine *e)
     for (int w = 0; w < e->N; w++) {
         t0 = now();
         act_get(&e->X, w, st->x, nx);
-        bllm_llama_attn_norm(hp, &e->L, st, T);
+        bllm_llama_attn_norm(hp, &e->L, st, e->pool, T);
         if ((s = bllm_llama_attention(hp, &e->L, 0, st, e->pool, T, 0)))
             return s;
         act_put(&e->A, w, st->att_out, nq);
@@ -422,7 +422,7 @@ static bllm_status run_layer(engine *e)
         act_get(&e->A, w, st->att_out, nq);
         bllm_llama_attn_residual(hp, &e->L, st, e->pool, T);
         act_put(&e->A, w, st->x, nx);
-        bllm_llama_ffn_norm(hp, &e->L, st, T);
+        bllm_llama_ffn_norm(hp, &e->L, st, e->pool, T);
         e->t_fwd += now() - t0, t0 = now();
         hessian_add(&e->hs, e->pool, st->xb, T);
         e->t_hess += now() - t0;
@@ -436,7 +436,7 @@ static bllm_status run_layer(engine *e)
     for (int w = 0; w < e->N; w++) {
         t0 = now();
         act_get(&e->A, w, st->x, nx);
-        bllm_llama_ffn_norm(hp, &e->L, st, T);
+        bllm_llama_ffn_norm(hp, &e->L, st, e->pool, T);
         bllm_llama_ffn_hidden(hp, &e->L, st, e->pool, T);
         act_put(&e->M, w, st->hb, nh);
         e->t_fwd += now() - t0, t0 = now();
