@@ -45,6 +45,11 @@ typedef struct {
     float (*dot_q8)(const float *a, const uint8_t *b, int n);
     void (*axpy_q8)(float *y, float a, const uint8_t *x, int n);
     void (*cvt_q8_f32)(float *y, const uint8_t *x, int n);
+    /* x[i] = e^(x[i] - max) for i < n, returning their sum: a softmax's
+     * numerators (attention) */
+    float (*exp_sub_sum)(float *x, int n, float max);
+    /* gate[i] = silu(gate[i]) * up[i] (the SwiGLU) */
+    void (*swiglu)(float *gate, const float *up, size_t n);
 } bllm_kernel_set;
 
 /* Pick the kernel set; name NULL = best available (or $BLLM_KERNELS).
@@ -56,6 +61,10 @@ const bllm_kernel_set *bllm_kernels_select(const char *name);
 const bllm_kernel_set *bllm_kernels(void);
 
 const bllm_kernel_set *bllm_kernels_scalar(void);
+/* The scalar set's exp_sub_sum and swiglu (libm's expf), which the NEON
+ * sets share. */
+float bllm_exp_sub_sum_scalar(float *x, int n, float max);
+void bllm_swiglu_scalar(float *gate, const float *up, size_t n);
 const bllm_kernel_set *bllm_kernels_avx2(void); /* NULL if not compiled in */
 /* aarch64 only, NULL elsewhere. neon: packed binary types by int8 table
  * lookups (also named "neon-lut"); neon-float: the same set with the float

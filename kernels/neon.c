@@ -427,6 +427,7 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
         .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON yet */ \
         .dot_f32 = dot_f32, .axpy_f32 = axpy_f32, .dot_f16 = dot_f16, .axpy_f16 = axpy_f16, \
         .cvt_f16_f32 = cvt_f16_f32, .dot_q8 = dot_q8, .axpy_q8 = axpy_q8, .cvt_q8_f32 = cvt_q8_f32, \
+        .exp_sub_sum = bllm_exp_sub_sum_scalar, .swiglu = bllm_swiglu_scalar, /* no NEON exp yet */ \
     }
 
 static const bllm_kernel_set neon_set = NEON_SET("neon", neon, neon);

@@ -3,6 +3,7 @@
  * determined by IEEE arithmetic (C17 mode keeps GCC from contracting into
  * FMA, and a plain reduction is never vectorized without -ffast-math). The
  * fast kernels are tested against these. */
+#include <math.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -128,6 +129,22 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
     }
 }
 
+float bllm_exp_sub_sum_scalar(float *x, int n, float max)
+{
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    return sum;
+}
+
+void bllm_swiglu_scalar(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 static const bllm_kernel_set scalar_set = {
     .name = "scalar",
     .matmul = {
@@ -160,6 +177,8 @@ static const bllm_kernel_set scalar_set = {
     .dot_q8 = dot_q8,
     .axpy_q8 = axpy_q8,
     .cvt_q8_f32 = cvt_q8_f32,
+    .exp_sub_sum = bllm_exp_sub_sum_scalar,
+    .swiglu = bllm_swiglu_scalar,
 };
 
 const bllm_kernel_set *bllm_kernels_scalar(void) { return &scalar_set; }

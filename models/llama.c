@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "runtime/error.h"
-#include "runtime/vecmath.h"
 #include "runtime/format/blockq.h"
 
 /* ---------------------------------------------------------------- binding */
@@ -387,7 +386,7 @@ static void residual_tokens(const token_stage *st, int t0, int t1)
 static void swiglu_tokens(const token_stage *st, int t0, int t1)
 {
     const size_t h = st->hp->hidden_dim;
-    bllm_vec_swiglu(st->s->hb + (size_t)t0 * h, st->s->hb2 + (size_t)t0 * h, (size_t)(t1 - t0) * h);
+    bllm_kernels()->swiglu(st->s->hb + (size_t)t0 * h, st->s->hb2 + (size_t)t0 * h, (size_t)(t1 - t0) * h);
 }
 
 static void embed_row(const bllm_matrix *m, int32_t token, float *out)
@@ -497,7 +496,7 @@ static void attention_rows_worker(void *arg, int ith, int nth)
             if (d > maxv)
                 maxv = d;
         }
-        float sum = bllm_vec_exp_sub_sum(scores, n_keys, maxv);
+        float sum = ks->exp_sub_sum(scores, n_keys, maxv);
         float inv = 1.0f / sum;
         float *out = s->att_out + (size_t)t * n_heads * hd + (size_t)h * hd;
         memset(out, 0, hd * sizeof(float));
@@ -510,7 +509,7 @@ static void attention_rows_worker(void *arg, int ith, int nth)
  * unnormalized softmax of one query's scores. The max runs in 8 lanes so
  * the compiler vectorizes it (this loop and the exp are most of the
  * attention's time outside the two products). */
-static float scaled_softmax_numerators(float *row, int n, float scale)
+static float scaled_softmax_numerators(const bllm_kernel_set *ks, float *row, int n, float scale)
 {
     float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     int j = 0;
@@ -527,7 +526,7 @@ static float scaled_softmax_numerators(float *row, int n, float scale)
     }
     for (int l = 0; l < 8; l++)
         maxv = lane[l] > maxv ? lane[l] : maxv;
-    return bllm_vec_exp_sub_sum(row, n, maxv);
+    return ks->exp_sub_sum(row, n, maxv);
 }
 
 /* Per-thread scratch of the blocked path: one head's keys and values as f32
@@ -586,7 +585,7 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
         for (int t = 0; t < nq; t++) {
             float *row = sc + (size_t)t * n_keys;
             int n_valid = job->pos + t0 + t + 1;
-            inv[t] = 1.0f / scaled_softmax_numerators(row, n_valid, scale);
+            inv[t] = 1.0f / scaled_softmax_numerators(ks, row, n_valid, scale);
             for (int j = n_valid; j < n_keys; j++)
                 row[j] = 0.0f;
         }

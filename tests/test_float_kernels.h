@@ -407,4 +407,57 @@ static inline void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets,
     test_q8_kv(sets, n_sets, verbose);
 }
 
+/* exp_sub_sum and swiglu of every set on each length in ns, element by
+ * element against double: exp within 3e-7 relative (SLEEF's and libm's
+ * expf are both within 1 ulp, 1.2e-7), swiglu within 1e-6 (an exp, an add,
+ * a division and a product), the sum within TOL; nothing past n touched. */
+static inline void test_exp_swiglu(const bllm_kernel_set *const *sets, int n_sets, const int *ns, int nns, int verbose)
+{
+    for (int k = 0; k < nns; k++) {
+        const int n = ns[k];
+        float *x0 = malloc((n + 1) * sizeof *x0), *x = malloc((n + 1) * sizeof *x);
+        float *g0 = malloc((n + 1) * sizeof *g0), *g = malloc((n + 1) * sizeof *g), *up = malloc((n + 1) * sizeof *up);
+        float max = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            x0[i] = rng_uniform() * 25 - 20; /* scores: e^-45 .. 1 */
+            max = x0[i] > max ? x0[i] : max;
+            g0[i] = rng_uniform() * 20 - 10;
+            up[i] = rng_uniform() * 4 - 2;
+        }
+        x0[n] = g0[n] = bits_f32(SENTINEL);
+        if (n == 0)
+            max = 0.0f;
+        for (int s = 0; s < n_sets; s++) {
+            int bad = 0;
+            double ee = 0, es = 0, exact = 0;
+            memcpy(x, x0, (n + 1) * sizeof *x);
+            const float sum = sets[s]->exp_sub_sum(x, n, max);
+            for (int i = 0; i < n; i++) {
+                const double want = exp((double)(x0[i] - max));
+                const double e = fabs(x[i] - want) / want;
+                ee = e > ee ? e : ee;
+                exact += want;
+            }
+            es = n ? fabs(sum - exact) / exact : fabs(sum);
+            bad += !(ee <= 3e-7) + !(es <= TOL) + !is_sentinel(&x[n]);
+            memcpy(g, g0, (n + 1) * sizeof *g);
+            sets[s]->swiglu(g, up, (size_t)n);
+            double eg = 0;
+            for (int i = 0; i < n; i++) {
+                const double want = (double)g0[i] / (1.0 + exp(-(double)g0[i])) * up[i];
+                const double e = fabs(g[i] - want) / (fabs(want) > 1e-30 ? fabs(want) : 1e-30);
+                eg = e > eg ? e : eg;
+            }
+            bad += !(eg <= 1e-6) + !is_sentinel(&g[n]);
+            checks++;
+            if (verbose || bad || k == nns - 1)
+                printf("%-6s exp_sub_sum n=%-4d max rel err %.2e (tol 3e-07), sum %.2e (tol %.0e); "
+                       "swiglu max rel err %.2e (tol 1e-06) %s\n",
+                       sets[s]->name, n, ee, es, TOL, eg, bad ? "FAIL" : "ok");
+            failures += bad != 0;
+        }
+        free(x0), free(x), free(g0), free(g), free(up);
+    }
+}
+
 #endif

@@ -87,6 +87,7 @@ int main(void)
     static const int ns[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 100, 1000, 4097};
     test_float_matmuls(sets, n_sets, rows_list, 6, cols_list, 9, tok_list, 6);
     test_dot_axpy(sets, n_sets, ns, (int)(sizeof ns / sizeof *ns), 1);
+    test_exp_swiglu(sets, n_sets, ns, (int)(sizeof ns / sizeof *ns), 1);
 
     printf("\n%d checks, %d failed (sets tested:", checks, failures);
     for (int s = 0; s < n_sets; s++)

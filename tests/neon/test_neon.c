@@ -709,6 +709,7 @@ int main(int argc, char **argv)
     static const int ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000, 4097};
     test_float_matmuls(sets, n_sets, rows_list, 6, cols_list, 9, tok_list, 5);
     test_dot_axpy(sets, n_sets, ns, (int)(sizeof ns / sizeof *ns), 0);
+    test_exp_swiglu(sets, n_sets, ns, (int)(sizeof ns / sizeof *ns), 0);
 
     /* neon-float differs from neon in the packed types only */
     const bllm_kernel_set *nf = bllm_kernels_neon_float();
