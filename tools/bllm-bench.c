@@ -6,6 +6,7 @@
  * bits/weight and the roofline are computed: docs/bench.md. Measuring code
  * lives in runtime/eval/bench.h; this file runs the loops and prints. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,45 +92,46 @@ static int parse_args(int argc, char **argv, options *o)
     o->threads = (int_list){{ncpu > 0 ? (int)ncpu : 1}, 1};
     o->reps = 5;
     o->bw_mib = 1024;
-    /* the options that take a value */
-    static const char *const valued[] = {
-        "--bw-mib", "--cache-type", "--chart", "--model", "--n-gen", "--n-prompt", "--output", "--repetitions", "--threads",
-        "-m", "-n", "-o", "-p", "-r", "-t", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    enum { O_ROOFLINE = 256, O_CACHE, O_BWMIB, O_CHART };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},        {"n-prompt", required_argument, NULL, 'p'},
+        {"n-gen", required_argument, NULL, 'n'},        {"threads", required_argument, NULL, 't'},
+        {"repetitions", required_argument, NULL, 'r'},  {"output", required_argument, NULL, 'o'},
+        {"cache-type", required_argument, NULL, O_CACHE}, {"bw-mib", required_argument, NULL, O_BWMIB},
+        {"chart", required_argument, NULL, O_CHART},    {"roofline", no_argument, NULL, O_ROOFLINE},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:p:n:t:r:o:h", opts, NULL)) != -1;) {
+        const char *v = optarg, *want = "comma-separated integers >= 0";
         bool ok = true;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--roofline")) {
-            o->roofline = true;
-            continue;
-        } else if (!v && !bllm_cli_valued(a, valued)) {
-            fprintf(stderr, "bllm-bench: unknown option '%s' (see --help)\n", a);
-            return -1;
-        } else if (!v) {
-            fprintf(stderr, "bllm-bench: option %s needs a value (see --help)\n", a);
-            return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        int_list l;
+        switch (c) {
+        case 'h': usage(stdout); exit(0);
+        case O_ROOFLINE: o->roofline = true; break;
+        case 'm':
             if (o->n_models == MAX_MODELS) {
                 fprintf(stderr, "bllm-bench: at most %d models\n", MAX_MODELS);
                 return -1;
             }
             o->models[o->n_models++] = v;
-        } else if (!strcmp(a, "--cache-type")) {
+            break;
+        case O_CACHE:
             if (!bllm_cli_parse_kv("bllm-bench", v, &o->kv_type))
                 return -1;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-            ok = parse_list(v, 0, 1 << 24, &o->prompt);
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-            ok = parse_list(v, 0, 1 << 24, &o->gen);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            break;
+        case 'p': ok = parse_list(v, 0, 1 << 24, &o->prompt); break;
+        case 'n': ok = parse_list(v, 0, 1 << 24, &o->gen); break;
+        case 't':
             ok = parse_list(v, 1, 1024, &o->threads);
-        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
-            int_list l;
+            want = "comma-separated integers >= 1";
+            break;
+        case 'r':
             ok = parse_list(v, 1, 100000, &l) && l.n == 1;
             o->reps = l.v[0];
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            want = "one integer >= 1";
+            break;
+        case 'o':
             if (!strcmp(v, "md"))
                 o->fmt = FMT_MD;
             else if (!strcmp(v, "json"))
@@ -140,25 +142,23 @@ static int parse_args(int argc, char **argv, options *o)
                 fprintf(stderr, "bllm-bench: unknown output format '%s' (md, json or csv)\n", v);
                 return -1;
             }
-        } else if (!strcmp(a, "--bw-mib")) {
-            int_list l;
+            break;
+        case O_BWMIB:
             ok = parse_list(v, 16, 1 << 20, &l) && l.n == 1;
             o->bw_mib = l.v[0];
-        } else if (!strcmp(a, "--chart")) {
-            o->chart = v;
-        } else {
-            fprintf(stderr, "bllm-bench: unknown option '%s' (see --help)\n", a);
-            return -1;
+            want = "one integer >= 16";
+            break;
+        case O_CHART: o->chart = v; break;
+        default: bllm_cli_getopt_error("bllm-bench", c, argv); return -1;
         }
         if (!ok) {
-            const char *want = !strcmp(a, "-t") || !strcmp(a, "--threads") ? "comma-separated integers >= 1"
-                               : !strcmp(a, "-r") || !strcmp(a, "--repetitions") ? "one integer >= 1"
-                               : !strcmp(a, "--bw-mib") ? "one integer >= 16"
-                                                          : "comma-separated integers >= 0";
-            fprintf(stderr, "bllm-bench: bad value '%s' for %s: expected %s\n", v, a, want);
+            bllm_cli_bad_value("bllm-bench", opts, c, v, want);
             return -1;
         }
-        i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bllm-bench: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
     }
     if (!o->n_models) {
         fprintf(stderr, "bllm-bench: no model given (-m MODEL.stb); see --help\n");

@@ -6,11 +6,13 @@
  * bytes and over the whole file (header, metadata, tokenizer and padding
  * included). --json prints the same as one JSON object. */
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/format/stb.h"
+#include "tools/cli.h"
 
 static void usage(FILE *f)
 {
@@ -156,24 +158,28 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false, verify = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = true;
-        else if (!strcmp(argv[i], "--verify"))
-            verify = true;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "bllm-info: unknown option '%s'\n", argv[i]);
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"verify", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'j': json = true; break;
+        case 'v': verify = true; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            bllm_cli_getopt_error("bllm-info", c, argv);
             usage(stderr);
             return 2;
-        } else if (path) {
-            fprintf(stderr, "bllm-info: more than one MODEL given ('%s', '%s')\n", path, argv[i]);
-            usage(stderr);
-            return 2;
-        } else
-            path = argv[i];
+        }
+    }
+    if (optind < argc)
+        path = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "bllm-info: more than one MODEL given ('%s', '%s')\n", path, argv[optind]);
+        usage(stderr);
+        return 2;
     }
     if (!path) {
         usage(stderr);

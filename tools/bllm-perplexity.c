@@ -3,6 +3,7 @@
  *   bllm-perplexity -m model.stb -f ../shared/data/wiki.test.raw -c 2048
  *   bllm-perplexity -m q.stb -f wiki.test.raw --kl-base f32.stb --json */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,56 +64,46 @@ static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
     o->protocol = BLLM_PPL_GPTQ;
-    /* the options that take a value */
-    static const char *const valued[] = {
-        "--cache-type", "--chunks", "--ctx-size", "--file", "--kl-base", "--model", "--protocol", "--threads", "--tokens",
-        "-c", "-f", "-m", "-t", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true, takes = true;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--json")) {
-            o->json = true, takes = false;
-        } else if (!strcmp(a, "--verify")) {
-            o->verify = true, takes = false;
-        } else if (!v && !bllm_cli_valued(a, valued)) {
-            fprintf(stderr, PROG ": unknown option '%s' (see --help)\n", a);
-            return -1;
-        } else if (!v) {
-            fprintf(stderr, PROG ": option %s needs a value (see --help)\n", a);
-            return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            o->model = v;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            o->file = v;
-        } else if (!strcmp(a, "--tokens")) {
-            o->tokens_file = v;
-        } else if (!strcmp(a, "--kl-base")) {
-            o->kl_base = v;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            ok = bllm_cli_parse_int(v, 2, 1 << 24, &o->n_ctx);
-        } else if (!strcmp(a, "--cache-type")) {
+    enum { O_JSON = 256, O_VERIFY, O_TOKENS, O_KLBASE, O_CACHE, O_CHUNKS, O_PROTOCOL };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},          {"file", required_argument, NULL, 'f'},
+        {"ctx-size", required_argument, NULL, 'c'},       {"threads", required_argument, NULL, 't'},
+        {"tokens", required_argument, NULL, O_TOKENS},    {"kl-base", required_argument, NULL, O_KLBASE},
+        {"cache-type", required_argument, NULL, O_CACHE}, {"chunks", required_argument, NULL, O_CHUNKS},
+        {"protocol", required_argument, NULL, O_PROTOCOL}, {"json", no_argument, NULL, O_JSON},
+        {"verify", no_argument, NULL, O_VERIFY},          {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:f:c:t:h", opts, NULL)) != -1;) {
+        const char *v = optarg;
+        bool ok = true;
+        switch (c) {
+        case 'h': usage(stdout); exit(0);
+        case O_JSON: o->json = true; break;
+        case O_VERIFY: o->verify = true; break;
+        case 'm': o->model = v; break;
+        case 'f': o->file = v; break;
+        case O_TOKENS: o->tokens_file = v; break;
+        case O_KLBASE: o->kl_base = v; break;
+        case 'c': ok = bllm_cli_parse_int(v, 2, 1 << 24, &o->n_ctx); break;
+        case O_CACHE:
             if (!bllm_cli_parse_kv(PROG, v, &o->kv_type))
                 return -1;
-        } else if (!strcmp(a, "--chunks")) {
-            ok = bllm_cli_parse_int(v, 1, 1 << 30, &o->n_chunks);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads);
-        } else if (!strcmp(a, "--protocol")) {
-            ok = bllm_ppl_protocol_parse(v, &o->protocol);
-        } else {
-            fprintf(stderr, PROG ": unknown option '%s' (see --help)\n", a);
-            return -1;
+            break;
+        case O_CHUNKS: ok = bllm_cli_parse_int(v, 1, 1 << 30, &o->n_chunks); break;
+        case 't': ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads); break;
+        case O_PROTOCOL: ok = bllm_ppl_protocol_parse(v, &o->protocol); break;
+        default: bllm_cli_getopt_error(PROG, c, argv); return -1;
         }
         if (!ok) {
-            fprintf(stderr, PROG ": bad value '%s' for %s\n", v, a);
+            bllm_cli_bad_value(PROG, opts, c, v, NULL);
             return -1;
         }
-        if (takes)
-            i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
     }
     if (!o->model) {
         fprintf(stderr, PROG ": no model given (-m MODEL.stb); see --help\n");

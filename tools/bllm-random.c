@@ -4,6 +4,7 @@
  * The writing is runtime/eval/random_model.c; this program checks the disk and
  * shows progress. */
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,66 +83,57 @@ int main(int argc, char **argv)
     unsigned long long seed = 1;
     float std = 0.02f;
     bool quiet = false, list = false, force = false;
-    static const char *const valued[] = {"-o", "--output", "-t", "--type", "-s", "--seed", "--std", "--embed-type",
-                                         "--head-type"};
     bllm_type embed_type = BLLM_TYPE_COUNT, head_type = BLLM_TYPE_COUNT;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = true;
-            continue;
-        } else if (!strcmp(a, "-l") || !strcmp(a, "--list")) {
-            list = true;
-            continue;
-        } else if (!strcmp(a, "--force")) {
-            force = true;
-            continue;
-        } else if (a[0] != '-') {
-            if (shape_name) {
-                fprintf(stderr, "bllm-random: more than one SHAPE given ('%s', '%s')\n", shape_name, a);
-                return 2;
-            }
-            shape_name = a;
-            continue;
-        }
-        bool known = false;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-            known = known || !strcmp(a, valued[k]);
-        if (!known) {
-            fprintf(stderr, "bllm-random: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!v) {
-            fprintf(stderr, "bllm-random: option %s needs a value (see --help)\n", a);
-            return 2;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out = v;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--type")) {
-            type_s = v;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+    enum { O_FORCE = 256, O_STD, O_EMBED, O_HEAD };
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},      {"type", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, 's'},        {"std", required_argument, NULL, O_STD},
+        {"embed-type", required_argument, NULL, O_EMBED}, {"head-type", required_argument, NULL, O_HEAD},
+        {"quiet", no_argument, NULL, 'q'},             {"list", no_argument, NULL, 'l'},
+        {"force", no_argument, NULL, O_FORCE},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":o:t:s:qlh", opts, NULL)) != -1;) {
+        const char *v = optarg;
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'q': quiet = true; break;
+        case 'l': list = true; break;
+        case O_FORCE: force = true; break;
+        case 'o': out = v; break;
+        case 't': type_s = v; break;
+        case 's':
             if (!parse_u64(v, &seed)) {
                 fprintf(stderr, "bllm-random: bad seed '%s' (a non-negative integer)\n", v);
                 return 2;
             }
-        } else if (!strcmp(a, "--embed-type") || !strcmp(a, "--head-type")) {
+            break;
+        case O_EMBED:
+        case O_HEAD: {
             int bt;
-            if (!bllm_cli_parse_blockq("bllm-random", a, v, &bt))
+            if (!bllm_cli_parse_blockq("bllm-random", c == O_EMBED ? "--embed-type" : "--head-type", v, &bt))
                 return 2;
-            *(!strcmp(a, "--embed-type") ? &embed_type : &head_type) = (bllm_type)bt;
-        } else if (!strcmp(a, "--std")) {
+            *(c == O_EMBED ? &embed_type : &head_type) = (bllm_type)bt;
+            break;
+        }
+        case O_STD: {
             char *end;
             std = strtof(v, &end);
             if (end == v || *end || !(std > 0 && std <= 1)) {
                 fprintf(stderr, "bllm-random: bad --std '%s' (a number in (0, 1])\n", v);
                 return 2;
             }
-        } else {
-            fprintf(stderr, "bllm-random: unknown option '%s' (see --help)\n", a);
-            return 2;
+            break;
         }
-        i++;
+        default: bllm_cli_getopt_error("bllm-random", c, argv); return 2;
+        }
+    }
+    if (optind < argc)
+        shape_name = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "bllm-random: more than one SHAPE given ('%s', '%s')\n", shape_name, argv[optind]);
+        return 2;
     }
     bllm_type type;
     if (!bllm_type_from_name(type_s, &type) || !(type == BLLM_TYPE_F32 || type == BLLM_TYPE_F16 ||

@@ -2,6 +2,7 @@
  *   bllm-run -m model.stb -p "Once upon a time" -n 128
  *   bllm-run -m smollm2.stb --chat */
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,78 +71,71 @@ static int parse_args(int argc, char **argv, options *o)
     o->show_prompt = true;
     o->sp = bllm_sampler_default_params();
     o->sp.seed = (uint64_t)time(NULL);
-    /* the options that take a value */
-    static const char *const valued[] = {
-        "--cache-type", "--chat-template", "--ctx-size", "--file", "--min-p", "--model", "--n-predict", "--prompt", "--repeat-last-n",
-        "--repeat-penalty", "--seed", "--system", "--temp", "--threads", "--top-k", "--top-p", "-c", "-f",
-        "-m", "-n", "-p", "-s", "-t", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true, takes = true;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--chat") || !strcmp(a, "-cnv")) {
-            o->chat = true, takes = false;
-        } else if (!strcmp(a, "--verify")) {
-            o->verify = true, takes = false;
-        } else if (!strcmp(a, "--no-bos")) {
-            o->no_bos = true, takes = false;
-        } else if (!strcmp(a, "--no-display-prompt")) {
-            o->show_prompt = false, takes = false;
-        } else if (!v && !bllm_cli_valued(a, valued)) {
-            fprintf(stderr, "bllm-run: unknown option '%s' (see --help)\n", a);
-            return -1;
-        } else if (!v) {
-            fprintf(stderr, "bllm-run: option %s needs a value (see --help)\n", a);
-            return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            o->model = v;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            o->prompt = v;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            o->prompt_file = v;
-        } else if (!strcmp(a, "--system")) {
-            o->system = v;
-        } else if (!strcmp(a, "--chat-template")) {
-            o->chat_template = v;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            ok = bllm_cli_parse_int(v, -1, 1 << 24, &o->n_predict);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            ok = bllm_cli_parse_int(v, 1, 1 << 24, &o->n_ctx);
-        } else if (!strcmp(a, "--cache-type")) {
+    enum { O_CHAT = 256, O_VERIFY, O_NOBOS, O_NODISP, O_SYSTEM, O_TEMPLATE, O_CACHE, O_TEMP, O_TOPK, O_TOPP,
+           O_MINP, O_PENALTY, O_LASTN };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},        {"prompt", required_argument, NULL, 'p'},
+        {"file", required_argument, NULL, 'f'},         {"n-predict", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'},      {"ctx-size", required_argument, NULL, 'c'},
+        {"seed", required_argument, NULL, 's'},         {"system", required_argument, NULL, O_SYSTEM},
+        {"chat-template", required_argument, NULL, O_TEMPLATE},
+        {"cache-type", required_argument, NULL, O_CACHE}, {"temp", required_argument, NULL, O_TEMP},
+        {"top-k", required_argument, NULL, O_TOPK},     {"top-p", required_argument, NULL, O_TOPP},
+        {"min-p", required_argument, NULL, O_MINP},     {"repeat-penalty", required_argument, NULL, O_PENALTY},
+        {"repeat-last-n", required_argument, NULL, O_LASTN},
+        {"chat", no_argument, NULL, O_CHAT},            {"verify", no_argument, NULL, O_VERIFY},
+        {"no-bos", no_argument, NULL, O_NOBOS},         {"no-display-prompt", no_argument, NULL, O_NODISP},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+    };
+    /* llama.cpp's -cnv, which getopt would read as -c nv */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-cnv"))
+            argv[i] = (char *)"--chat";
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:p:f:n:t:c:s:h", opts, NULL)) != -1;) {
+        const char *v = optarg;
+        bool ok = true;
+        switch (c) {
+        case 'h': usage(stdout); exit(0);
+        case O_CHAT: o->chat = true; break;
+        case O_VERIFY: o->verify = true; break;
+        case O_NOBOS: o->no_bos = true; break;
+        case O_NODISP: o->show_prompt = false; break;
+        case 'm': o->model = v; break;
+        case 'p': o->prompt = v; break;
+        case 'f': o->prompt_file = v; break;
+        case O_SYSTEM: o->system = v; break;
+        case O_TEMPLATE: o->chat_template = v; break;
+        case 'n': ok = bllm_cli_parse_int(v, -1, 1 << 24, &o->n_predict); break;
+        case 't': ok = bllm_cli_parse_int(v, 1, 1024, &o->n_threads); break;
+        case 'c': ok = bllm_cli_parse_int(v, 1, 1 << 24, &o->n_ctx); break;
+        case O_CACHE:
             if (!bllm_cli_parse_kv("bllm-run", v, &o->kv_type))
                 return -1;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            break;
+        case 's': {
             char *end;
             errno = 0;
             o->sp.seed = strtoull(v, &end, 10);
             ok = !errno && !*end && end != v;
-        } else if (!strcmp(a, "--temp")) {
-            ok = bllm_cli_parse_float(v, &o->sp.temperature) && o->sp.temperature >= 0;
-        } else if (!strcmp(a, "--top-k")) {
-            ok = bllm_cli_parse_int(v, 0, 1 << 24, &o->sp.top_k);
-        } else if (!strcmp(a, "--top-p")) {
-            ok = bllm_cli_parse_float(v, &o->sp.top_p) && o->sp.top_p > 0 && o->sp.top_p <= 1;
-        } else if (!strcmp(a, "--min-p")) {
-            ok = bllm_cli_parse_float(v, &o->sp.min_p) && o->sp.min_p >= 0 && o->sp.min_p <= 1;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            ok = bllm_cli_parse_float(v, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0;
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            ok = bllm_cli_parse_int(v, 0, 1 << 20, &o->sp.repeat_last_n);
-        } else {
-            fprintf(stderr, "bllm-run: unknown option '%s' (see --help)\n", a);
-            return -1;
+            break;
+        }
+        case O_TEMP: ok = bllm_cli_parse_float(v, &o->sp.temperature) && o->sp.temperature >= 0; break;
+        case O_TOPK: ok = bllm_cli_parse_int(v, 0, 1 << 24, &o->sp.top_k); break;
+        case O_TOPP: ok = bllm_cli_parse_float(v, &o->sp.top_p) && o->sp.top_p > 0 && o->sp.top_p <= 1; break;
+        case O_MINP: ok = bllm_cli_parse_float(v, &o->sp.min_p) && o->sp.min_p >= 0 && o->sp.min_p <= 1; break;
+        case O_PENALTY: ok = bllm_cli_parse_float(v, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0; break;
+        case O_LASTN: ok = bllm_cli_parse_int(v, 0, 1 << 20, &o->sp.repeat_last_n); break;
+        default: bllm_cli_getopt_error("bllm-run", c, argv); return -1;
         }
         if (!ok) {
-            fprintf(stderr, "bllm-run: bad value '%s' for %s\n", v, a);
+            bllm_cli_bad_value("bllm-run", opts, c, v, NULL);
             return -1;
         }
-        if (takes)
-            i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bllm-run: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
     }
     if (!o->model) {
         fprintf(stderr, "bllm-run: no model given (-m MODEL.stb); see --help\n");

@@ -10,6 +10,7 @@
  * Connection threads only wait on their request's output (docs/server.md). */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -791,45 +792,47 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.host = "127.0.0.1", .port = 8080, .parallel = 4};
-    static const char *const valued[] = {"--api-key", "--cache-type", "--chat-template", "--ctx-size", "--host",
-                                         "--model", "--parallel", "--port", "--threads", "-c", "-m", "-np", "-t",
-                                         NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    enum { O_HOST = 256, O_PORT, O_APIKEY, O_TEMPLATE, O_CACHE, O_PARALLEL };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},         {"ctx-size", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},       {"host", required_argument, NULL, O_HOST},
+        {"port", required_argument, NULL, O_PORT},       {"parallel", required_argument, NULL, O_PARALLEL},
+        {"api-key", required_argument, NULL, O_APIKEY},  {"chat-template", required_argument, NULL, O_TEMPLATE},
+        {"cache-type", required_argument, NULL, O_CACHE}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* llama-server's -np, which getopt would read as -n p */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-np"))
+            argv[i] = (char *)"--parallel";
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:c:t:h", opts, NULL)) != -1;) {
+        const char *v = optarg;
         bool ok = true;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
-        } else if (!bllm_cli_valued(a, valued)) {
-            fprintf(stderr, "bllm-server: unknown option '%s' (see --help)\n", a);
-            return -1;
-        } else if (!v) {
-            fprintf(stderr, "bllm-server: option %s needs a value (see --help)\n", a);
-            return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            o->model = v;
-        } else if (!strcmp(a, "--host")) {
-            o->host = v;
-        } else if (!strcmp(a, "--port")) {
-            ok = bllm_cli_parse_int(v, 1, 65535, &o->port);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            ok = bllm_cli_parse_int(v, 8, 1 << 20, &o->n_ctx);
-        } else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
-            ok = bllm_cli_parse_int(v, 1, 64, &o->parallel);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            ok = bllm_cli_parse_int(v, 1, 1024, &o->threads);
-        } else if (!strcmp(a, "--api-key")) {
-            o->api_key = v;
-        } else if (!strcmp(a, "--chat-template")) {
-            o->chat_template = v;
-        } else if (!strcmp(a, "--cache-type")) {
-            ok = bllm_cli_parse_kv("bllm-server", v, &o->kv_type);
+        switch (c) {
+        case 'h': usage(stdout); exit(0);
+        case 'm': o->model = v; break;
+        case O_HOST: o->host = v; break;
+        case O_PORT: ok = bllm_cli_parse_int(v, 1, 65535, &o->port); break;
+        case 'c': ok = bllm_cli_parse_int(v, 8, 1 << 20, &o->n_ctx); break;
+        case O_PARALLEL: ok = bllm_cli_parse_int(v, 1, 64, &o->parallel); break;
+        case 't': ok = bllm_cli_parse_int(v, 1, 1024, &o->threads); break;
+        case O_APIKEY: o->api_key = v; break;
+        case O_TEMPLATE: o->chat_template = v; break;
+        case O_CACHE:
+            if (!bllm_cli_parse_kv("bllm-server", v, &o->kv_type))
+                return -1;
+            break;
+        default: bllm_cli_getopt_error("bllm-server", c, argv); return -1;
         }
         if (!ok) {
-            fprintf(stderr, "bllm-server: bad value '%s' for %s\n", v, a);
+            bllm_cli_bad_value("bllm-server", opts, c, v, NULL);
             return -1;
         }
-        i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bllm-server: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
     }
     if (!o->model) {
         fprintf(stderr, "bllm-server: no model given (-m MODEL.stb); see --help\n");

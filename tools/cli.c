@@ -5,6 +5,7 @@
 #include "runtime/format/types.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,27 @@ bool bllm_cli_parse_float(const char *s, float *out)
     return true;
 }
 
-bool bllm_cli_valued(const char *a, const char *const *names)
+void bllm_cli_getopt_error(const char *prog, int c, char *const *argv)
 {
-    for (; *names; names++)
-        if (!strcmp(a, *names))
-            return true;
-    return false;
+    const char *a = argv[optind - 1];
+    if (c == ':')
+        fprintf(stderr, "%s: option %s needs a value (see --help)\n", prog, a);
+    else if (optopt > 0 && optopt < 128 && a[0] == '-' && a[1] != '-')
+        fprintf(stderr, "%s: unknown option '-%c' (see --help)\n", prog, optopt);
+    else
+        fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, a);
+}
+
+void bllm_cli_bad_value(const char *prog, const struct option *opts, int c, const char *value, const char *expected)
+{
+    const char *name = "?";
+    for (; opts->name; opts++)
+        if (opts->val == c) {
+            name = opts->name;
+            break;
+        }
+    fprintf(stderr, "%s: bad value '%s' for --%s%s%s\n", prog, value, name, expected ? ": expected " : "",
+            expected ? expected : "");
 }
 
 bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, int *out)

@@ -10,10 +10,14 @@
 bool bllm_cli_parse_int(const char *s, long lo, long hi, int *out);
 /* Whole string as a finite-or-not float; false on garbage. */
 bool bllm_cli_parse_float(const char *s, float *out);
-/* Whether a is one of names (NULL-terminated): the options that take a
- * value, so one given last without its value is told apart from an
- * unknown option. */
-bool bllm_cli_valued(const char *a, const char *const *names);
+/* The tools parse their options with getopt_long (opterr = 0, optstring
+ * starting with ':'). For its '?' or ':' this prints "PROG: unknown option
+ * 'X' (see --help)" or "PROG: option X needs a value (see --help)". */
+void bllm_cli_getopt_error(const char *prog, int c, char *const *argv);
+/* "PROG: bad value 'VALUE' for --NAME[: expected EXPECTED]", NAME the long
+ * option whose val is c. */
+struct option;
+void bllm_cli_bad_value(const char *prog, const struct option *opts, int c, const char *value, const char *expected);
 /* --embed-type / --head-type: "q8", "q4", "f16" or "f32" into *out (a
  * bllm_type); otherwise prints "PROG: OPTION takes q8 or q4 (...), not
  * 'S'" and returns false. */
