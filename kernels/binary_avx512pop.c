@@ -17,36 +17,20 @@
 #error "binary_avx512pop.c needs -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vbmi"
 #endif
 
-#define POP_DEFINE(name, TYPE)                                                                                \
+#define POP_DEFINE(name, TYPE, KTYPE)                                                                         \
     static void mm_##name##_pop(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, \
                                 int r1)                                                                         \
     {                                                                                                           \
         /* ragged row ranges go to the scalar reference, which these equal */                               \
         matmul_binary(TYPE, PATH_POP, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_pop_scalar);     \
     }
-POP_DEFINE(b1, BLLM_TYPE_B1)
-POP_DEFINE(b1g, BLLM_TYPE_B1G)
-POP_DEFINE(b1mg, BLLM_TYPE_B1MG)
-POP_DEFINE(rb2g, BLLM_TYPE_RB2G)
-POP_DEFINE(nm24, BLLM_TYPE_NM24)
-POP_DEFINE(nm48, BLLM_TYPE_NM48)
-POP_DEFINE(nm58, BLLM_TYPE_NM58)
-POP_DEFINE(nm68, BLLM_TYPE_NM68)
-POP_DEFINE(onebit, BLLM_TYPE_ONEBIT)
-POP_DEFINE(pb8, BLLM_TYPE_PB8)
+BLLM_TILE_TYPES(POP_DEFINE)
 
 /* The popcount kernels for the types that have one; billm and stbllm keep
  * what mm holds. */
 void bllm_binary_avx512pop_fill(bllm_matmul_fn *mm)
 {
-    mm[BLLM_TYPE_B1] = mm_b1_pop;
-    mm[BLLM_TYPE_B1G] = mm_b1g_pop;
-    mm[BLLM_TYPE_B1MG] = mm_b1mg_pop;
-    mm[BLLM_TYPE_RB2G] = mm_rb2g_pop;
-    mm[BLLM_TYPE_NM24] = mm_nm24_pop;
-    mm[BLLM_TYPE_NM48] = mm_nm48_pop;
-    mm[BLLM_TYPE_NM58] = mm_nm58_pop;
-    mm[BLLM_TYPE_NM68] = mm_nm68_pop;
-    mm[BLLM_TYPE_ONEBIT] = mm_onebit_pop;
-    mm[BLLM_TYPE_PB8] = mm_pb8_pop;
+#define POP_SET(name, TYPE, KTYPE) mm[TYPE] = mm_##name##_pop;
+    BLLM_TILE_TYPES(POP_SET)
+#undef POP_SET
 }

@@ -1173,22 +1173,13 @@ INLINE void matmul_pop(bllm_type ty, float *y, const float *x, const void *w, in
     }
 }
 
-#define DEFINE_POP(name, TYPE)                                                                               \
+#define DEFINE_POP(name, TYPE, KTYPE)                                                                               \
     void bllm_matmul_##name##_neon_pop(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
                                        int r0, int r1)                                                        \
     {                                                                                                         \
-        matmul_pop(TYPE, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_pop_scalar);                \
+        matmul_pop(KTYPE, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_pop_scalar);                \
     }
-DEFINE_POP(b1, BLLM_TYPE_B1)
-DEFINE_POP(b1g, BLLM_TYPE_B1G)
-DEFINE_POP(b1mg, BLLM_TYPE_B1MG)
-DEFINE_POP(rb2g, BLLM_TYPE_RB2G)
-DEFINE_POP(nm24, BLLM_TYPE_NM24)
-DEFINE_POP(nm48, BLLM_TYPE_NM48)
-DEFINE_POP(nm58, BLLM_TYPE_NM58)
-DEFINE_POP(nm68, BLLM_TYPE_NM68)
-DEFINE_POP(onebit, BLLM_TYPE_ONEBIT)
-DEFINE_POP(pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */
+BLLM_TILE_TYPES(DEFINE_POP)
 
 /* ---------------------------------------------------------- entry points */
 
@@ -1205,15 +1196,7 @@ DEFINE_POP(pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */
     {                                                                                                       \
         matmul_f32path(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                           \
     }
-DEFINE(matmul_lut, b1, BLLM_TYPE_B1)
-DEFINE(matmul_lut, b1g, BLLM_TYPE_B1G)
-DEFINE(matmul_lut, b1mg, BLLM_TYPE_B1MG)
-DEFINE(matmul_lut, rb2g, BLLM_TYPE_RB2G)
-DEFINE(matmul_lut, nm24, BLLM_TYPE_NM24)
-DEFINE(matmul_lut, nm48, BLLM_TYPE_NM48)
-DEFINE(matmul_lut, nm58, BLLM_TYPE_NM58)
-DEFINE(matmul_lut, nm68, BLLM_TYPE_NM68)
-DEFINE(matmul_lut, onebit, BLLM_TYPE_ONEBIT)
-DEFINE(matmul_lut, pb8, BLLM_TYPE_B1G) /* pb8's bytes are b1g's */
-DEFINE(matmul_blk_lut, billm, BLLM_TYPE_BILLM)
-DEFINE(matmul_blk_lut, stbllm, BLLM_TYPE_STBLLM)
+#define DEFINE_TILE(name, TYPE, KTYPE) DEFINE(matmul_lut, name, KTYPE)
+#define DEFINE_BLOCK(name, TYPE, KTYPE) DEFINE(matmul_blk_lut, name, KTYPE)
+BLLM_TILE_TYPES(DEFINE_TILE)
+BLLM_BLOCK_TYPES(DEFINE_BLOCK)

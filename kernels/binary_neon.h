@@ -16,41 +16,22 @@
 
 #include "kernels/kernels.h"
 
-#define BLLM_NEON_DECLARE(name)                                                                           \
+#define BLLM_NEON_DECLARE(name, TYPE, KTYPE)                                                                           \
     void bllm_matmul_##name##_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
                                    int r0, int r1);                                                       \
     void bllm_matmul_##name##_neon_float(float *y, const float *x, const void *w, int n_tok, int cols,      \
                                        int rows, int r0, int r1);
-BLLM_NEON_DECLARE(b1)
-BLLM_NEON_DECLARE(b1g)
-BLLM_NEON_DECLARE(b1mg)
-BLLM_NEON_DECLARE(rb2g)
-BLLM_NEON_DECLARE(nm24)
-BLLM_NEON_DECLARE(nm48)
-BLLM_NEON_DECLARE(nm58)
-BLLM_NEON_DECLARE(nm68)
-BLLM_NEON_DECLARE(onebit)
-BLLM_NEON_DECLARE(pb8) /* the b1g part only, like the scalar pb8 matmul */
-BLLM_NEON_DECLARE(billm)
-BLLM_NEON_DECLARE(stbllm)
+BLLM_TILE_TYPES(BLLM_NEON_DECLARE) /* pb8: the b1g part only, like the scalar pb8 matmul */
+BLLM_BLOCK_TYPES(BLLM_NEON_DECLARE)
 #undef BLLM_NEON_DECLARE
 
 /* The popcount path (kernels/binary_pop.h) of the tile-shaped types: x
  * quantized as above, integer sums by vcnt; bit-exact against the scalar
  * popcount reference (bllm_matmul_*_pop_scalar). */
-#define BLLM_NEON_POP_DECLARE(name)                                                                          \
+#define BLLM_NEON_POP_DECLARE(name, TYPE, KTYPE)                                                                          \
     void bllm_matmul_##name##_neon_pop(float *y, const float *x, const void *w, int n_tok, int cols,          \
                                        int rows, int r0, int r1);
-BLLM_NEON_POP_DECLARE(b1)
-BLLM_NEON_POP_DECLARE(b1g)
-BLLM_NEON_POP_DECLARE(b1mg)
-BLLM_NEON_POP_DECLARE(rb2g)
-BLLM_NEON_POP_DECLARE(nm24)
-BLLM_NEON_POP_DECLARE(nm48)
-BLLM_NEON_POP_DECLARE(nm58)
-BLLM_NEON_POP_DECLARE(nm68)
-BLLM_NEON_POP_DECLARE(onebit)
-BLLM_NEON_POP_DECLARE(pb8)
+BLLM_TILE_TYPES(BLLM_NEON_POP_DECLARE)
 #undef BLLM_NEON_POP_DECLARE
 
 #endif

@@ -54,19 +54,11 @@ void bllm_pop_prep_group(const float *x, bllm_pop_group *g);
 
 /* The scalar popcount reference of each tile-shaped type (pb8: its b1g
  * part), and mm[t] set to them for those types (others untouched). */
-#define BLLM_POP_SCALAR_DECL(name)                                                                            \
+#define BLLM_POP_SCALAR_DECL(name, TYPE, KTYPE)                                                               \
     void bllm_matmul_##name##_pop_scalar(float *y, const float *x, const void *w, int n_tok, int cols,         \
                                          int rows, int r0, int r1);
-BLLM_POP_SCALAR_DECL(b1)
-BLLM_POP_SCALAR_DECL(b1g)
-BLLM_POP_SCALAR_DECL(b1mg)
-BLLM_POP_SCALAR_DECL(rb2g)
-BLLM_POP_SCALAR_DECL(nm24)
-BLLM_POP_SCALAR_DECL(nm48)
-BLLM_POP_SCALAR_DECL(nm58)
-BLLM_POP_SCALAR_DECL(nm68)
-BLLM_POP_SCALAR_DECL(onebit)
-BLLM_POP_SCALAR_DECL(pb8)
+BLLM_TILE_TYPES(BLLM_POP_SCALAR_DECL)
+#undef BLLM_POP_SCALAR_DECL
 void bllm_binary_pop_fill_scalar(bllm_matmul_fn *mm);
 
 /* kernels/binary_avx512pop.c (x86 only; call after checking the CPU). The

@@ -126,33 +126,17 @@ static void matmul_pop(bllm_type ty, float *y, const float *x, const void *w, in
     }
 }
 
-#define DEFINE(name, TYPE)                                                                                    \
+#define DEFINE(name, TYPE, KTYPE)                                                                             \
     void bllm_matmul_##name##_pop_scalar(float *y, const float *x, const void *w, int n_tok, int cols,         \
                                          int rows, int r0, int r1)                                             \
     {                                                                                                         \
-        matmul_pop(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                                 \
+        matmul_pop(KTYPE, y, x, w, n_tok, cols, rows, r0, r1);                                                \
     }
-DEFINE(b1, BLLM_TYPE_B1)
-DEFINE(b1g, BLLM_TYPE_B1G)
-DEFINE(b1mg, BLLM_TYPE_B1MG)
-DEFINE(rb2g, BLLM_TYPE_RB2G)
-DEFINE(nm24, BLLM_TYPE_NM24)
-DEFINE(nm48, BLLM_TYPE_NM48)
-DEFINE(nm58, BLLM_TYPE_NM58)
-DEFINE(nm68, BLLM_TYPE_NM68)
-DEFINE(onebit, BLLM_TYPE_ONEBIT)
-DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
+BLLM_TILE_TYPES(DEFINE)
 
 void bllm_binary_pop_fill_scalar(bllm_matmul_fn *mm)
 {
-    mm[BLLM_TYPE_B1] = bllm_matmul_b1_pop_scalar;
-    mm[BLLM_TYPE_B1G] = bllm_matmul_b1g_pop_scalar;
-    mm[BLLM_TYPE_B1MG] = bllm_matmul_b1mg_pop_scalar;
-    mm[BLLM_TYPE_RB2G] = bllm_matmul_rb2g_pop_scalar;
-    mm[BLLM_TYPE_NM24] = bllm_matmul_nm24_pop_scalar;
-    mm[BLLM_TYPE_NM48] = bllm_matmul_nm48_pop_scalar;
-    mm[BLLM_TYPE_NM58] = bllm_matmul_nm58_pop_scalar;
-    mm[BLLM_TYPE_NM68] = bllm_matmul_nm68_pop_scalar;
-    mm[BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_pop_scalar;
-    mm[BLLM_TYPE_PB8] = bllm_matmul_pb8_pop_scalar;
+#define SET(name, TYPE, KTYPE) mm[TYPE] = bllm_matmul_##name##_pop_scalar;
+    BLLM_TILE_TYPES(SET)
+#undef SET
 }

@@ -39,24 +39,14 @@ static void matmul_packed(bllm_type type, float *y, const float *x, const void *
         }
 }
 
-#define DEFINE(name, TYPE)                                                                                \
+#define DEFINE(name, TYPE, KTYPE)                                                                         \
     void bllm_matmul_##name##_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
                                      int r0, int r1)                                                      \
     {                                                                                                     \
-        matmul_packed(TYPE, y, x, w, n_tok, cols, rows, r0, r1);                                          \
+        matmul_packed(KTYPE, y, x, w, n_tok, cols, rows, r0, r1);                                         \
     }
-DEFINE(b1, BLLM_TYPE_B1)
-DEFINE(b1g, BLLM_TYPE_B1G)
-DEFINE(b1mg, BLLM_TYPE_B1MG)
-DEFINE(rb2g, BLLM_TYPE_RB2G)
-DEFINE(nm24, BLLM_TYPE_NM24)
-DEFINE(nm48, BLLM_TYPE_NM48)
-DEFINE(nm58, BLLM_TYPE_NM58)
-DEFINE(nm68, BLLM_TYPE_NM68)
-DEFINE(onebit, BLLM_TYPE_ONEBIT)
-DEFINE(pb8, BLLM_TYPE_B1G) /* the bytes are b1g's */
-DEFINE(billm, BLLM_TYPE_BILLM)
-DEFINE(stbllm, BLLM_TYPE_STBLLM)
+BLLM_TILE_TYPES(DEFINE)
+BLLM_BLOCK_TYPES(DEFINE)
 
 /* pb8's salient part: one correction per salient weight, since its int8
  * value replaces the binary value stored at the same place. This is the

@@ -10,23 +10,13 @@
 
 #include "kernels/kernels.h"
 
-void bllm_matmul_b1_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_b1g_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_b1mg_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_rb2g_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_nm24_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_nm48_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_nm58_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_nm68_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_onebit_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                               int r1);
 /* pb8: the b1g part only (bllm_salient_matvec adds the salient part). */
-void bllm_matmul_pb8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-
-void bllm_matmul_billm_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                              int r1);
-void bllm_matmul_stbllm_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                               int r1);
+#define BLLM_SCALAR_DECL(name, TYPE, KTYPE)                                                                   \
+    void bllm_matmul_##name##_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows,  \
+                                     int r0, int r1);
+BLLM_TILE_TYPES(BLLM_SCALAR_DECL)
+BLLM_BLOCK_TYPES(BLLM_SCALAR_DECL)
+#undef BLLM_SCALAR_DECL
 
 /* The b1g value of sign bit `bit`: +alpha for 1, -alpha for 0, as a sign-bit
  * xor (the same bits as bit ? alpha : -alpha, which compiles to a branch that

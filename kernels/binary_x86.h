@@ -1742,36 +1742,19 @@ INLINE void matmul_blk(bllm_type ty, int path, float *y, const float *x, const v
     {                                                                                                           \
         drv(TYPE, PATH, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_scalar);                       \
     }
-#define BINARY_X86_DEFINE_BOTH(drv, name, TYPE)                                                                \
-    BINARY_X86_DEFINE(drv, name, TYPE, PATH_LUT, lut) BINARY_X86_DEFINE(drv, name, TYPE, PATH_FLT, flt)
-#define BINARY_X86_SET(mm, flt, name, TYPE) mm[TYPE] = (flt) ? mm_##name##_flt : mm_##name##_lut
+#define BINARY_X86_TILE(name, TYPE, KTYPE)                                                                     \
+    BINARY_X86_DEFINE(matmul_binary, name, TYPE, PATH_LUT, lut)                                                \
+    BINARY_X86_DEFINE(matmul_binary, name, TYPE, PATH_FLT, flt)
+#define BINARY_X86_BLOCK(name, TYPE, KTYPE)                                                                    \
+    BINARY_X86_DEFINE(matmul_blk, name, TYPE, PATH_LUT, lut) BINARY_X86_DEFINE(matmul_blk, name, TYPE, PATH_FLT, flt)
+#define BINARY_X86_SET(name, TYPE, KTYPE) mm[TYPE] = flt ? mm_##name##_flt : mm_##name##_lut;
 #define BINARY_X86_KERNELS(fill)                                                                              \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, b1, BLLM_TYPE_B1)                                                    \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, b1g, BLLM_TYPE_B1G)                                                  \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, b1mg, BLLM_TYPE_B1MG)                                                \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, rb2g, BLLM_TYPE_RB2G)                                                \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, nm24, BLLM_TYPE_NM24)                                                \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, nm48, BLLM_TYPE_NM48)                                                \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, nm58, BLLM_TYPE_NM58)                                                \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, nm68, BLLM_TYPE_NM68)                                                \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, onebit, BLLM_TYPE_ONEBIT)                                            \
-    BINARY_X86_DEFINE_BOTH(matmul_binary, pb8, BLLM_TYPE_PB8)                                                  \
-    BINARY_X86_DEFINE_BOTH(matmul_blk, billm, BLLM_TYPE_BILLM)                                                 \
-    BINARY_X86_DEFINE_BOTH(matmul_blk, stbllm, BLLM_TYPE_STBLLM)                                               \
-    static void fill_paths(bllm_matmul_fn *mm, int flt)                                                        \
+    BLLM_TILE_TYPES(BINARY_X86_TILE)                                                                           \
+    BLLM_BLOCK_TYPES(BINARY_X86_BLOCK)                                                                         \
+    static void fill(bllm_matmul_fn *mm, int flt)                                                              \
     {                                                                                                           \
-        BINARY_X86_SET(mm, flt, b1, BLLM_TYPE_B1);                                                             \
-        BINARY_X86_SET(mm, flt, b1g, BLLM_TYPE_B1G);                                                           \
-        BINARY_X86_SET(mm, flt, b1mg, BLLM_TYPE_B1MG);                                                         \
-        BINARY_X86_SET(mm, flt, rb2g, BLLM_TYPE_RB2G);                                                         \
-        BINARY_X86_SET(mm, flt, nm24, BLLM_TYPE_NM24);                                                         \
-        BINARY_X86_SET(mm, flt, nm48, BLLM_TYPE_NM48);                                                         \
-        BINARY_X86_SET(mm, flt, nm58, BLLM_TYPE_NM58);                                                         \
-        BINARY_X86_SET(mm, flt, nm68, BLLM_TYPE_NM68);                                                         \
-        BINARY_X86_SET(mm, flt, onebit, BLLM_TYPE_ONEBIT);                                                     \
-        BINARY_X86_SET(mm, flt, pb8, BLLM_TYPE_PB8);                                                           \
-        BINARY_X86_SET(mm, flt, billm, BLLM_TYPE_BILLM);                                                       \
-        BINARY_X86_SET(mm, flt, stbllm, BLLM_TYPE_STBLLM);                                                     \
+        BLLM_TILE_TYPES(BINARY_X86_SET)                                                                        \
+        BLLM_BLOCK_TYPES(BINARY_X86_SET)                                                                       \
     }
 
 #endif

@@ -26,6 +26,26 @@ typedef void (*bllm_matmul_fn)(float *y, const float *x, const void *w, int n_to
 typedef void (*bllm_salient_fn)(float *y, const float *x, const void *w, const bllm_pb8_salient *s,
                                 int n_tok, int cols, int rows, int r0, int r1);
 
+/* The packed binary types, for the lists of kernels each ISA file defines
+ * and registers: X(name, TYPE, KTYPE), KTYPE the type whose bytes the
+ * kernels read (pb8's tiles are b1g's; its salient part is the set's
+ * salient_matvec). The tile-shaped types, then the block types, which have
+ * no popcount path. */
+#define BLLM_TILE_TYPES(X)                                                                                   \
+    X(b1, BLLM_TYPE_B1, BLLM_TYPE_B1)                                                                         \
+    X(b1g, BLLM_TYPE_B1G, BLLM_TYPE_B1G)                                                                      \
+    X(b1mg, BLLM_TYPE_B1MG, BLLM_TYPE_B1MG)                                                                   \
+    X(rb2g, BLLM_TYPE_RB2G, BLLM_TYPE_RB2G)                                                                   \
+    X(nm24, BLLM_TYPE_NM24, BLLM_TYPE_NM24)                                                                   \
+    X(nm48, BLLM_TYPE_NM48, BLLM_TYPE_NM48)                                                                   \
+    X(nm58, BLLM_TYPE_NM58, BLLM_TYPE_NM58)                                                                   \
+    X(nm68, BLLM_TYPE_NM68, BLLM_TYPE_NM68)                                                                   \
+    X(onebit, BLLM_TYPE_ONEBIT, BLLM_TYPE_ONEBIT)                                                             \
+    X(pb8, BLLM_TYPE_PB8, BLLM_TYPE_B1G)
+#define BLLM_BLOCK_TYPES(X)                                                                                  \
+    X(billm, BLLM_TYPE_BILLM, BLLM_TYPE_BILLM)                                                                \
+    X(stbllm, BLLM_TYPE_STBLLM, BLLM_TYPE_STBLLM)
+
 typedef struct {
     const char *name;
     bllm_matmul_fn matmul[BLLM_TYPE_COUNT]; /* NULL: type not supported here */

@@ -401,21 +401,12 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
  * measurement, as no aarch64 machine was at hand to measure on. */
 /* tile: the suffix of the tile-shaped types' kernels, blk: billm's and
  * stbllm's (which have no popcount path) */
-#define PACKED2(tile, blk)                          \
-    [BLLM_TYPE_B1] = bllm_matmul_b1_##tile,         \
-    [BLLM_TYPE_B1G] = bllm_matmul_b1g_##tile,       \
-    [BLLM_TYPE_B1MG] = bllm_matmul_b1mg_##tile,     \
-    [BLLM_TYPE_RB2G] = bllm_matmul_rb2g_##tile,     \
-    [BLLM_TYPE_NM24] = bllm_matmul_nm24_##tile,     \
-    [BLLM_TYPE_NM48] = bllm_matmul_nm48_##tile,     \
-    [BLLM_TYPE_NM58] = bllm_matmul_nm58_##tile,     \
-    [BLLM_TYPE_NM68] = bllm_matmul_nm68_##tile,     \
-    [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_##tile, \
-    [BLLM_TYPE_PB8] = bllm_matmul_pb8_##tile,       \
-    [BLLM_TYPE_BILLM] = bllm_matmul_billm_##blk,    \
-    [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_##blk,  \
-    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon,           \
-    [BLLM_TYPE_Q4] = bllm_matmul_q4_neon
+#define ENTRY_neon(name, TYPE, KTYPE) [TYPE] = bllm_matmul_##name##_neon,
+#define ENTRY_neon_float(name, TYPE, KTYPE) [TYPE] = bllm_matmul_##name##_neon_float,
+#define ENTRY_neon_pop(name, TYPE, KTYPE) [TYPE] = bllm_matmul_##name##_neon_pop,
+#define PACKED2(tile, blk)                                                              \
+    BLLM_TILE_TYPES(ENTRY_##tile) BLLM_BLOCK_TYPES(ENTRY_##blk)                         \
+    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon, [BLLM_TYPE_Q4] = bllm_matmul_q4_neon
 
 /* A set: the float kernels every NEON set shares, and the packed types'
  * kernels of one path (tile-shaped types, block types). */

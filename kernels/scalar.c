@@ -152,18 +152,9 @@ static const bllm_kernel_set scalar_set = {
         [BLLM_TYPE_F16] = matmul_f16,
         [BLLM_TYPE_BF16] = matmul_bf16,
         /* packed binary types: kernels/binary_scalar.c */
-        [BLLM_TYPE_B1] = bllm_matmul_b1_scalar,
-        [BLLM_TYPE_B1G] = bllm_matmul_b1g_scalar,
-        [BLLM_TYPE_B1MG] = bllm_matmul_b1mg_scalar,
-        [BLLM_TYPE_RB2G] = bllm_matmul_rb2g_scalar,
-        [BLLM_TYPE_NM24] = bllm_matmul_nm24_scalar,
-        [BLLM_TYPE_NM48] = bllm_matmul_nm48_scalar,
-        [BLLM_TYPE_NM58] = bllm_matmul_nm58_scalar,
-        [BLLM_TYPE_NM68] = bllm_matmul_nm68_scalar,
-        [BLLM_TYPE_ONEBIT] = bllm_matmul_onebit_scalar,
-        [BLLM_TYPE_PB8] = bllm_matmul_pb8_scalar,
-        [BLLM_TYPE_BILLM] = bllm_matmul_billm_scalar,
-        [BLLM_TYPE_STBLLM] = bllm_matmul_stbllm_scalar,
+#define SCALAR_MM(name, TYPE, KTYPE) [TYPE] = bllm_matmul_##name##_scalar,
+        BLLM_TILE_TYPES(SCALAR_MM) BLLM_BLOCK_TYPES(SCALAR_MM)
+#undef SCALAR_MM
         /* block-quantized rows: kernels/blockq_scalar.c */
         [BLLM_TYPE_Q8] = bllm_matmul_q8_scalar,
         [BLLM_TYPE_Q4] = bllm_matmul_q4_scalar,
