@@ -30,6 +30,7 @@
 #include "runtime/eval/bench.h"
 #include "runtime/quant/rtn.h"
 #include "runtime/format/stb.h"
+#include "runtime/memory.h"
 #include "runtime/threadpool.h"
 #include "runtime/format/blockq.h"
 
@@ -526,7 +527,8 @@ int main(int argc, char **argv)
      * buffer kept for the purpose, and its "% BW" is against that. */
     double bw[4] = {0};
     size_t bw_bytes = (size_t)(8.0 * llc > 256e6 ? 8.0 * llc : 256e6);
-    uint8_t *bw_buf = aligned_alloc(128, bw_bytes);
+    /* Weights and probe in huge pages, as bllm_model_load puts them. */
+    uint8_t *bw_buf = bllm_large_alloc(bw_bytes);
     if (!bw_buf) {
         fprintf(stderr, "bench-binary: out of memory\n");
         return 1;
@@ -585,16 +587,18 @@ int main(int argc, char **argv)
             if (n_copies < 2)
                 n_copies = 2;
             const void **copies = malloc(sizeof(void *) * n_copies);
-            copies[0] = w0;
-            for (int c = 1; c < n_copies; c++) {
-                void *wc = aligned_alloc(64, (nb + 63) & ~(uint64_t)63);
-                if (!wc) {
-                    fprintf(stderr, "bench-binary: out of memory for %d copies\n", n_copies);
-                    return 1;
-                }
-                memcpy(wc, w0, nb);
-                copies[c] = wc;
+            /* One huge-page arena, as a loaded model's weights lie in. */
+            size_t stride = (nb + 63) & ~(uint64_t)63, arena_bytes = stride * (size_t)n_copies;
+            uint8_t *arena = bllm_large_alloc(arena_bytes);
+            if (!arena) {
+                fprintf(stderr, "bench-binary: out of memory for %d copies\n", n_copies);
+                return 1;
             }
+            for (int c = 0; c < n_copies; c++) {
+                memcpy(arena + stride * (size_t)c, w0, nb);
+                copies[c] = arena + stride * (size_t)c;
+            }
+            free(w0);
             const bllm_kernel_set *sets[4];
             int n_sets = 0;
             if (bllm_type_is_blockq(ty)) { /* maddubs; vpdpbusd in avx512 where the CPU has VNNI */
@@ -643,8 +647,7 @@ int main(int argc, char **argv)
                                2.0 * rows * cols * n_tok / sec * 1e-9, vs);
                         fflush(stdout);
                     }
-            for (int c = 0; c < n_copies; c++)
-                free((void *)copies[c]);
+            bllm_large_free(arena, arena_bytes);
             free(copies);
         }
         free(x);
@@ -652,6 +655,6 @@ int main(int argc, char **argv)
     }
     for (int k = 0; k < n_threads; k++)
         bllm_pool_free(pools[k]);
-    free(bw_buf);
+    bllm_large_free(bw_buf, bw_bytes);
     return 0;
 }

@@ -36,6 +36,10 @@ typedef struct bllm_context bllm_context;
 
 typedef struct {
     bool verify_checksums; /* hash every tensor at load (slow for big files) */
+    /* Serve the weights from the file's mapping instead of reading them
+     * into huge-page memory: starts at once and shares the page cache
+     * between processes, but decodes 12-28% slower (4 KiB pages). */
+    bool map_file;
 } bllm_load_params;
 
 bllm_status bllm_model_load(const char *path, const bllm_load_params *params,

@@ -16,6 +16,7 @@
 
 #include "runtime/error.h"
 #include "runtime/format/blockq.h"
+#include "runtime/memory.h"
 
 /* ---------------------------------------------------------------- binding */
 
@@ -205,8 +206,11 @@ bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int ma
     s->kv = kv;
     s->kv_row = kv_bytes(kv, kv_dim);
     const size_t cache = (size_t)hp->n_layers * n_ctx * s->kv_row;
-    s->key_cache = calloc(cache, 1);
-    s->value_cache = calloc(cache, 1);
+    /* Decode reads the whole filled cache every token: huge pages, as the
+     * weights (zero-filled, as a fresh cache must be). */
+    s->cache_bytes = cache;
+    s->key_cache = bllm_large_alloc(cache);
+    s->value_cache = bllm_large_alloc(cache);
     s->x = malloc(B * hp->dim * sizeof(float));
     s->xb = malloc(B * (hp->dim > q_dim ? hp->dim : q_dim) * sizeof(float));
     s->q = malloc(B * q_dim * sizeof(float));
@@ -233,8 +237,8 @@ void bllm_llama_state_free(bllm_llama_state *s)
 {
     if (!s)
         return;
-    free(s->key_cache);
-    free(s->value_cache);
+    bllm_large_free(s->key_cache, s->cache_bytes);
+    bllm_large_free(s->value_cache, s->cache_bytes);
     free(s->x);
     free(s->xb);
     free(s->q);

@@ -51,7 +51,8 @@ typedef struct {
      * weights': docs/inference.md) or q8 blocks (kv_dim / 32 blocks of 34
      * bytes per position, runtime/format/blockq.h). kv_row bytes per
      * position. */
-    void *key_cache, *value_cache;
+    void *key_cache, *value_cache; /* huge-page memory (runtime/memory.h) */
+    size_t cache_bytes;             /* each of the two */
     bllm_kv_type kv;
     size_t kv_row;
     float *x;        /* [max_batch][dim]: the residual stream */

@@ -53,7 +53,9 @@ bllm_status bllm_model_load(const char *path, const bllm_load_params *params, bl
     bllm_model *m = calloc(1, sizeof *m);
     if (!m)
         return bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-    bllm_status s = bllm_stb_open(path, params && params->verify_checksums, &m->file);
+    bool verify = params && params->verify_checksums;
+    bllm_status s = params && params->map_file ? bllm_stb_open(path, verify, &m->file)
+                                               : bllm_stb_load(path, verify, &m->file);
     if (!s) {
         m->arch = meta_strdup(m->file, "general.architecture");
         if (!m->arch)
@@ -105,7 +107,7 @@ bllm_status bllm_model_load(const char *path, const bllm_load_params *params, bl
 
 bllm_status bllm_model_verify(const char *path)
 {
-    bllm_load_params lp = {.verify_checksums = true};
+    bllm_load_params lp = {.verify_checksums = true, .map_file = true};
     bllm_model *m = NULL;
     bllm_status s = bllm_model_load(path, &lp, &m);
     bllm_model_free(m);

@@ -17,6 +17,7 @@
 
 #include "bllm.h"
 #include "runtime/eval/bench.h"
+#include "runtime/memory.h"
 #include "tools/cli.h"
 
 enum { MAX_MODELS = 64, MAX_LIST = 64 };
@@ -33,7 +34,7 @@ typedef struct {
     int_list prompt, gen, threads;
     int reps, kv_type;
     out_format fmt;
-    bool roofline;
+    bool roofline, map_file;
     int bw_mib;
     const char *chart;
 } options;
@@ -53,6 +54,8 @@ static void usage(FILE *out)
             "  -t, --threads LIST   thread counts, comma-separated (default: online CPUs)\n"
             "  -r, --repetitions N  timed runs per test, after one warm-up run (default 5)\n"
             "      --cache-type T   KV cache storage: f16 (default), f32 or q8\n"
+            "      --mmap           serve weights from the file's mapping (4 KiB pages) instead\n"
+            "                       of reading them into huge-page memory\n"
             "  -o, --output FMT     md (default), json or csv, to stdout\n"
             "      --roofline       measure memory read bandwidth per thread count and show\n"
             "                       the generation ceiling (bandwidth / bytes read per token)\n"
@@ -92,14 +95,15 @@ static int parse_args(int argc, char **argv, options *o)
     o->threads = (int_list){{ncpu > 0 ? (int)ncpu : 1}, 1};
     o->reps = 5;
     o->bw_mib = 1024;
-    enum { O_ROOFLINE = 256, O_CACHE, O_BWMIB, O_CHART };
+    enum { O_ROOFLINE = 256, O_CACHE, O_BWMIB, O_CHART, O_MMAP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},        {"n-prompt", required_argument, NULL, 'p'},
         {"n-gen", required_argument, NULL, 'n'},        {"threads", required_argument, NULL, 't'},
         {"repetitions", required_argument, NULL, 'r'},  {"output", required_argument, NULL, 'o'},
         {"cache-type", required_argument, NULL, O_CACHE}, {"bw-mib", required_argument, NULL, O_BWMIB},
         {"chart", required_argument, NULL, O_CHART},    {"roofline", no_argument, NULL, O_ROOFLINE},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+        {"mmap", no_argument, NULL, O_MMAP},            {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:p:n:t:r:o:h", opts, NULL)) != -1;) {
@@ -109,6 +113,7 @@ static int parse_args(int argc, char **argv, options *o)
         switch (c) {
         case 'h': usage(stdout); exit(0);
         case O_ROOFLINE: o->roofline = true; break;
+        case O_MMAP: o->map_file = true; break;
         case 'm':
             if (o->n_models == MAX_MODELS) {
                 fprintf(stderr, "bllm-bench: at most %d models\n", MAX_MODELS);
@@ -198,7 +203,7 @@ static int load_models(const options *o, model_entry *m, int max_ctx)
         size_t len = strlen(e->label);
         if (len > 4 && !strcmp(e->label + len - 4, ".stb"))
             e->label[len - 4] = '\0';
-        bllm_load_params lp = {0};
+        bllm_load_params lp = {.map_file = o->map_file};
         bllm_status s = bllm_model_load(e->path, &lp, &e->model);
         if (!s)
             s = bllm_weight_stats_of(e->path, &e->ws);
@@ -293,6 +298,7 @@ static int measure(result *r, bllm_context *ctx, int reps, float *logits)
 typedef struct {
     char build[256], cpu[256], features[512];
     const char *kernels, *kv_cache;
+    char weights[64]; /* where the weights live: "mapped" or "loaded (THP policy)" */
     double load; /* 1-minute load average at start: others' work skews results */
     int_list bw_threads;
     double bw[MAX_LIST]; /* bytes/s per thread count, when --roofline */
@@ -328,8 +334,8 @@ static void human_count(uint64_t n, char *buf, size_t cap)
 static void md_header(const machine *mc, bool roofline)
 {
     printf("build: %s  \nCPU: %s, %ld online CPUs, load average %.2f at start  \nCPU features: %s  \n"
-           "kernels: %s, KV cache %s  \n", mc->build, mc->cpu, sysconf(_SC_NPROCESSORS_ONLN), mc->load,
-           mc->features[0] ? mc->features : "(none detected)", mc->kernels, mc->kv_cache);
+           "kernels: %s, KV cache %s, weights %s  \n", mc->build, mc->cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           mc->load, mc->features[0] ? mc->features : "(none detected)", mc->kernels, mc->kv_cache, mc->weights);
     if (roofline) {
         printf("read bandwidth (%d MiB buffer, best pass before and after the runs):", mc->bw_mib);
         for (int i = 0; i < mc->bw_threads.n; i++)
@@ -363,7 +369,7 @@ static const char *csv_fields[] = {
     "model", "model_path", "model_name", "file_bytes", "weight_bytes", "n_params", "linear_bytes", "linear_params",
     "bpw_linear", "bpw_all", "threads", "test", "n_prompt", "n_gen", "reps", "ts_mean", "ts_sd", "ts_samples",
     "token_bytes", "bandwidth_bytes_per_s", "ceiling_ts", "ceiling_pct", "cpu", "cpu_features", "kernels", "build",
-    "loadavg", "kv_cache",
+    "loadavg", "kv_cache", "weights_memory",
 };
 
 static void csv_str(const char *s, bool last)
@@ -409,7 +415,8 @@ static void csv_row(const result *r, const machine *mc)
     csv_str(mc->kernels, false);
     csv_str(mc->build, false);
     printf("%.2f,", mc->load);
-    csv_str(mc->kv_cache, true);
+    csv_str(mc->kv_cache, false);
+    csv_str(mc->weights, true);
 }
 
 static cJSON *json_row(const result *r, const machine *mc)
@@ -448,6 +455,7 @@ static cJSON *json_row(const result *r, const machine *mc)
     cJSON_AddStringToObject(j, "cpu_features", mc->features);
     cJSON_AddStringToObject(j, "kernels", mc->kernels);
     cJSON_AddStringToObject(j, "kv_cache", mc->kv_cache);
+    cJSON_AddStringToObject(j, "weights_memory", mc->weights);
     cJSON_AddStringToObject(j, "build", mc->build);
     cJSON_AddNumberToObject(j, "loadavg", mc->load);
     return j;
@@ -562,6 +570,10 @@ int main(int argc, char **argv)
 
     machine mc = {.kernels = bllm_kernel_name(), .kv_cache = o.kv_type == BLLM_KV_F32 ? "f32" : o.kv_type == BLLM_KV_Q8 ? "q8" : "f16",
                   .bw_mib = o.bw_mib};
+    if (o.map_file)
+        snprintf(mc.weights, sizeof mc.weights, "mapped");
+    else
+        snprintf(mc.weights, sizeof mc.weights, "loaded (THP %s)", bllm_huge_page_policy());
     if (getloadavg(&mc.load, 1) != 1)
         mc.load = -1;
     if (mc.load > 0.5 * (double)ncpu)

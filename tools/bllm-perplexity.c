@@ -23,7 +23,7 @@ typedef struct {
     const char *model, *file, *tokens_file, *kl_base;
     int n_ctx, n_chunks, n_threads, kv_type;
     bllm_ppl_protocol protocol;
-    bool json, verify;
+    bool json, verify, map_file;
 } options;
 
 static void usage(FILE *out)
@@ -48,6 +48,8 @@ static void usage(FILE *out)
             "      --cache-type T    KV cache storage: f16 (default), f32 or q8\n"
             "      --json            print the result as one JSON object on stdout\n"
             "      --verify          verify tensor checksums at load\n"
+            "      --mmap            serve weights from the file's mapping (4 KiB pages)\n"
+            "                        instead of reading them into huge-page memory\n"
             "  -h, --help            this help\n"
             "\n"
             "Progress goes to stderr, the result to stdout.\n");
@@ -64,15 +66,15 @@ static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
     o->protocol = BLLM_PPL_GPTQ;
-    enum { O_JSON = 256, O_VERIFY, O_TOKENS, O_KLBASE, O_CACHE, O_CHUNKS, O_PROTOCOL };
+    enum { O_JSON = 256, O_VERIFY, O_TOKENS, O_KLBASE, O_CACHE, O_CHUNKS, O_PROTOCOL, O_MMAP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},          {"file", required_argument, NULL, 'f'},
         {"ctx-size", required_argument, NULL, 'c'},       {"threads", required_argument, NULL, 't'},
         {"tokens", required_argument, NULL, O_TOKENS},    {"kl-base", required_argument, NULL, O_KLBASE},
         {"cache-type", required_argument, NULL, O_CACHE}, {"chunks", required_argument, NULL, O_CHUNKS},
         {"protocol", required_argument, NULL, O_PROTOCOL}, {"json", no_argument, NULL, O_JSON},
-        {"verify", no_argument, NULL, O_VERIFY},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"verify", no_argument, NULL, O_VERIFY},          {"mmap", no_argument, NULL, O_MMAP},
+        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:f:c:t:h", opts, NULL)) != -1;) {
@@ -82,6 +84,7 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h': usage(stdout); exit(0);
         case O_JSON: o->json = true; break;
         case O_VERIFY: o->verify = true; break;
+        case O_MMAP: o->map_file = true; break;
         case 'm': o->model = v; break;
         case 'f': o->file = v; break;
         case O_TOKENS: o->tokens_file = v; break;
@@ -255,10 +258,10 @@ static int fail(const char *what)
     return 1;
 }
 
-static bllm_model *load(const char *path, bool verify)
+static bllm_model *load(const char *path, const options *o)
 {
     bllm_model *m = NULL;
-    bllm_load_params lp = {.verify_checksums = verify};
+    bllm_load_params lp = {.verify_checksums = o->verify, .map_file = o->map_file};
     if (bllm_model_load(path, &lp, &m)) {
         fprintf(stderr, PROG ": cannot load model %s: %s\n", path, bllm_last_error());
         return NULL;
@@ -319,11 +322,11 @@ int main(int argc, char **argv)
     char *text = bllm_cli_read_file(PROG, o.file ? "text file" : "token file", o.file ? o.file : o.tokens_file, &len);
     if (!text)
         return 1;
-    if (!(model = load(o.model, o.verify)))
+    if (!(model = load(o.model, &o)))
         goto done;
     const bllm_model_info *info = bllm_model_get_info(model);
     if (o.kl_base) {
-        if (!(base = load(o.kl_base, o.verify)))
+        if (!(base = load(o.kl_base, &o)))
             goto done;
         const bllm_model_info *bi = bllm_model_get_info(base);
         if (bi->n_vocab != info->n_vocab) {

@@ -19,7 +19,7 @@
 typedef struct {
     const char *model, *prompt, *prompt_file, *system, *chat_template;
     int n_predict, n_threads, n_ctx, kv_type;
-    bool chat, verify, no_bos, show_prompt;
+    bool chat, verify, no_bos, show_prompt, map_file;
     bllm_sampler_params sp;
 } options;
 
@@ -52,6 +52,8 @@ static void usage(FILE *out)
             "      --no-bos            do not prepend BOS even if the model asks for it\n"
             "      --no-display-prompt print only generated text\n"
             "      --verify            verify tensor checksums at load\n"
+            "      --mmap              serve weights from the file's mapping (starts at once,\n"
+            "                          shares the page cache; decodes slower: 4 KiB pages)\n"
             "  -h, --help              this help\n"
             "\n"
             "Output goes to stdout; the timing line and errors go to stderr.\n");
@@ -72,7 +74,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->sp = bllm_sampler_default_params();
     o->sp.seed = (uint64_t)time(NULL);
     enum { O_CHAT = 256, O_VERIFY, O_NOBOS, O_NODISP, O_SYSTEM, O_TEMPLATE, O_CACHE, O_TEMP, O_TOPK, O_TOPP,
-           O_MINP, O_PENALTY, O_LASTN };
+           O_MINP, O_PENALTY, O_LASTN, O_MMAP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},        {"prompt", required_argument, NULL, 'p'},
         {"file", required_argument, NULL, 'f'},         {"n-predict", required_argument, NULL, 'n'},
@@ -85,7 +87,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"repeat-last-n", required_argument, NULL, O_LASTN},
         {"chat", no_argument, NULL, O_CHAT},            {"verify", no_argument, NULL, O_VERIFY},
         {"no-bos", no_argument, NULL, O_NOBOS},         {"no-display-prompt", no_argument, NULL, O_NODISP},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+        {"mmap", no_argument, NULL, O_MMAP},            {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     /* llama.cpp's -cnv, which getopt would read as -c nv */
     for (int i = 1; i < argc; i++)
@@ -99,6 +102,7 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h': usage(stdout); exit(0);
         case O_CHAT: o->chat = true; break;
         case O_VERIFY: o->verify = true; break;
+        case O_MMAP: o->map_file = true; break;
         case O_NOBOS: o->no_bos = true; break;
         case O_NODISP: o->show_prompt = false; break;
         case 'm': o->model = v; break;
@@ -553,7 +557,7 @@ int main(int argc, char **argv)
 
     double t0 = now_ms();
     bllm_model *model = NULL;
-    bllm_load_params lp = {.verify_checksums = o.verify};
+    bllm_load_params lp = {.verify_checksums = o.verify, .map_file = o.map_file};
     if (bllm_model_load(o.model, &lp, &model))
         return fail("cannot load model");
     const bllm_model_info *info = bllm_model_get_info(model);

@@ -31,6 +31,7 @@
 typedef struct {
     const char *model, *host, *api_key, *chat_template;
     int port, n_ctx, parallel, threads, kv_type;
+    bool map_file;
 } options;
 
 /* ------------------------------------------------------------- requests */
@@ -784,6 +785,8 @@ static void usage(FILE *out)
                  "      --api-key KEY     require \"Authorization: Bearer KEY\"\n"
                  "      --chat-template T chatml, llama2, llama3, mistral, zephyr or gemma\n"
                  "      --cache-type T    KV cache storage: f16 (default), f32 or q8\n"
+                 "      --mmap            serve weights from the file's mapping (shares the page\n"
+                 "                        cache between processes; decodes slower: 4 KiB pages)\n"
                  "  -h, --help            this help\n"
                  "\n"
                  "SIGINT or SIGTERM: stop taking requests, finish the running ones, exit.\n");
@@ -792,14 +795,14 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.host = "127.0.0.1", .port = 8080, .parallel = 4};
-    enum { O_HOST = 256, O_PORT, O_APIKEY, O_TEMPLATE, O_CACHE, O_PARALLEL };
+    enum { O_HOST = 256, O_PORT, O_APIKEY, O_TEMPLATE, O_CACHE, O_PARALLEL, O_MMAP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},         {"ctx-size", required_argument, NULL, 'c'},
         {"threads", required_argument, NULL, 't'},       {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},       {"parallel", required_argument, NULL, O_PARALLEL},
         {"api-key", required_argument, NULL, O_APIKEY},  {"chat-template", required_argument, NULL, O_TEMPLATE},
-        {"cache-type", required_argument, NULL, O_CACHE}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"cache-type", required_argument, NULL, O_CACHE}, {"mmap", no_argument, NULL, O_MMAP},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     /* llama-server's -np, which getopt would read as -n p */
     for (int i = 1; i < argc; i++)
@@ -818,6 +821,7 @@ static int parse_args(int argc, char **argv, options *o)
         case O_PARALLEL: ok = bllm_cli_parse_int(v, 1, 64, &o->parallel); break;
         case 't': ok = bllm_cli_parse_int(v, 1, 1024, &o->threads); break;
         case O_APIKEY: o->api_key = v; break;
+        case O_MMAP: o->map_file = true; break;
         case O_TEMPLATE: o->chat_template = v; break;
         case O_CACHE:
             if (!bllm_cli_parse_kv("bllm-server", v, &o->kv_type))
@@ -859,7 +863,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bllm-server: --host takes an IPv4 address, not '%s'\n", S.o.host);
         return 2;
     }
-    if (bllm_model_load(S.o.model, NULL, &S.model)) {
+    bllm_load_params lp = {.map_file = S.o.map_file};
+    if (bllm_model_load(S.o.model, &lp, &S.model)) {
         fprintf(stderr, "bllm-server: cannot load model: %s\n", bllm_last_error());
         return 1;
     }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "runtime/error.h"
+#include "runtime/memory.h"
 #include "runtime/threadpool.h"
 
 #define BLOCK (4u << 20)
@@ -114,8 +115,10 @@ bllm_status bllm_read_bandwidth(size_t bytes, int n_threads, int reps, double *b
     if (bytes < (1u << 20) || n_threads < 1 || reps < 1)
         return bllm_fail(BLLM_ERR_ARG, "bandwidth: need at least 1 MiB, 1 thread and 1 pass");
     bytes = bytes / (4 * LINE) * (4 * LINE);
-    uint8_t *buf = NULL;
-    if (posix_memalign((void **)&buf, 4096, bytes))
+    /* The same kind of memory the weights are loaded into (huge pages), so
+     * the ceiling is what the model's own stream could reach. */
+    uint8_t *buf = bllm_large_alloc(bytes);
+    if (!buf)
         return bllm_fail(BLLM_ERR_NOMEM, "bandwidth: cannot allocate %zu MiB", bytes >> 20);
     /* Write every word first so the passes time reads, not page faults, and
      * make every page different: identical pages can be merged behind our
@@ -129,7 +132,7 @@ bllm_status bllm_read_bandwidth(size_t bytes, int n_threads, int reps, double *b
     bllm_pool *pool = NULL;
     bllm_status s = bllm_pool_new(n_threads, &pool);
     if (s) {
-        free(buf);
+        bllm_large_free(buf, bytes);
         return s;
     }
     bw_job job = {.buf = buf, .bytes = bytes, .avx2 = BLLM_BW_AVX2 && has_avx2()};
@@ -145,7 +148,7 @@ bllm_status bllm_read_bandwidth(size_t bytes, int n_threads, int reps, double *b
             best = t;
     }
     bllm_pool_free(pool);
-    free(buf);
+    bllm_large_free(buf, bytes);
     if (best <= 0)
         return bllm_fail(BLLM_ERR_IO, "bandwidth: the clock did not advance");
     *bytes_per_s = (double)bytes / best;

@@ -1,4 +1,4 @@
-/* .stb reader: map the file, then validate every byte we will ever trust
+/* .stb reader: map (or read) the file, then validate every byte we will ever trust
  * before handing out a pointer. A corrupt file must produce a message, never
  * a crash, so all parsing goes through a bounds-checked cursor. */
 #include "runtime/format/stb.h"
@@ -16,6 +16,7 @@
 #include "runtime/error.h"
 #include "runtime/format/stb_layout.h"
 #include "runtime/file_io.h"
+#include "runtime/memory.h"
 
 typedef struct {
     char *key;
@@ -31,6 +32,7 @@ struct bllm_stb_file {
     char *path;
     const uint8_t *map;
     uint64_t size;
+    bool resident; /* map is a bllm_large_alloc copy, not the file's mapping */
     stb_header hdr;
     int n_meta;
     meta_entry *meta;
@@ -296,7 +298,32 @@ static bllm_status check_header(bllm_stb_file *f)
     return BLLM_OK;
 }
 
-bllm_status bllm_stb_open(const char *path, bool verify_checksums, bllm_stb_file **out)
+/* The whole file into huge-page memory, read() in pieces: a short read or
+ * an error is the caller's failure to report, never a partial file. */
+static bllm_status read_resident(int fd, bllm_stb_file *f, void **out)
+{
+    uint8_t *buf = bllm_large_alloc(f->size);
+    if (!buf)
+        return bllm_fail(BLLM_ERR_NOMEM, "%s: cannot allocate %llu MiB to load it (try mapping it instead)",
+                         f->path, (unsigned long long)(f->size >> 20));
+    for (uint64_t done = 0; done < f->size;) {
+        size_t want = f->size - done > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)(f->size - done);
+        ssize_t got = pread(fd, buf + done, want, (off_t)done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            bllm_status s = bllm_fail(BLLM_ERR_IO, "cannot read %s: %s", f->path,
+                                      got < 0 ? strerror(errno) : "file shrank while loading");
+            bllm_large_free(buf, f->size);
+            return s;
+        }
+        done += (uint64_t)got;
+    }
+    *out = buf;
+    return BLLM_OK;
+}
+
+static bllm_status open_file(const char *path, bool verify_checksums, bool resident, bllm_stb_file **out)
 {
     *out = NULL;
     int fd;
@@ -315,12 +342,30 @@ bllm_status bllm_stb_open(const char *path, bool verify_checksums, bllm_stb_file
     }
     f->path = strdup(path);
     f->size = (uint64_t)st.st_size;
-    void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) {
-        bllm_status s = bllm_fail(BLLM_ERR_IO, "cannot map %s: %s", path, strerror(errno));
-        bllm_stb_close(f);
-        return s;
+    /* Anything that is not a .stb file goes the mapped way, where the header
+     * check names what it is, rather than being read whole first (a 13 GB
+     * GGUF given by mistake would otherwise end in "cannot allocate"). */
+    char magic[8];
+    if (resident && (pread(fd, magic, sizeof magic, 0) != (ssize_t)sizeof magic ||
+                     memcmp(magic, BLLM_STB_MAGIC, sizeof magic)))
+        resident = false;
+    void *m = NULL;
+    if (resident) {
+        bllm_status rs = read_resident(fd, f, &m);
+        close(fd);
+        if (rs) {
+            bllm_stb_close(f);
+            return rs;
+        }
+        f->resident = true;
+    } else {
+        m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED) {
+            bllm_status s = bllm_fail(BLLM_ERR_IO, "cannot map %s: %s", path, strerror(errno));
+            bllm_stb_close(f);
+            return s;
+        }
     }
     f->map = m;
     bllm_status s = check_header(f);
@@ -338,6 +383,16 @@ bllm_status bllm_stb_open(const char *path, bool verify_checksums, bllm_stb_file
     return BLLM_OK;
 }
 
+bllm_status bllm_stb_open(const char *path, bool verify_checksums, bllm_stb_file **out)
+{
+    return open_file(path, verify_checksums, false, out);
+}
+
+bllm_status bllm_stb_load(const char *path, bool verify_checksums, bllm_stb_file **out)
+{
+    return open_file(path, verify_checksums, true, out);
+}
+
 void bllm_stb_close(bllm_stb_file *f)
 {
     if (!f)
@@ -350,7 +405,9 @@ void bllm_stb_close(bllm_stb_file *f)
     for (int i = 0; i < f->n_tensors; i++)
         free((char *)f->tensors[i].name);
     free(f->tensors);
-    if (f->map)
+    if (f->map && f->resident)
+        bllm_large_free((void *)f->map, f->size);
+    else if (f->map)
         munmap((void *)f->map, f->size);
     free(f->path);
     free(f);

@@ -88,6 +88,7 @@ FIELDS = {  # name -> type(s)
     "token_bytes": (int, float), "bandwidth_bytes_per_s": (int, float, type(None)),
     "ceiling_ts": (int, float, type(None)), "ceiling_pct": (int, float, type(None)),
     "cpu": str, "cpu_features": str, "kernels": str, "build": str, "loadavg": (int, float), "kv_cache": str,
+    "weights_memory": str,
 }
 
 
@@ -176,6 +177,7 @@ def test_stories(bench, stories, tmp):
     for rec in recs:
         check_record(rec, stories, exp, 2, {"pp32": 32, "tg8": 8}, True)
         check(rec.get("bpw_linear") == 32.0 and rec.get("bpw_all") == 32.0, "F32 model not reported at 32.0 bpw")
+        check(rec.get("weights_memory", "").startswith("loaded (THP "), f"weights_memory {rec.get('weights_memory')!r}")
     flags = cpuinfo_flags()
     if flags is not None and recs:
         feats = set(recs[0]["cpu_features"].split())
@@ -196,7 +198,7 @@ def test_stories(bench, stories, tmp):
         check(False, f"chart: {e}")
 
     # CSV and markdown: same rows, parseable
-    r = run([bench, "-m", stories, "-p", "16", "-n", "4", "-r", "1", "-t", "1", "-o", "csv"])
+    r = run([bench, "-m", stories, "-p", "16", "-n", "4", "-r", "1", "-t", "1", "-o", "csv", "--mmap"])
     check(r.returncode == 0, f"csv exited {r.returncode}: {r.stderr}")
     import csv
     import io
@@ -205,6 +207,7 @@ def test_stories(bench, stories, tmp):
     if rows:
         check(float(rows[0]["bpw_linear"]) == 32.0 and int(rows[0]["n_params"]) == exp["n_params"], "csv values")
         check(all(float(x["ts_mean"]) > 0 for x in rows), "csv t/s not positive")
+        check(all(x["weights_memory"] == "mapped" for x in rows), "csv: --mmap not reported as mapped")
     r = run([bench, "-m", stories, "-p", "16", "-n", "4", "-r", "1", "-t", "1"])
     check(r.returncode == 0, f"md exited {r.returncode}: {r.stderr}")
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("| stories260K-f32.stb")]

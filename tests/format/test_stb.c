@@ -82,10 +82,16 @@ static int write_sample(const char *path, float *a, uint16_t *b, float *c)
     return rc;
 }
 
-static void test_round_trip(const char *path, const float *a, const uint16_t *b, const float *c)
+/* Both ways in: the file's mapping and the copy in huge-page memory that
+ * bllm_model_load uses, which must read and refuse exactly the same. */
+typedef bllm_status (*opener)(const char *, bool, bllm_stb_file **);
+static const opener openers[2] = {bllm_stb_open, bllm_stb_load};
+static const char *const opener_names[2] = {"mapped", "loaded"};
+
+static void test_round_trip_with(const char *path, const float *a, const uint16_t *b, const float *c, int how)
 {
     bllm_stb_file *f;
-    bllm_status s = bllm_stb_open(path, true, &f);
+    bllm_status s = openers[how](path, true, &f);
     CHECK(s == BLLM_OK, "open failed: %s", bllm_last_error());
     if (s)
         return;
@@ -124,6 +130,12 @@ static void test_round_trip(const char *path, const float *a, const uint16_t *b,
     bllm_stb_close(f);
 }
 
+static void test_round_trip(const char *path, const float *a, const uint16_t *b, const float *c)
+{
+    for (int how = 0; how < 2; how++)
+        test_round_trip_with(path, a, b, c, how);
+}
+
 /* Apply a mutation to a copy of the good file and expect a refusal whose
  * message contains `needle`. */
 static void expect_refused(const unsigned char *good, size_t len, const char *what,
@@ -138,14 +150,17 @@ static void expect_refused(const unsigned char *good, size_t len, const char *wh
     path_of(p, sizeof p, "bad.stb");
     spit(p, b, n);
     free(b);
-    bllm_stb_file *f = NULL;
-    bllm_status s = bllm_stb_open(p, verify, &f);
-    CHECK(s == want, "%s: status %d (%s), wanted %d", what, s, bllm_last_error(), want);
-    CHECK(strstr(bllm_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, bllm_last_error(), needle);
-    CHECK(f == NULL, "%s: handle returned on failure", what);
-    if (s == want)
-        printf("ok   refused %-34s -> %s\n", what, bllm_last_error());
-    bllm_stb_close(f);
+    for (int how = 0; how < 2; how++) {
+        bllm_stb_file *f = NULL;
+        bllm_status s = openers[how](p, verify, &f);
+        CHECK(s == want, "%s (%s): status %d (%s), wanted %d", what, opener_names[how], s, bllm_last_error(), want);
+        CHECK(strstr(bllm_last_error(), needle) != NULL, "%s (%s): message '%s' lacks '%s'", what,
+              opener_names[how], bllm_last_error(), needle);
+        CHECK(f == NULL, "%s (%s): handle returned on failure", what, opener_names[how]);
+        if (s == want)
+            printf("ok   refused %-34s (%s) -> %s\n", what, opener_names[how], bllm_last_error());
+        bllm_stb_close(f);
+    }
 }
 
 static void m_magic(unsigned char *b, size_t *n) { (void)n; memcpy(b, "NOTASTB!", 8); }
@@ -305,6 +320,8 @@ int main(void)
     path_of(missing, sizeof missing, "no-such.stb");
     CHECK(bllm_stb_open(missing, false, &f) == BLLM_ERR_IO && strstr(bllm_last_error(), "cannot open"),
           "missing file: %s", bllm_last_error());
+    CHECK(bllm_stb_load(missing, false, &f) == BLLM_ERR_IO && strstr(bllm_last_error(), "cannot open"),
+          "missing file (loaded): %s", bllm_last_error());
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -362,6 +362,31 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* (e) the weights served from the file's mapping instead of the loaded
+     * copy (bllm_load_params.map_file): the same bytes, so the same logits
+     * bit for bit. */
+    if (ok) {
+        bllm_model *mm = NULL;
+        bllm_load_params mp = {.map_file = true};
+        s = bllm_model_load(model_path, &mp, &mm);
+        if (!s)
+            s = eval_batch(mm, 2, n_ctx, &g, l1, BLLM_KV_F32);
+        if (s != BLLM_OK) {
+            fprintf(stderr, "FAIL: mapped model: %s: %s\n", bllm_status_name(s), bllm_last_error());
+            ok = 0;
+        } else {
+            size_t ndiff = 0;
+            for (size_t i = 0; i < N * V; i++)
+                ndiff += memcmp(&l1[i], &l2[i], sizeof(float)) != 0;
+            printf("%s mapped vs loaded weights: %zu of %zu logits differ\n", name, ndiff, N * V);
+            if (ndiff) {
+                fprintf(stderr, "FAIL: the mapped model's logits differ from the loaded one's\n");
+                ok = 0;
+            }
+        }
+        bllm_model_free(mm);
+    }
+
     printf("%s: %s (tolerances: top %.1e, lse %.1e; kernels %s)\n", name, ok ? "PASS" : "FAIL",
            tol_top, tol_lse, bllm_kernel_name());
     free(l1);
