@@ -319,6 +319,8 @@ static bllm_status read_resident(int fd, bllm_stb_file *f, void **out)
         }
         done += (uint64_t)got;
     }
+    /* read-only from here, as the mapping is: a stray write faults */
+    mprotect(buf, f->size, PROT_READ);
     *out = buf;
     return BLLM_OK;
 }
