@@ -1109,21 +1109,23 @@ INLINE size_t tab_bytes_of(bllm_type ty, int path)
 #define GEMV_RT 3
 #define GEMV_RT_TABLES (32 * 1024)
 
-INLINE void gemv_row_tiles(bllm_type ty, int path, const uint8_t *wb, int ngrp, int rt, int g0, int ng,
+/* The single-token loop: nrt row tiles from rt on (GEMV_RT or 1, a
+ * constant at each call, so the arrays live in registers). */
+INLINE void gemv_row_tiles(bllm_type ty, int path, int nrt, const uint8_t *wb, int ngrp, int rt, int g0, int ng,
                            const gprep *gp, const uint8_t *tab, size_t tb, float *y, int rows, int t0,
                            int accumulate, const uint16_t *rscale)
 {
     const tile_layout L = layout_of(ty);
     const uint8_t *tile[GEMV_RT];
     __m256 acc[GEMV_RT][4];
-    for (int k = 0; k < GEMV_RT; k++) {
+    for (int k = 0; k < nrt; k++) {
         tile[k] = wb + ((size_t)(rt + k) * ngrp + g0) * L.tile_bytes;
         for (int i = 0; i < 4; i++)
             acc[k][i] = _mm256_setzero_ps();
     }
     for (int g = 0; g < ng; g++) {
 #pragma GCC unroll 4
-        for (int k = 0; k < GEMV_RT; k++) {
+        for (int k = 0; k < nrt; k++) {
             tg_weights W;
             if (PFD > 0)
                 for (int b = 0; b < L.tile_bytes; b += 64)
@@ -1133,7 +1135,7 @@ INLINE void gemv_row_tiles(bllm_type ty, int path, const uint8_t *wb, int ngrp, 
             tile[k] += L.tile_bytes;
         }
     }
-    for (int k = 0; k < GEMV_RT; k++) {
+    for (int k = 0; k < nrt; k++) {
         float accb[32] __attribute__((aligned(32)));
         for (int i = 0; i < 4; i++)
             _mm256_store_ps(accb + 8 * i, acc[k][i]);
@@ -1208,42 +1210,31 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
                 }
                 continue;
             }
-            int rt = r0 / 32;
-            if (nt == 1 && (size_t)ng * tb > GEMV_RT_TABLES)
-                for (; rt + GEMV_RT <= r1 / 32; rt += GEMV_RT)
-                    gemv_row_tiles(ty, path, wb, ngrp, rt, g0, ng, gp, tab, tb, y, rows, t0, g0 > 0, rscale);
-            for (; rt < r1 / 32; rt++) {
+            if (nt == 1) {
+                int rt = r0 / 32;
+                if ((size_t)ng * tb > GEMV_RT_TABLES)
+                    for (; rt + GEMV_RT <= r1 / 32; rt += GEMV_RT)
+                        gemv_row_tiles(ty, path, GEMV_RT, wb, ngrp, rt, g0, ng, gp, tab, tb, y, rows, t0, g0 > 0,
+                                       rscale);
+                for (; rt < r1 / 32; rt++)
+                    gemv_row_tiles(ty, path, 1, wb, ngrp, rt, g0, ng, gp, tab, tb, y, rows, t0, g0 > 0, rscale);
+                continue;
+            }
+            for (int rt = r0 / 32; rt < r1 / 32; rt++) {
                 const uint8_t *tile = wb + ((size_t)rt * ngrp + g0) * L.tile_bytes;
                 __m256 acc[4];
-                if (nt == 1) {
-                    for (int i = 0; i < 4; i++)
-                        acc[i] = _mm256_setzero_ps();
-                    for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
-                        tg_weights W;
-                        if (PFD > 0)
-                            for (int b = 0; b < L.tile_bytes; b += 64)
-                                _mm_prefetch((const char *)tile + PFD * L.tile_bytes + b, PFD_HINT);
-                        tg_load(ty, path, tile, &W);
-                        tg_token(ty, path, &W, gp + g, tab + (size_t)g * tb, acc);
-                    }
-                    _mm256_store_ps(accb, acc[0]);
-                    _mm256_store_ps(accb + 8, acc[1]);
-                    _mm256_store_ps(accb + 16, acc[2]);
-                    _mm256_store_ps(accb + 24, acc[3]);
-                } else {
-                    for (int i = 0; i < nt * 32; i++)
-                        accb[i] = 0.0f;
-                    for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
-                        tg_weights W;
-                        tg_load(ty, path, tile, &W);
-                        for (int t = 0; t < nt; t++) {
-                            float *a = accb + 32 * t;
-                            for (int i = 0; i < 4; i++)
-                                acc[i] = _mm256_load_ps(a + 8 * i);
-                            tg_token(ty, path, &W, gp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb, acc);
-                            for (int i = 0; i < 4; i++)
-                                _mm256_store_ps(a + 8 * i, acc[i]);
-                        }
+                for (int i = 0; i < nt * 32; i++)
+                    accb[i] = 0.0f;
+                for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
+                    tg_weights W;
+                    tg_load(ty, path, tile, &W);
+                    for (int t = 0; t < nt; t++) {
+                        float *a = accb + 32 * t;
+                        for (int i = 0; i < 4; i++)
+                            acc[i] = _mm256_load_ps(a + 8 * i);
+                        tg_token(ty, path, &W, gp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb, acc);
+                        for (int i = 0; i < 4; i++)
+                            _mm256_store_ps(a + 8 * i, acc[i]);
                     }
                 }
                 /* per-row scales (b1, onebit) are linear, so each column
