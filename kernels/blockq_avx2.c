@@ -1,4 +1,4 @@
-/* q8/q4 matmuls on int8 activations, x86 (kernels/blockq.h). One source,
+/* q8/q6/q4 matmuls on int8 activations, x86 (kernels/blockq.h). One source,
  * built twice: with AVX2 (maddubs + madd to int32) and, as
  * BLOCKQ_VNNI, with AVX-512 VNNI (vpdpbusd does both at once). Each token's
  * x is quantized once per call by the shared scalar routine; a weight block
@@ -18,20 +18,32 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* q8: the 32 signed weights of a block. q4: its 32 nibbles as unsigned
- * bytes 0..15 (w = q - 8; the -8 is applied on the activations' side,
- * dot_q4). */
+/* q8: the 32 signed weights of a block. q4, q6: its 32 levels as
+ * unsigned bytes 0..15 / 0..63 (w = q - 8 / q - 32; the offset is applied
+ * on the activations' side, q_offset, or subtracted, row_tok4). */
 INLINE __m256i load_w(bllm_type ty, const uint8_t *blk)
 {
     if (ty == BLLM_TYPE_Q8)
         return _mm256_loadu_si256((const __m256i *)(blk + 2));
     __m128i b = _mm_loadu_si128((const __m128i *)(blk + 2));
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b); /* columns 16..31 from the high nibbles */
-    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+    v = _mm256_and_si256(v, _mm256_set1_epi8(15));
+    if (ty == BLLM_TYPE_Q6) {
+        /* qword k (columns 8k..8k+7) takes bits 2k, 2k+1 of every byte of
+         * the 8 top-bit bytes, moved to bits 4-5 */
+        uint64_t qh;
+        memcpy(&qh, blk + 18, 8);
+        __m256i h = _mm256_srlv_epi64(_mm256_set1_epi64x((long long)qh), _mm256_setr_epi64x(0, 2, 4, 6));
+        v = _mm256_or_si256(v, _mm256_and_si256(_mm256_slli_epi64(h, 4), _mm256_set1_epi8(0x30)));
+    }
+    return v;
 }
 
-/* Eight int32 partial sums of u . x for bytes u in 0..15 (no overflow:
- * maddubs pairs stay within 2 * 15 * 127), added to c. */
+/* The level offset of the unsigned types (q4 8, q6 32). */
+INLINE int level_offset(bllm_type ty) { return ty == BLLM_TYPE_Q6 ? 32 : 8; }
+
+/* Eight int32 partial sums of u . x for bytes u in 0..63 (no overflow:
+ * maddubs pairs stay within 2 * 63 * 127), added to c. */
 INLINE __m256i dot_u4(__m256i c, __m256i u, __m256i x)
 {
 #ifdef BLOCKQ_VNNI
@@ -41,16 +53,17 @@ INLINE __m256i dot_u4(__m256i c, __m256i u, __m256i x)
 #endif
 }
 
-/* -8 times the same partial sums of x: with it as the start, dot_u4 of a
- * q4 block's nibbles gives the sums of (q - 8) x, so one per block and
- * token serves every row. */
-INLINE __m256i q4_offset(__m256i x)
+/* -offset times the same partial sums of x: with it as the start, dot_u4
+ * of a q4 or q6 block's levels gives the sums of (q - offset) x, so one per
+ * block and token serves every row. */
+INLINE __m256i q_offset(bllm_type ty, __m256i x)
 {
-    return _mm256_sub_epi32(_mm256_setzero_si256(), dot_u4(_mm256_setzero_si256(), _mm256_set1_epi8(8), x));
+    const __m256i k = _mm256_set1_epi8((char)level_offset(ty));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), dot_u4(_mm256_setzero_si256(), k, x));
 }
 
-/* Eight int32 partial sums of w . x for signed w (q8, or q4's nibbles
- * less 8), exact. */
+/* Eight int32 partial sums of w . x for signed w (q8, or q4's and q6's
+ * levels less their offset), exact. */
 INLINE __m256i dot_s8(__m256i w, __m256i x)
 {
     __m256i aw = _mm256_sign_epi8(w, w), sx = _mm256_sign_epi8(x, w); /* |w| (unsigned) and x * sign(w) */
@@ -91,8 +104,8 @@ INLINE void row_tok4(bllm_type ty, const uint8_t *wr, int nb, int cols, const in
         memcpy(&h, blk, 2);
         const float dw = _cvtsh_ss(h);
         __m256i wv = load_w(ty, blk);
-        if (ty == BLLM_TYPE_Q4)
-            wv = _mm256_sub_epi8(wv, _mm256_set1_epi8(8));
+        if (ty != BLLM_TYPE_Q8)
+            wv = _mm256_sub_epi8(wv, _mm256_set1_epi8((char)level_offset(ty)));
         for (int k = 0; k < 4; k++) {
             const size_t tk = (size_t)(t + k);
             __m256i xv = _mm256_loadu_si256((const __m256i *)(qx + tk * cols + (size_t)b * BLLM_QBLOCK));
@@ -113,7 +126,7 @@ INLINE void row_tok4(bllm_type ty, const uint8_t *wr, int nb, int cols, const in
 #define PF_ROWS 16
 
 /* One token, NR rows from wr on (row stride row_bytes): the activation
- * block and its q4 offset are loaded once for NR independent sums, so the
+ * block and its q4/q6 offset are loaded once for NR independent sums, so the
  * GEMV is not one chain of dependent multiply-adds (one row at a time it
  * ran at half the memory's speed, compute-bound, on a Sapphire Rapids VM). */
 INLINE void rows_tok1(bllm_type ty, int NR, const uint8_t *wr, size_t row_bytes, int nb, const int8_t *qx,
@@ -124,13 +137,13 @@ INLINE void rows_tok1(bllm_type ty, int NR, const uint8_t *wr, size_t row_bytes,
     const uint8_t *blk = wr;
     for (int b = 0; b < nb; b++, blk += bs) {
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * BLLM_QBLOCK));
-        const __m256i off = ty == BLLM_TYPE_Q4 ? q4_offset(xv) : _mm256_setzero_si256();
+        const __m256i off = ty != BLLM_TYPE_Q8 ? q_offset(ty, xv) : _mm256_setzero_si256();
         const __m256 sx = _mm256_broadcast_ss(dx + b);
         for (int k = 0; k < NR; k++) {
             const uint8_t *bk = blk + k * row_bytes;
             _mm_prefetch((const char *)bk + PF_ROWS * row_bytes, _MM_HINT_T1);
             const __m256i wv = load_w(ty, bk);
-            const __m256i p = ty == BLLM_TYPE_Q4 ? dot_u4(off, wv, xv) : dot_s8(wv, xv);
+            const __m256i p = ty != BLLM_TYPE_Q8 ? dot_u4(off, wv, xv) : dot_s8(wv, xv);
             acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(bcast_f16(bk), sx), _mm256_cvtepi32_ps(p), acc[k]);
         }
     }
@@ -184,4 +197,9 @@ void SUFFIX(bllm_matmul_q8)(float *y, const float *x, const void *w, int n_tok, 
 void SUFFIX(bllm_matmul_q4)(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
 {
     matmul_blockq(BLLM_TYPE_Q4, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4_scalar);
+}
+
+void SUFFIX(bllm_matmul_q6)(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q6, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q6_scalar);
 }

@@ -1,4 +1,4 @@
-/* q8/q4 matmuls on int8 activations, aarch64 (kernels/blockq.h): the
+/* q8/q6/q4 matmuls on int8 activations, aarch64 (kernels/blockq.h): the
  * products of a 32-column block by vmull_s8 (each below 2^14) and pairwise
  * widening adds into four int32 lanes (vpadalq_s16), base Advanced SIMD
  * (no dotprod, so every aarch64 core runs it). Each token's x is quantized
@@ -20,9 +20,21 @@ static inline int8x16x2_t load_w(bllm_type ty, const uint8_t *blk)
         return w;
     }
     uint8x16_t b = vld1q_u8(blk + 2);
-    const int8x16_t eight = vdupq_n_s8(8);
-    w.val[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(15))), eight); /* columns 0..15 */
-    w.val[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), eight);           /* columns 16..31 */
+    uint8x16_t lo = vandq_u8(b, vdupq_n_u8(15)), hi = vshrq_n_u8(b, 4); /* columns 0..15, 16..31 */
+    if (ty == BLLM_TYPE_Q6) {
+        /* the top two bits: byte j holds those of columns j, j + 8, j + 16,
+         * j + 24; doubled, the 8 bytes shift right by 0 and 2 (low half)
+         * or 4 and 6 (high half), then move to bits 4-5 */
+        uint8x8_t qh = vld1_u8(blk + 18);
+        uint8x16_t q2 = vcombine_u8(qh, qh);
+        const int8x16_t sl = vcombine_s8(vdup_n_s8(0), vdup_n_s8(-2)), sh = vcombine_s8(vdup_n_s8(-4), vdup_n_s8(-6));
+        const uint8x16_t three = vdupq_n_u8(3);
+        lo = vorrq_u8(lo, vshlq_n_u8(vandq_u8(vshlq_u8(q2, sl), three), 4));
+        hi = vorrq_u8(hi, vshlq_n_u8(vandq_u8(vshlq_u8(q2, sh), three), 4));
+    }
+    const int8x16_t off = vdupq_n_s8(ty == BLLM_TYPE_Q6 ? 32 : 8);
+    w.val[0] = vsubq_s8(vreinterpretq_s8_u8(lo), off);
+    w.val[1] = vsubq_s8(vreinterpretq_s8_u8(hi), off);
     return w;
 }
 
@@ -79,4 +91,9 @@ void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int
 void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
 {
     matmul_blockq(BLLM_TYPE_Q4, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4_scalar);
+}
+
+void bllm_matmul_q6_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q6, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q6_scalar);
 }

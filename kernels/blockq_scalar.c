@@ -1,4 +1,4 @@
-/* The scalar reference of the q8/q4 matmuls: kernels/blockq.h. */
+/* The scalar reference of the q8/q6/q4 matmuls: kernels/blockq.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,14 +21,7 @@ static void matmul_blockq(bllm_type ty, float *y, const float *x, const void *w,
                 uint16_t h;
                 memcpy(&h, blk, 2);
                 float dw = bllm_f16_to_f32(h);
-                if (ty == BLLM_TYPE_Q8) {
-                    memcpy(qw, blk + 2, BLLM_QBLOCK);
-                } else {
-                    for (int j = 0; j < 16; j++) {
-                        qw[j] = (int8_t)((blk[2 + j] & 15) - 8);
-                        qw[j + 16] = (int8_t)((blk[2 + j] >> 4) - 8);
-                    }
-                }
+                bllm_blockq_levels(ty, blk, qw);
                 int32_t s = 0;
                 for (int i = 0; i < BLLM_QBLOCK; i++)
                     s += (int32_t)qw[i] * qx[i];
@@ -47,4 +40,9 @@ void bllm_matmul_q8_scalar(float *y, const float *x, const void *w, int n_tok, i
 void bllm_matmul_q4_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
 {
     matmul_blockq(BLLM_TYPE_Q4, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+void bllm_matmul_q6_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q6, y, x, w, n_tok, cols, rows, r0, r1);
 }

@@ -18,8 +18,8 @@ void bllm_cli_getopt_error(const char *prog, int c, char *const *argv);
  * option whose val is c. */
 struct option;
 void bllm_cli_bad_value(const char *prog, const struct option *opts, int c, const char *value, const char *expected);
-/* --embed-type / --head-type: "q8", "q4", "f16" or "f32" into *out (a
- * bllm_type); otherwise prints "PROG: OPTION takes q8 or q4 (...), not
+/* --embed-type / --head-type: "q8", "q6", "q4", "f16" or "f32" into *out (a
+ * bllm_type); otherwise prints "PROG: OPTION takes q8, q6 or q4 (...), not
  * 'S'" and returns false. */
 bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, int *out);
 /* --cache-type: "f16", "f32" or "q8" into a bllm_kv_type; prints why not. */

@@ -124,8 +124,9 @@ static bllm_type stored_type(const bllm_llama_tensor_desc *d, const model_types 
     if (!bllm_type_is_packed(mt->matrices) || is_block_matrix(d))
         return mt->matrices;
     /* around packed matrices, as bllm-quantize writes them: the embedding
-     * and head q8, any other matrix f16 */
-    return strcmp(d->name, "token_embd.weight") && strcmp(d->name, "output.weight") ? BLLM_TYPE_F16 : BLLM_TYPE_Q8;
+     * and head BLLM_BINARY_HEAD_TYPE, any other matrix f16 */
+    return strcmp(d->name, "token_embd.weight") && strcmp(d->name, "output.weight") ? BLLM_TYPE_F16
+                                                                                     : BLLM_BINARY_HEAD_TYPE;
 }
 
 static uint64_t desc_bytes(const bllm_llama_tensor_desc *d, const model_types *mt)

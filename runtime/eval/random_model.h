@@ -58,7 +58,7 @@ typedef struct {
     int n_threads;       /* for generating values; 0 = online CPUs */
     const char *created_by; /* provenance.created_by; NULL = "bllm" */
     bool keep_existing;  /* refuse to replace an existing file at path */
-    bllm_type embed_type, head_type; /* q8, q4, f16 or f32 for the token
+    bllm_type embed_type, head_type; /* q8, q6, q4, f16 or f32 for the token
                             embedding and the head (a tied model's one
                             matrix: head_type when set); BLLM_TYPE_COUNT: as
                             the rules above */

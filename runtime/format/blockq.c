@@ -22,7 +22,10 @@ void bllm_blockq_quantize_row(bllm_type t, const float *x, int cols, uint8_t *ou
         for (int i = 0; i < BLLM_QBLOCK; i++)
             if (fabsf(x[i]) > amax)
                 amax = fabsf(x[i]), m = x[i];
-        uint16_t dh = bllm_f32_to_f16(t == BLLM_TYPE_Q8 ? amax / 127.0f : -m / 8.0f);
+        /* q4 and q6: levels -8..7 / -32..31 times d = -m / levels, so m
+         * itself is the level -8 / -32 exactly */
+        const float levels = t == BLLM_TYPE_Q4 ? 8.0f : 32.0f;
+        uint16_t dh = bllm_f32_to_f16(t == BLLM_TYPE_Q8 ? amax / 127.0f : -m / levels);
         float d = bllm_f16_to_f32(dh), id = d != 0.0f ? 1.0f / d : 0.0f;
         put_f16(out, dh);
         if (t == BLLM_TYPE_Q8) {
@@ -30,15 +33,19 @@ void bllm_blockq_quantize_row(bllm_type t, const float *x, int cols, uint8_t *ou
                 float q = nearbyintf(x[i] * id);
                 out[2 + i] = (uint8_t)(int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
             }
-        } else {
-            uint8_t q[BLLM_QBLOCK];
-            for (int i = 0; i < BLLM_QBLOCK; i++) {
-                float v = nearbyintf(x[i] * id) + 8.0f;
-                q[i] = (uint8_t)(v > 15.0f ? 15.0f : v < 0.0f ? 0.0f : v);
-            }
-            for (int j = 0; j < 16; j++)
-                out[2 + j] = (uint8_t)(q[j] | q[j + 16] << 4);
+            continue;
         }
+        uint8_t q[BLLM_QBLOCK];
+        for (int i = 0; i < BLLM_QBLOCK; i++) {
+            float v = nearbyintf(x[i] * id) + levels;
+            q[i] = (uint8_t)(v > 2.0f * levels - 1.0f ? 2.0f * levels - 1.0f : v < 0.0f ? 0.0f : v);
+        }
+        for (int j = 0; j < 16; j++)
+            out[2 + j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
+        if (t == BLLM_TYPE_Q6)
+            for (int j = 0; j < 8; j++)
+                out[18 + j] =
+                    (uint8_t)(q[j] >> 4 | (q[j + 8] >> 4) << 2 | (q[j + 16] >> 4) << 4 | (q[j + 24] >> 4) << 6);
     }
 }
 
@@ -46,16 +53,11 @@ void bllm_blockq_dequant_row(bllm_type t, const uint8_t *row, int cols, float *o
 {
     const int bs = bllm_blockq_block_bytes(t);
     for (int b = 0; b < cols / BLLM_QBLOCK; b++, row += bs, out += BLLM_QBLOCK) {
-        float d = get_f16(row);
-        if (t == BLLM_TYPE_Q8) {
-            for (int i = 0; i < BLLM_QBLOCK; i++)
-                out[i] = d * (float)(int8_t)row[2 + i];
-        } else {
-            for (int j = 0; j < 16; j++) {
-                out[j] = d * (float)((row[2 + j] & 15) - 8);
-                out[j + 16] = d * (float)((row[2 + j] >> 4) - 8);
-            }
-        }
+        const float d = get_f16(row);
+        int8_t q[BLLM_QBLOCK];
+        bllm_blockq_levels(t, row, q);
+        for (int i = 0; i < BLLM_QBLOCK; i++)
+            out[i] = d * (float)q[i];
     }
 }
 

@@ -1,14 +1,18 @@
-/* Block-quantized rows, q8 and q4 (runtime/format/types.h, docs/format.md):
+/* Block-quantized rows, q8, q6 and q4 (runtime/format/types.h, docs/format.md):
  * the types of the matrices that stay out of binarization, the token
  * embedding and the output head. Rows are stored one after another, each
  * as cols / 32 blocks:
  *   q8  fp16 d, then 32 int8 q              34 bytes   w = d * q
  *   q4  fp16 d, then 16 bytes: byte j holds q of column j (low nibble) and
  *       of column j + 16 (high nibble)     18 bytes   w = d * (q - 8)
+ *   q6  fp16 d, then q4's 16 bytes of low nibbles, then 8 bytes: byte j
+ *       holds the top two bits of columns j, j + 8, j + 16, j + 24 (bits
+ *       0-1, 2-3, 4-5, 6-7)               26 bytes   w = d * (q - 32)
  * Rows are whole bytes, so an embedding row is read alone. The quantizers
  * round to nearest: q8 d = max |w| / 127; q4 d = -m / 8 with m the block's
  * value of largest magnitude (its sign kept), so m lands exactly on q = 0
- * and the opposite side reaches 7 d: q = clamp(round(w / d) + 8, 0, 15).
+ * and the opposite side reaches 7 d: q = clamp(round(w / d) + 8, 0, 15);
+ * q6 the same at 6 bits, d = -m / 32, q = clamp(round(w / d) + 32, 0, 63).
  * Every operation is one f32 rounding; d is rounded to fp16 first and q
  * computed with it, so dequantize(quantize(w)) is what a kernel sees. */
 #ifndef BLLM_BLOCKQ_H
@@ -21,8 +25,39 @@
 
 #define BLLM_QBLOCK 32
 
+/* The embedding and head of the binary models bllm-quantize and
+ * bllm-random write, unless --embed-type / --head-type say otherwise. q6:
+ * on a BiLLM-binarized SmolLM2 it left perplexity within noise of an f16
+ * head (KL 0.014 nats/token; q8 0.001, q4 0.20 and +17%), and against q8
+ * it takes a TinyLlama-shape b1g decode 4-9% faster (docs/results.md,
+ * "Embedding and head in 8, 6 or 4 bits"). */
+#define BLLM_BINARY_HEAD_TYPE BLLM_TYPE_Q6
+
 /* Bytes of one 32-column block. */
-static inline int bllm_blockq_block_bytes(bllm_type t) { return t == BLLM_TYPE_Q8 ? 34 : 18; }
+static inline int bllm_blockq_block_bytes(bllm_type t)
+{
+    return t == BLLM_TYPE_Q8 ? 34 : t == BLLM_TYPE_Q6 ? 26 : 18;
+}
+
+/* The 32 signed levels of one block (w = d * level): q8's q, q4's q - 8,
+ * q6's q - 32. */
+static inline void bllm_blockq_levels(bllm_type t, const uint8_t *blk, int8_t q[BLLM_QBLOCK])
+{
+    if (t == BLLM_TYPE_Q8) {
+        for (int i = 0; i < BLLM_QBLOCK; i++)
+            q[i] = (int8_t)blk[2 + i];
+        return;
+    }
+    for (int j = 0; j < 16; j++) {
+        int lo = blk[2 + j] & 15, hi = blk[2 + j] >> 4;
+        if (t == BLLM_TYPE_Q6) {
+            lo |= (blk[18 + j % 8] >> (2 * (j / 8)) & 3) << 4;
+            hi |= (blk[18 + j % 8] >> (2 * (j / 8) + 4) & 3) << 4;
+        }
+        q[j] = (int8_t)(t == BLLM_TYPE_Q6 ? lo - 32 : lo - 8);
+        q[j + 16] = (int8_t)(t == BLLM_TYPE_Q6 ? hi - 32 : hi - 8);
+    }
+}
 
 /* One row of cols (a multiple of 32) values into its blocks. */
 void bllm_blockq_quantize_row(bllm_type t, const float *x, int cols, uint8_t *out);

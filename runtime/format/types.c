@@ -71,6 +71,7 @@ static uint64_t bytes_stbllm(uint64_t r, uint64_t c) { return bytes_block(r, c, 
 static bool cols32(uint64_t rows, uint64_t cols) { return rows > 0 && cols > 0 && cols % 32 == 0; }
 static uint64_t bytes_q8(uint64_t r, uint64_t c) { return elem_bytes_n(r, c / 32, 2 + 32); }
 static uint64_t bytes_q4(uint64_t r, uint64_t c) { return elem_bytes_n(r, c / 32, 2 + 16); }
+static uint64_t bytes_q6(uint64_t r, uint64_t c) { return elem_bytes_n(r, c / 32, 2 + 16 + 8); }
 
 static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {
     [BLLM_TYPE_F32] = {"f32", 4, false, any_shape, bytes_f32},
@@ -91,6 +92,7 @@ static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {
     [BLLM_TYPE_STBLLM] = {"stbllm", 0, true, tiled, bytes_stbllm},
     [BLLM_TYPE_Q8] = {"q8", 0, false, cols32, bytes_q8},
     [BLLM_TYPE_Q4] = {"q4", 0, false, cols32, bytes_q4},
+    [BLLM_TYPE_Q6] = {"q6", 0, false, cols32, bytes_q6},
 };
 
 bool bllm_type_valid(uint32_t type) { return type < BLLM_TYPE_COUNT; }
@@ -116,7 +118,10 @@ bool bllm_type_from_name(const char *name, bllm_type *out)
 }
 
 bool bllm_type_is_packed(bllm_type type) { return bllm_type_valid((uint32_t)type) && traits[type].packed; }
-bool bllm_type_is_blockq(bllm_type type) { return type == BLLM_TYPE_Q8 || type == BLLM_TYPE_Q4; }
+bool bllm_type_is_blockq(bllm_type type)
+{
+    return type == BLLM_TYPE_Q8 || type == BLLM_TYPE_Q4 || type == BLLM_TYPE_Q6;
+}
 
 bool bllm_type_shape_ok(bllm_type type, uint64_t rows, uint64_t ncols)
 {

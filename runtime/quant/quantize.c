@@ -403,9 +403,7 @@ static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t
 /* The type the embedding or the head is to take, or BLLM_TYPE_COUNT for a
  * tensor that is neither (it keeps keep_type). A tied model (no
  * output.weight) has one matrix for both: head_type when set. Unset, both
- * are q8: on a binarized SmolLM2 it moved perplexity by 0.1% against f16
- * (q4: 19%) for a third of the file (docs/results.md, "Embedding and head
- * in 8 or 4 bits"). */
+ * are BLLM_BINARY_HEAD_TYPE (runtime/format/blockq.h). */
 static bllm_type head_embed_type(const input *in, const bllm_quantize_params *p, const tinfo *t)
 {
     if (t->ndim != 2)
@@ -421,7 +419,7 @@ static bllm_type head_embed_type(const input *in, const bllm_quantize_params *p,
     } else {
         return BLLM_TYPE_COUNT;
     }
-    return ty == BLLM_TYPE_COUNT ? BLLM_TYPE_Q8 : ty;
+    return ty == BLLM_TYPE_COUNT ? BLLM_BINARY_HEAD_TYPE : ty;
 }
 
 /* What run() writes: the quantized model, the f32 copy of a packed one, or
@@ -652,7 +650,7 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
     for (int k = 0; k < 2; k++) {
         const bllm_type t = k ? p->head_type : p->embed_type;
         if (t != BLLM_TYPE_COUNT && !bllm_type_is_blockq(t) && t != BLLM_TYPE_F16 && t != BLLM_TYPE_F32)
-            return bllm_fail(BLLM_ERR_ARG, "the %s must be q8, q4, f16 or f32, not %s", k ? "head" : "embedding",
+            return bllm_fail(BLLM_ERR_ARG, "the %s must be q8, q6, q4, f16 or f32, not %s", k ? "head" : "embedding",
                              bllm_type_name(t));
     }
     if (!method && p->type == BLLM_TYPE_PB8 && !(p->rtn.salient_frac >= 0.0f && p->rtn.salient_frac <= 1.0f))

@@ -27,7 +27,7 @@ typedef struct {
     bllm_type type;             /* rtn: packed type for the blk.* matrices
                                    (calibrated methods: their own type) */
     bllm_type keep_type;        /* BLLM_TYPE_F16 (default) or BLLM_TYPE_F32 */
-    bllm_type embed_type;       /* token embedding: q8, q4, f16 or f32;
+    bllm_type embed_type;       /* token embedding: q8, q6, q4, f16 or f32;
                                    BLLM_TYPE_COUNT (default): q8 */
     bllm_type head_type;        /* output head, likewise; a tied model's one
                                    matrix takes head_type when it is set */

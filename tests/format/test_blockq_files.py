@@ -1,7 +1,11 @@
-"""q8 and q4 in files (docs/format.md): their bytes are llama.cpp's Q8_0 and
-Q4_0 blocks, so gguf-py (PyPI, code nobody here wrote) must decode what
-bllm-convert --embed-type/--head-type writes to exactly the values
-bllm-quantize --dequantize reads back; the types land where asked (untied
+"""q8, q6 and q4 in files (docs/format.md): q8's and q4's bytes are
+llama.cpp's Q8_0 and Q4_0 blocks, so gguf-py (PyPI, code nobody here wrote)
+must decode what bllm-convert --embed-type/--head-type writes to exactly
+the values bllm-quantize --dequantize reads back; q6 (no llama.cpp twin)
+is decoded here with numpy from docs/format.md's layout, and must equal
+--dequantize too and lie within half a step of the source weights (or
+past the block's 31 d, opposite its largest magnitude, no further than
+the source); the types land where asked (untied
 and tied models, bllm-convert and bllm-random) and binary models default
 to q8; the models run; a bad type name is refused.
   usage: test_blockq_files.py   (BLLM_BUILD, BLLM_SOURCE in the environment)"""
@@ -69,8 +73,42 @@ with tempfile.TemporaryDirectory() as d:
     g = run("bllm-run", "-m", out, "-p", "Hello", "-n", "4", "--temp", "0", "-t", "1")
     check(g.returncode == 0, f"bllm-run on the q8/q4 model: {g.stderr}")
 
-    # binary models default to q8 for both (docs/results.md); f16/f32 keep floats
-    for extra, want in [([], (16, 16)), (["--embed-type", "f16", "--head-type", "f32"], (1, 0))]:
+    # q6: 26-byte blocks, d fp16 | 16 bytes of low nibbles (column j low,
+    # j + 16 high) | 8 bytes of top bit pairs (byte j: columns j, j + 8,
+    # j + 16, j + 24 at bits 0-1, 2-3, 4-5, 6-7); w = d * (q - 32)
+    out6, deq6, src32 = (os.path.join(d, n) for n in ("q6.stb", "q6-f32.stb", "src-f32.stb"))
+    r = run("bllm-convert", src, "-o", out6, "-q", "--type", "f16", "--embed-type", "q6", "--head-type", "q6")
+    check(r.returncode == 0, f"bllm-convert --embed-type q6 --head-type q6: {r.stderr}")
+    r = run("bllm-quantize", "--dequantize", out6, "-o", deq6, "-q")
+    check(r.returncode == 0, f"bllm-quantize --dequantize (q6): {r.stderr}")
+    r = run("bllm-convert", src, "-o", src32, "-q", "--type", "f32")
+    check(r.returncode == 0, f"bllm-convert --type f32: {r.stderr}")
+    s6, sd6, s32 = Stb(out6), Stb(deq6), Stb(src32)
+    for name in ("token_embd.weight", "output.weight"):
+        b, t = raw(s6, name)
+        rows, cols = t["dims"]
+        check(t["type"] == 18 and t["nbytes"] == rows * cols // 32 * 26,
+              f"{name}: type {t['type']}, {t['nbytes']} bytes (want q6 = 18, {rows * cols // 32 * 26})")
+        blk = b.reshape(-1, 26)
+        dq = blk[:, :2].copy().view(np.float16).astype(np.float32)  # (blocks, 1)
+        ql, qh = blk[:, 2:18], blk[:, 18:26]
+        low = np.concatenate([ql & 15, ql >> 4], axis=1).astype(np.int32)
+        top = np.concatenate([(qh >> (2 * k)) & 3 for k in range(4)], axis=1).astype(np.int32)
+        mine = (dq * (low + 16 * top - 32).astype(np.float32)).reshape(rows, cols)
+        ours = f32(sd6, name)
+        n_diff = int((mine.view(np.uint32) != ours.view(np.uint32)).sum())
+        check(n_diff == 0, f"{name}: the layout decoded with numpy differs from bllm's q6 in {n_diff} values")
+        w = f32(s32, name).reshape(-1, 32)
+        ad = np.abs(dq)
+        tol = 0.5 * ad + 32 * ad * 2.0**-11  # half a step, and d's fp16 rounding carried to level 32
+        err = np.abs(mine.reshape(-1, 32) - w)
+        n_far = int((err > tol + np.maximum(np.abs(w) - 31.5 * ad, 0) + 1e-30).sum())
+        check(n_far == 0, f"{name}: {n_far} q6 values further than half a step from the source")
+    g = run("bllm-run", "-m", out6, "-p", "Hello", "-n", "4", "--temp", "0", "-t", "1")
+    check(g.returncode == 0, f"bllm-run on the q6 model: {g.stderr}")
+
+    # binary models default to q6 for both (docs/results.md); f16/f32 keep floats
+    for extra, want in [([], (18, 18)), (["--embed-type", "f16", "--head-type", "f32"], (1, 0))]:
         bq = os.path.join(d, "b.stb")
         r = run("bllm-quantize", src, "-o", bq, "--type", "b1g", "-q", "--force", *extra)
         check(r.returncode == 0, f"bllm-quantize --type b1g {extra}: {r.stderr}")
@@ -78,6 +116,11 @@ with tempfile.TemporaryDirectory() as d:
             st = Stb(bq)
             got = (st.tensors["token_embd.weight"]["type"], st.tensors["output.weight"]["type"])
             check(got == want, f"bllm-quantize b1g {extra}: embedding/head types {got}, want {want}")
+
+    rb = os.path.join(d, "rb.stb")
+    r = run("bllm-random", "smollm2-135m", "--type", "b1g", "-o", rb, "-q")
+    check(r.returncode == 0 and Stb(rb).tensors["token_embd.weight"]["type"] == 18,
+          f"bllm-random b1g: the tied embedding/head not q6 by default: {r.stderr}")
 
     # tied (bllm-random smollm2-135m has no output.weight): the one matrix takes --head-type
     tied = os.path.join(d, "tied.stb")
@@ -94,7 +137,7 @@ with tempfile.TemporaryDirectory() as d:
                        ("bllm-quantize", [out, "-o", os.path.join(d, "x.stb")]),
                        ("bllm-random", ["smollm2-135m", "-o", os.path.join(d, "x.stb")])]:
         r = run(tool, *args, "--head-type", "q3")
-        check(r.returncode == 2 and "q8 or q4" in r.stderr, f"{tool} --head-type q3: rc {r.returncode} {r.stderr!r}")
+        check(r.returncode == 2 and "q8, q6 or q4" in r.stderr, f"{tool} --head-type q3: rc {r.returncode} {r.stderr!r}")
 
 if failures:
     print(f"{len(failures)} of {checks} checks failed")

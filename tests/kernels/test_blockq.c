@@ -1,10 +1,10 @@
-/* q8 and q4 (runtime/format/blockq.h, kernels/blockq.h):
+/* q8, q6 and q4 (runtime/format/blockq.h, kernels/blockq.h):
  * - quantize -> dequantize: every value within half a step (d / 2) of the
- *   input (q4: on the side opposite the block's largest magnitude, which
- *   stops at 7 d, within |x| - 7 d), zero blocks zero, NaN scales refused
- *   by bllm_blockq_check;
+ *   input (q4, q6: on the side opposite the block's largest magnitude,
+ *   which stops at 7 d / 31 d, within |x| - 7 d / 31 d), zero blocks zero,
+ *   NaN scales refused by bllm_blockq_check;
  * - the scalar matmul against a double-precision sum over the same
- *   integers (the definition), to 3e-6 of the term sizes (two roundings
+ *   integers (the definition, decoded here from docs/format.md), to 3e-6 of the term sizes (two roundings
  *   per block term and one per addition: (nb + 2) 2^-24 <= 2.5e-6 at the
  *   40 blocks drawn);
  * - every SIMD set this CPU runs (avx2 and its variants with maddubs,
@@ -67,11 +67,13 @@ static void test_roundtrip(bllm_type ty)
                     amax = fabsf(xb[c]), at = c;
             for (int c = 0; c < 32; c++) {
                 /* half a step, plus the fp16 rounding of d carried to the
-                 * largest level (127 or 8 steps of 2^-11 relative) */
-                double tol = 0.5 * d + (ty == BLLM_TYPE_Q8 ? 127 : 8) * d * 0x1p-11 + 1e-30;
-                /* q4: the side opposite the largest magnitude stops at 7 d */
-                if (ty == BLLM_TYPE_Q4 && fabs(xb[c]) > 7.5 * d)
-                    tol += fabs(xb[c]) - 7.5 * d;
+                 * largest level (127, 32 or 8 steps of 2^-11 relative) */
+                const int top = ty == BLLM_TYPE_Q8 ? 127 : ty == BLLM_TYPE_Q6 ? 32 : 8;
+                double tol = 0.5 * d + top * d * 0x1p-11 + 1e-30;
+                /* q4, q6: the side opposite the largest magnitude stops at
+                 * 7 d / 31 d */
+                if (ty != BLLM_TYPE_Q8 && fabs(xb[c]) > (top - 0.5) * d)
+                    tol += fabs(xb[c]) - (top - 0.5) * d;
                 if (fabs((double)zb[c] - xb[c]) > tol)
                     bad++;
             }
@@ -112,8 +114,11 @@ static void reference(bllm_type ty, const uint8_t *w, const float *x, int n_tok,
                 float dw = bllm_f16_to_f32(h);
                 long s = 0, sa = 0;
                 for (int i = 0; i < 32; i++) {
-                    int qw = ty == BLLM_TYPE_Q8 ? (int8_t)blk[2 + i]
-                                                : (i < 16 ? (blk[2 + i] & 15) : (blk[2 + i - 16] >> 4)) - 8;
+                    int nib = i < 16 ? (blk[2 + i] & 15) : (blk[2 + i - 16] >> 4);
+                    int top2 = (blk[18 + i % 8] >> (2 * (i / 8))) & 3; /* q6: byte i % 8, bit pair i / 8 */
+                    int qw = ty == BLLM_TYPE_Q8   ? (int8_t)blk[2 + i]
+                             : ty == BLLM_TYPE_Q6 ? nib + 16 * top2 - 32
+                                                  : nib - 8;
                     s += (long)qw * qx[i];
                     sa += labs((long)qw * qx[i]);
                 }
@@ -195,7 +200,7 @@ int main(void)
         if (s && s->matmul[BLLM_TYPE_Q8])
             sets[n_sets++] = s;
     }
-    for (int t = BLLM_TYPE_Q8; t <= BLLM_TYPE_Q4; t++) {
+    for (int t = BLLM_TYPE_Q8; t <= BLLM_TYPE_Q6; t++) {
         test_roundtrip((bllm_type)t);
         test_matmul((bllm_type)t, sets, n_sets);
     }
