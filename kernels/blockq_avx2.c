@@ -33,8 +33,14 @@ INLINE __m256i load_w(bllm_type ty, const uint8_t *blk)
          * the 8 top-bit bytes, moved to bits 4-5 */
         uint64_t qh;
         memcpy(&qh, blk + 18, 8);
-        __m256i h = _mm256_srlv_epi64(_mm256_set1_epi64x((long long)qh), _mm256_setr_epi64x(0, 2, 4, 6));
-        v = _mm256_or_si256(v, _mm256_and_si256(_mm256_slli_epi64(h, 4), _mm256_set1_epi8(0x30)));
+#ifdef BLOCKQ_VNNI
+        /* one rotate (AVX-512 VL) brings the pair to bits 4-5 in place */
+        __m256i h = _mm256_rolv_epi64(_mm256_set1_epi64x((long long)qh), _mm256_setr_epi64x(4, 2, 0, 62));
+#else
+        __m256i h = _mm256_slli_epi64(
+            _mm256_srlv_epi64(_mm256_set1_epi64x((long long)qh), _mm256_setr_epi64x(0, 2, 4, 6)), 4);
+#endif
+        v = _mm256_or_si256(v, _mm256_and_si256(h, _mm256_set1_epi8(0x30)));
     }
     return v;
 }
