@@ -90,12 +90,10 @@ static int parse_args(int argc, char **argv, options *o)
         {"mmap", no_argument, NULL, O_MMAP},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    /* llama.cpp's -cnv, which getopt would read as -c nv */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-cnv"))
-            argv[i] = (char *)"--chat";
+    static const char optstring[] = ":m:p:f:n:t:c:s:h";
+    bllm_cli_alias(argc, argv, optstring, opts, "-cnv", "--chat"); /* llama.cpp's */
     opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, ":m:p:f:n:t:c:s:h", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, optstring, opts, NULL)) != -1;) {
         const char *v = optarg;
         bool ok = true;
         switch (c) {

@@ -804,12 +804,10 @@ static int parse_args(int argc, char **argv, options *o)
         {"cache-type", required_argument, NULL, O_CACHE}, {"mmap", no_argument, NULL, O_MMAP},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
-    /* llama-server's -np, which getopt would read as -n p */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-np"))
-            argv[i] = (char *)"--parallel";
+    static const char optstring[] = ":m:c:t:h";
+    bllm_cli_alias(argc, argv, optstring, opts, "-np", "--parallel"); /* llama-server's */
     opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, ":m:c:t:h", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, optstring, opts, NULL)) != -1;) {
         const char *v = optarg;
         bool ok = true;
         switch (c) {

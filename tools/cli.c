@@ -43,6 +43,41 @@ void bllm_cli_getopt_error(const char *prog, int c, char *const *argv)
         fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, a);
 }
 
+/* Does argument a (an option, not "--") take the next argument as its
+ * value? Short clusters: the first letter that takes a value takes the
+ * rest of the cluster, or the next argument when it is the last. */
+static bool takes_next(const char *a, const char *optstring, const struct option *longopts)
+{
+    if (a[1] == '-') {
+        size_t n = strcspn(a + 2, "=");
+        if (a[2 + n] == '=')
+            return false;
+        for (const struct option *o = longopts; o && o->name; o++)
+            if (strlen(o->name) == n && !strncmp(o->name, a + 2, n))
+                return o->has_arg == required_argument;
+        return false;
+    }
+    for (const char *c = a + 1; *c; c++) {
+        const char *at = *c != ':' ? strchr(optstring, *c) : NULL;
+        if (at && at[1] == ':')
+            return c[1] == '\0' && at[2] != ':'; /* "x::" takes an attached value only */
+    }
+    return false;
+}
+
+void bllm_cli_alias(int argc, char **argv, const char *optstring, const struct option *longopts, const char *alias,
+                    const char *to)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            return;
+        if (!strcmp(argv[i], alias))
+            argv[i] = (char *)to;
+        else if (argv[i][0] == '-' && argv[i][1] && takes_next(argv[i], optstring, longopts))
+            i++;
+    }
+}
+
 void bllm_cli_bad_value(const char *prog, const struct option *opts, int c, const char *value, const char *expected)
 {
     const char *name = "?";

@@ -14,9 +14,15 @@ bool bllm_cli_parse_float(const char *s, float *out);
  * starting with ':'). For its '?' or ':' this prints "PROG: unknown option
  * 'X' (see --help)" or "PROG: option X needs a value (see --help)". */
 void bllm_cli_getopt_error(const char *prog, int c, char *const *argv);
+/* llama.cpp's multi-letter short options (-cnv, -np), which getopt would
+ * read as a cluster (-c nv, -n p): every argument equal to `alias` becomes
+ * `to`, except the value of an option that takes one (`-p -cnv` is a
+ * prompt) and anything after "--". optstring and longopts as getopt_long's. */
+struct option;
+void bllm_cli_alias(int argc, char **argv, const char *optstring, const struct option *longopts, const char *alias,
+                    const char *to);
 /* "PROG: bad value 'VALUE' for --NAME[: expected EXPECTED]", NAME the long
  * option whose val is c. */
-struct option;
 void bllm_cli_bad_value(const char *prog, const struct option *opts, int c, const char *value, const char *expected);
 /* --embed-type / --head-type: "q8", "q6", "q4", "f16" or "f32" into *out (a
  * bllm_type); otherwise prints "PROG: OPTION takes q8, q6 or q4 (...), not

@@ -128,6 +128,14 @@ def test_pipe(bllm_run, model):
     rc, out, err = run_chat(bllm_run, model, [long, "Hi"], "-n", "4", "-c", "128")
     check(rc == 0 and "too long for the context" in err and out.strip(),
           f"pipe: a message longer than the context is refused and the chat goes on (rc {rc})")
+    # llama.cpp's -cnv means --chat, but not as the value of an option
+    for args, is_chat in [(["-cnv"], True), (["-p", "-cnv"], False), (["-n", "2", "-cnv"], True)]:
+        r = subprocess.run([bllm_run, "-m", model, *args, "-n", "2", "--temp", "0", "-t", "1"], input=b"Hi\n",
+                           capture_output=True, timeout=60 * TIMEOUT_SCALE)
+        out = r.stdout.decode(errors="replace")
+        check(r.returncode == 0 and out.startswith("-cnv") != is_chat,
+              f"bllm-run {' '.join(args)}: {'the chat' if is_chat else 'a prompt'} (rc {r.returncode}, "
+              f"stdout {out[:40]!r})")
 
 
 def read_until(fd, want, seconds):
