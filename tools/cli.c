@@ -48,14 +48,19 @@ void bllm_cli_getopt_error(const char *prog, int c, char *const *argv)
  * rest of the cluster, or the next argument when it is the last. */
 static bool takes_next(const char *a, const char *optstring, const struct option *longopts)
 {
-    if (a[1] == '-') {
+    if (a[1] == '-') { /* the name, or an unambiguous prefix of it, as getopt_long takes */
         size_t n = strcspn(a + 2, "=");
         if (a[2 + n] == '=')
             return false;
+        const struct option *hit = NULL;
+        int prefixes = 0;
         for (const struct option *o = longopts; o && o->name; o++)
-            if (strlen(o->name) == n && !strncmp(o->name, a + 2, n))
-                return o->has_arg == required_argument;
-        return false;
+            if (!strncmp(o->name, a + 2, n)) {
+                if (strlen(o->name) == n)
+                    return o->has_arg == required_argument;
+                hit = o, prefixes++;
+            }
+        return prefixes == 1 && hit->has_arg == required_argument;
     }
     for (const char *c = a + 1; *c; c++) {
         const char *at = *c != ':' ? strchr(optstring, *c) : NULL;

@@ -129,7 +129,8 @@ def test_pipe(bllm_run, model):
     check(rc == 0 and "too long for the context" in err and out.strip(),
           f"pipe: a message longer than the context is refused and the chat goes on (rc {rc})")
     # llama.cpp's -cnv means --chat, but not as the value of an option
-    for args, is_chat in [(["-cnv"], True), (["-p", "-cnv"], False), (["-n", "2", "-cnv"], True)]:
+    for args, is_chat in [(["-cnv"], True), (["-p", "-cnv"], False), (["--prom", "-cnv"], False),
+                          (["-n", "2", "-cnv"], True)]:
         r = subprocess.run([bllm_run, "-m", model, *args, "-n", "2", "--temp", "0", "-t", "1"], input=b"Hi\n",
                            capture_output=True, timeout=60 * TIMEOUT_SCALE)
         out = r.stdout.decode(errors="replace")

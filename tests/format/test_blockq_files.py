@@ -7,7 +7,7 @@ is decoded here with numpy from docs/format.md's layout, and must equal
 past the block's 31 d, opposite its largest magnitude, no further than
 the source); the types land where asked (untied
 and tied models, bllm-convert and bllm-random) and binary models default
-to q8; the models run; a bad type name is refused.
+to q6; the models run; a bad type name is refused.
   usage: test_blockq_files.py   (BLLM_BUILD, BLLM_SOURCE in the environment)"""
 import os
 import subprocess
