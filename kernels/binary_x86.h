@@ -200,6 +200,28 @@ static void ctl_init(void)
             }
 }
 
+INLINE float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* kabs (sum |q|) and kneg (sum of the negative q) of 64 int8, by sad
+ * against zero. */
+INLINE void abs_neg_sums(__m256i q0, __m256i q1, gprep *g)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i a0 = _mm256_abs_epi8(q0), a1 = _mm256_abs_epi8(q1);
+    __m256i n0 = _mm256_sub_epi8(z, _mm256_min_epi8(q0, z)), n1 = _mm256_sub_epi8(z, _mm256_min_epi8(q1, z));
+    __m256i sa = _mm256_add_epi64(_mm256_sad_epu8(a0, z), _mm256_sad_epu8(a1, z));
+    __m256i sn = _mm256_add_epi64(_mm256_sad_epu8(n0, z), _mm256_sad_epu8(n1, z));
+    __m128i sa2 = _mm_add_epi64(_mm256_castsi256_si128(sa), _mm256_extracti128_si256(sa, 1));
+    __m128i sn2 = _mm_add_epi64(_mm256_castsi256_si128(sn), _mm256_extracti128_si256(sn, 1));
+    g->kabs = (float)(_mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2));
+    g->kneg = -(float)(_mm_cvtsi128_si32(sn2) + _mm_extract_epi32(sn2, 2));
+}
+
 /* Quantize 64 values (already multiplied by h for onebit) and fill g. */
 INLINE void quantize64(const float *x, int8_t q[64], gprep *g)
 {
@@ -217,11 +239,7 @@ INLINE void quantize64(const float *x, int8_t q[64], gprep *g)
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     float amax = _mm_cvtss_f32(m4);
-    __m256 s = _mm256_add_ps(s0, s1);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-    float sum = _mm_cvtss_f32(s4);
+    float sum = hsum_ps(_mm256_add_ps(s0, s1));
     g->sum = sum;
     /* sum - sum is NaN exactly when sum is inf or NaN (any inf or NaN in
      * the group makes the sum so, unless it overflows first: also NaN) */
@@ -246,16 +264,7 @@ INLINE void quantize64(const float *x, int8_t q[64], gprep *g)
     b1 = _mm256_permutevar8x32_epi32(b1, perm);
     _mm256_storeu_si256((__m256i *)q, b0);
     _mm256_storeu_si256((__m256i *)(q + 32), b1);
-    /* sum |q| and sum of negatives, via sad against zero */
-    const __m256i z = _mm256_setzero_si256();
-    __m256i a0 = _mm256_abs_epi8(b0), a1 = _mm256_abs_epi8(b1);
-    __m256i n0 = _mm256_sub_epi8(z, _mm256_min_epi8(b0, z)), n1 = _mm256_sub_epi8(z, _mm256_min_epi8(b1, z));
-    __m256i sa = _mm256_add_epi64(_mm256_sad_epu8(a0, z), _mm256_sad_epu8(a1, z));
-    __m256i sn = _mm256_add_epi64(_mm256_sad_epu8(n0, z), _mm256_sad_epu8(n1, z));
-    __m128i sa2 = _mm_add_epi64(_mm256_castsi256_si128(sa), _mm256_extracti128_si256(sa, 1));
-    __m128i sn2 = _mm_add_epi64(_mm256_castsi256_si128(sn), _mm256_extracti128_si256(sn, 1));
-    g->kabs = (float)(_mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2));
-    g->kneg = -(float)(_mm_cvtsi128_si32(sn2) + _mm_extract_epi32(sn2, 2));
+    abs_neg_sums(b0, b1, g);
 }
 
 /* U = t0 + t1 + t2 + t3 (each term 0..127, U 0..508) as U = lo + 32 hi,
@@ -1293,22 +1302,46 @@ typedef struct {
     int has_s;
 } bprep;
 
-/* kabs, kneg and the f32 sum of the part of a group selected by bits. */
-INLINE void part_stats(const int8_t q[64], const float *x, uint64_t bits, int want, gprep *g)
+/* 0xff in byte c of m (c = 0..63) where bit c of bits is set. */
+INLINE void bits_to_bytes(uint64_t bits, __m256i m[2])
 {
-    int kabs = 0, kneg = 0;
-    float sum = 0.0f;
-    for (int c = 0; c < 64; c++) {
-        if ((int)(bits >> c & 1) != want)
-            continue;
-        int v = q[c];
-        kabs += v < 0 ? -v : v;
-        kneg += v < 0 ? v : 0;
-        sum += x[c];
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                         3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)(uint32_t)(bits >> 32 * h)), sel);
+        m[h] = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     }
-    g->kabs = (float)kabs;
-    g->kneg = (float)kneg;
-    g->sum = sum;
+}
+
+/* A quantized group split by its salient bits into the non-salient part qn
+ * and the salient part qs (the other part's columns 0), with each part's
+ * kabs, kneg and f32 sum of x. Branch-free: the salient bits follow no
+ * pattern, and a per-column branch on them (with GEMV's tables rebuilt
+ * for every call) took a fifth of a SmolLM2 billm GEMV. */
+INLINE void split_parts(const int8_t q[64], const float *x, uint64_t bits, int8_t qn[64], int8_t qs[64], gprep *n,
+                        gprep *s)
+{
+    __m256i m[2], vn[2], vs[2];
+    bits_to_bytes(bits, m);
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_load_si256((const __m256i *)(q + 32 * h));
+        vs[h] = _mm256_and_si256(m[h], v), vn[h] = _mm256_andnot_si256(m[h], v);
+        _mm256_store_si256((__m256i *)(qn + 32 * h), vn[h]);
+        _mm256_store_si256((__m256i *)(qs + 32 * h), vs[h]);
+    }
+    abs_neg_sums(vn[0], vn[1], n);
+    abs_neg_sums(vs[0], vs[1], s);
+    __m256 xn = _mm256_setzero_ps(), xs = xn;
+    for (int i = 0; i < 8; i++) {
+        __m128i b = i & 2 ? _mm256_extracti128_si256(m[i / 4], 1) : _mm256_castsi256_si128(m[i / 4]);
+        __m256 sel = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(i & 1 ? _mm_srli_si128(b, 8) : b));
+        __m256 v = _mm256_loadu_ps(x + 8 * i);
+        xs = _mm256_add_ps(xs, _mm256_and_ps(sel, v));
+        xn = _mm256_add_ps(xn, _mm256_andnot_ps(sel, v));
+    }
+    n->sum = hsum_ps(xn);
+    s->sum = hsum_ps(xs);
 }
 
 /* Tables of tokens [0, nt) x groups [g0, g0 + ng): for each, the N tables
@@ -1316,7 +1349,7 @@ INLINE void part_stats(const int8_t q[64], const float *x, uint64_t bits, int wa
 INLINE void prepare_blk(int path, const float *x, int cols, int nt, int g0, int ng, const uint8_t *flags,
                         bprep *bp, uint8_t *tab, size_t tb)
 {
-    int8_t q[64] __attribute__((aligned(32))), qp[64] __attribute__((aligned(32)));
+    int8_t q[64] __attribute__((aligned(32))), qp[64] __attribute__((aligned(32))), qs[64] __attribute__((aligned(32)));
     float xp[64] __attribute__((aligned(32)));
     for (int g = 0; g < ng; g++) {
         uint64_t bits;
@@ -1329,14 +1362,11 @@ INLINE void prepare_blk(int path, const float *x, int cols, int nt, int g0, int 
             if (path == PATH_LUT) {
                 gprep all;
                 quantize64(xg, q, &all);
+                split_parts(q, xg, bits, qp, qs, &B->n, &B->s);
                 B->n.d = B->s.d = all.d;
-                part_stats(q, xg, bits, 0, &B->n);
-                part_stats(q, xg, bits, 1, &B->s);
-                for (int part = 0; part < 1 + B->has_s; part++) {
-                    for (int c = 0; c < 64; c++)
-                        qp[c] = (int)(bits >> c & 1) == part ? q[c] : 0;
-                    build_lut(qp, T + (size_t)part * (tb / 2), 0);
-                }
+                build_lut(qp, T, 0);
+                if (B->has_s)
+                    build_lut(qs, T + tb / 2, 0);
             } else {
                 B->n.d = B->s.d = 1.0f;
                 for (int part = 0; part < 1 + B->has_s; part++) {
@@ -1443,8 +1473,17 @@ INLINE void billm_token(int path, const uint8_t *p1, const uint8_t *p2, const ui
     const __m256 sumn = _mm256_set1_ps(B->n.sum), sums = _mm256_set1_ps(B->s.sum);
     if (path == PATH_LUT) {
         const __m256 d = _mm256_set1_ps(B->n.d), kabs = _mm256_set1_ps(B->n.kabs), kneg = _mm256_set1_ps(B->n.kneg);
+#if BINARY_X86_512
+        /* p1 and p2 are looked up on both parts' tables: split them once */
+        lut_index i1, i2;
+        lut_split(p1, &i1);
+        lut_split(p2, &i2);
+        lut_dense_ix(&i1, tn, u1);
+        lut_dense_ix(&i2, tn, u2);
+#else
         lut_dense(p1, tn, u1);
         lut_dense(p2, tn, u2);
+#endif
         lut_dense(p12, tn, u12);
         for (int i = 0; i < 4; i++) {
             __m256 sg = _mm256_fmsub_ps(two, u1[i], kabs);                   /* sum_N (2s-1) q */
@@ -1458,8 +1497,13 @@ INLINE void billm_token(int path, const uint8_t *p1, const uint8_t *p2, const ui
         }
         if (B->has_s) {
             const __m256 kabs_s = _mm256_set1_ps(B->s.kabs);
+#if BINARY_X86_512
+            lut_dense_ix(&i1, ts, u1);
+            lut_dense_ix(&i2, ts, u2);
+#else
             lut_dense(p1, ts, u1);
             lut_dense(p2, ts, u2);
+#endif
             for (int i = 0; i < 4; i++) {
                 __m256 t = _mm256_mul_ps(S->a1[i], _mm256_fmsub_ps(two, u1[i], kabs_s));
                 t = _mm256_fmadd_ps(S->a2[i], _mm256_fmsub_ps(two, u2[i], kabs_s), t);
@@ -1756,6 +1800,11 @@ INLINE void matmul_blk(bllm_type ty, int path, float *y, const float *x, const v
             const int ng = ngrp - g0 < cb ? ngrp - g0 : cb;
             prepare_blk(path, xt, cols, nt, g0, ng, flags, bp, tab, tb);
             for (int rt = r0 / 32; rt < r1 / 32; rt++) {
+                blk_scales S;
+                {
+                    const int b = g0 / 2;
+                    blk_load_scales(ty, wb + (size_t)rt * trb + (size_t)b * bb + hb * bllm_billm_halves(cols, b), &S);
+                }
                 for (int i = 0; i < nt * 32; i++)
                     accb[i] = 0.0f;
                 for (int g = 0; g < ng; g++) {
@@ -1765,8 +1814,8 @@ INLINE void matmul_blk(bllm_type ty, int path, float *y, const float *x, const v
                     for (size_t o = h * (bb / 2 & ~(size_t)63); o < (h ? bb : bb / 2 & ~(size_t)63); o += 64)
                         _mm_prefetch((const char *)blk + BLK_PFD * bb + o, _MM_HINT_T0);
                     blk_derive(ty, half, dp);
-                    blk_scales S;
-                    blk_load_scales(ty, blk + hb * bllm_billm_halves(cols, b), &S);
+                    if (h == 0 && g > 0) /* the two halves of a block share its scales */
+                        blk_load_scales(ty, blk + hb * bllm_billm_halves(cols, b), &S);
                     for (int t = 0; t < nt; t++)
                         blk_token(ty, path, half, dp, &S, bp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb,
                                   tb, accb + 32 * t);
