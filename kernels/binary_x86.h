@@ -1394,22 +1394,36 @@ enum { STB_R0 = 0, STB_R0S = 1, STB_R2 = 4, STB_AS = 6 }; /* region k at 2k, its
 
 INLINE int blk_derived(bllm_type ty) { return ty == BLLM_TYPE_BILLM ? 1 : BLK_DERIVED_MAX; }
 
+/* The plane ANDs in the build's widest vectors (dp is 64-byte aligned). */
+#if BINARY_X86_512
+typedef __m512i pvec;
+#define PV_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define PV_STORE(p, v) _mm512_store_si512((void *)(p), v)
+#define PV_AND _mm512_and_si512
+#define PV_ANDNOT _mm512_andnot_si512
+#else
+typedef __m256i pvec;
+#define PV_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define PV_STORE(p, v) _mm256_store_si256((__m256i *)(p), v)
+#define PV_AND _mm256_and_si256
+#define PV_ANDNOT _mm256_andnot_si256
+#endif
+
 INLINE void blk_derive(bllm_type ty, const uint8_t *half, uint8_t *dp)
 {
-    for (int o = 0; o < 256; o += 32) {
-        __m256i s = _mm256_loadu_si256((const __m256i *)(half + o));
-        __m256i a = _mm256_loadu_si256((const __m256i *)(half + 256 + o));
+    for (int o = 0; o < 256; o += (int)sizeof(pvec)) {
+        pvec s = PV_LOAD(half + o), a = PV_LOAD(half + 256 + o);
         if (ty == BLLM_TYPE_BILLM) {
-            _mm256_store_si256((__m256i *)(dp + o), _mm256_and_si256(s, a));
+            PV_STORE(dp + o, PV_AND(s, a));
             continue;
         }
-        __m256i b = _mm256_loadu_si256((const __m256i *)(half + 512 + o));
-        __m256i r[3] = {_mm256_andnot_si256(a, b), _mm256_andnot_si256(b, a), _mm256_and_si256(a, b)};
+        pvec b = PV_LOAD(half + 512 + o);
+        pvec r[3] = {PV_ANDNOT(a, b), PV_ANDNOT(b, a), PV_AND(a, b)};
         for (int k = 0; k < 3; k++) {
-            _mm256_store_si256((__m256i *)(dp + 512 * k + o), r[k]);
-            _mm256_store_si256((__m256i *)(dp + 512 * k + 256 + o), _mm256_and_si256(r[k], s));
+            PV_STORE(dp + 512 * k + o, r[k]);
+            PV_STORE(dp + 512 * k + 256 + o, PV_AND(r[k], s));
         }
-        _mm256_store_si256((__m256i *)(dp + 256 * STB_AS + o), _mm256_and_si256(a, s));
+        PV_STORE(dp + 256 * STB_AS + o, PV_AND(a, s));
     }
 }
 
