@@ -585,6 +585,54 @@ INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
     lut_split(s, &ix);
     lut_dense_ix(&ix, tab, u);
 }
+
+/* The same sums, rows 0-15 and 16-31 in two 512-bit f32 vectors, for the
+ * single-token loop (gemv_dense512). With 512-bit instructions in flight
+ * only two ports take vector work, and the loop above is limited by their
+ * total count, not by the lookups (a b1g GEMV held in L2 ran 16 ns per tile
+ * on a Sapphire Rapids-class VM with or without the 16 vpshufb); its 256-bit
+ * finish (lut_finish, after halving each accumulator) and the 256-bit f32
+ * steps were about 60 of the ~100. Here the halving folds two accumulators
+ * at once, the widening and the even/odd split run on 512 bits, and one
+ * word permute puts the rows in order for a zero-extending unpack. The
+ * integers are the same exact sums. */
+static const short lut_rows_idx[32] = {
+    /* word 8l + m of the permuted vector: row 4l + m (m < 4), 16 + 4l + m - 4
+     * (m >= 4), taken from S = [even rows 0-14 | even 16-30 | odd 1-15 |
+     * odd 17-31] */
+    0, 16, 1, 17, 8, 24, 9,  25, 2, 18, 3, 19, 10, 26, 11, 27,
+    4, 20, 5, 21, 12, 28, 13, 29, 6, 22, 7, 23, 14, 30, 15, 31};
+
+INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
+{
+    __m512i Ll = _mm512_setzero_si512(), Lh = Ll, Hl = Ll, Hh = Ll;
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        __m512i il = ix->il[p], ih = ix->ih[p];
+        __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
+        __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
+        Ll = _mm512_add_epi8(Ll, _mm512_shuffle_epi8(tl, il));
+        Lh = _mm512_add_epi8(Lh, _mm512_shuffle_epi8(tl, ih));
+        Hl = _mm512_add_epi8(Hl, _mm512_shuffle_epi8(th, il));
+        Hh = _mm512_add_epi8(Hh, _mm512_shuffle_epi8(th, ih));
+    }
+    /* lanes of Ll (Lh): quads 4p + j of rows 0-15 (16-31), byte i = row i;
+     * after the fold [rows 0-15, quads j = 0, 2 | j = 1, 3 | rows 16-31 ...]
+     * with lo sums <= 248 and hi sums <= 120 */
+    const __m512i L2 = _mm512_add_epi8(_mm512_shuffle_i32x4(Ll, Lh, 0x44), _mm512_shuffle_i32x4(Ll, Lh, 0xEE));
+    const __m512i H2 = _mm512_add_epi8(_mm512_shuffle_i32x4(Hl, Hh, 0x44), _mm512_shuffle_i32x4(Hl, Hh, 0xEE));
+    /* even and odd rows in 16 bits: lo + 32 hi (<= 4088) */
+    const __m512i ev = _mm512_set1_epi16(0x0001), od = _mm512_set1_epi16(0x0100);
+    const __m512i ev32 = _mm512_set1_epi16(0x0020), od32 = _mm512_set1_epi16(0x2000);
+    const __m512i E = _mm512_add_epi16(_mm512_maddubs_epi16(L2, ev), _mm512_maddubs_epi16(H2, ev32));
+    const __m512i O = _mm512_add_epi16(_mm512_maddubs_epi16(L2, od), _mm512_maddubs_epi16(H2, od32));
+    /* add the two halves of each row set: [even 0-14 | even 16-30 | odd
+     * 1-15 | odd 17-31], each U sum <= 8128 */
+    const __m512i S = _mm512_add_epi16(_mm512_shuffle_i32x4(E, O, 0x88), _mm512_shuffle_i32x4(E, O, 0xDD));
+    const __m512i A = _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)lut_rows_idx), S);
+    u[0] = _mm512_cvtepi32_ps(_mm512_unpacklo_epi16(A, _mm512_setzero_si512()));
+    u[1] = _mm512_cvtepi32_ps(_mm512_unpackhi_epi16(A, _mm512_setzero_si512()));
+}
 #else
 INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
 {
@@ -1118,12 +1166,124 @@ INLINE size_t tab_bytes_of(bllm_type ty, int path)
 #define GEMV_RT 3
 #define GEMV_RT_TABLES (32 * 1024)
 
+#if BINARY_X86_512
+INLINE void load_f16x32z(const uint8_t *p, __m512 v[2])
+{
+    v[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    v[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+}
+
+/* What one dense tile group needs on the LUT path, loaded once for all
+ * tokens, with its scales as 16-row f32 vectors. */
+typedef struct {
+    lut_index ix1, ix2;
+    __m512 a1[2], a2[2], mu[2];
+} dense512_weights;
+
+INLINE void dense_load512(bllm_type ty, const uint8_t *tile, dense512_weights *W)
+{
+    const tile_layout L = layout_of(ty);
+    lut_split(tile, &W->ix1);
+    if (L.sign2 >= 0)
+        lut_split(tile + L.sign2, &W->ix2);
+    if (L.alpha >= 0)
+        load_f16x32z(tile + L.alpha, W->a1);
+    if (L.alpha2 >= 0)
+        load_f16x32z(tile + L.alpha2, W->a2);
+    if (L.mu >= 0)
+        load_f16x32z(tile + L.mu, W->mu);
+}
+
+/* tg_token for the dense types on the LUT path, 16 rows per vector: the
+ * same f32 operations per row in the same order, so the results are
+ * tg_token's bit for bit. */
+INLINE void dense_token512(bllm_type ty, const dense512_weights *W, const gprep *G, const uint8_t *tab,
+                           __m512 acc[2])
+{
+    const __m512 d = _mm512_set1_ps(G->d), kabs = _mm512_set1_ps(G->kabs), two = _mm512_set1_ps(2.0f);
+    __m512 u[2], v[2];
+    lut_dense_rows(&W->ix1, tab, u);
+    switch (ty) {
+    case BLLM_TYPE_B1:
+    case BLLM_TYPE_ONEBIT: /* row scale applied at the end */
+        for (int i = 0; i < 2; i++)
+            acc[i] = _mm512_fmadd_ps(d, _mm512_fmsub_ps(two, u[i], kabs), acc[i]);
+        break;
+    case BLLM_TYPE_B1G:
+    case BLLM_TYPE_PB8:
+        for (int i = 0; i < 2; i++)
+            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(W->a1[i], d), _mm512_fmsub_ps(two, u[i], kabs), acc[i]);
+        break;
+    case BLLM_TYPE_B1MG: {
+        const __m512 sum = _mm512_set1_ps(G->sum);
+        for (int i = 0; i < 2; i++) {
+            acc[i] = _mm512_fmadd_ps(W->mu[i], sum, acc[i]);
+            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(W->a1[i], d), _mm512_fmsub_ps(two, u[i], kabs), acc[i]);
+        }
+        break;
+    }
+    default: { /* rb2g */
+        const __m512 sum = _mm512_set1_ps(G->sum);
+        lut_dense_rows(&W->ix2, tab, v);
+        for (int i = 0; i < 2; i++) {
+            __m512 t = _mm512_mul_ps(W->a1[i], _mm512_fmsub_ps(two, u[i], kabs));
+            t = _mm512_fmadd_ps(W->a2[i], _mm512_fmsub_ps(two, v[i], kabs), t);
+            acc[i] = _mm512_fmadd_ps(W->mu[i], sum, acc[i]);
+            acc[i] = _mm512_fmadd_ps(d, t, acc[i]);
+        }
+        break;
+    }
+    }
+}
+
+/* gemv_row_tiles for the dense types on the LUT path, 512-bit throughout. */
+INLINE void gemv_dense512(bllm_type ty, int nrt, const uint8_t *wb, int ngrp, int rt, int g0, int ng,
+                          const gprep *gp, const uint8_t *tab, size_t tb, float *y, int rows, int t0,
+                          int accumulate, const uint16_t *rscale)
+{
+    const tile_layout L = layout_of(ty);
+    const uint8_t *tile[GEMV_RT];
+    __m512 acc[GEMV_RT][2];
+    for (int k = 0; k < nrt; k++) {
+        tile[k] = wb + ((size_t)(rt + k) * ngrp + g0) * L.tile_bytes;
+        acc[k][0] = acc[k][1] = _mm512_setzero_ps();
+    }
+    for (int g = 0; g < ng; g++) {
+#pragma GCC unroll 4
+        for (int k = 0; k < nrt; k++) {
+            if (PFD > 0)
+                for (int b = 0; b < L.tile_bytes; b += 64)
+                    _mm_prefetch((const char *)tile[k] + PFD * L.tile_bytes + b, PFD_HINT);
+            dense512_weights W;
+            dense_load512(ty, tile[k], &W);
+            dense_token512(ty, &W, gp + g, tab + (size_t)g * tb, acc[k]);
+            tile[k] += L.tile_bytes;
+        }
+    }
+    for (int k = 0; k < nrt; k++) {
+        float accb[32] __attribute__((aligned(64)));
+        _mm512_store_ps(accb, acc[k][0]);
+        _mm512_store_ps(accb + 16, acc[k][1]);
+        __m256 rs[4];
+        if (rscale)
+            load_f16x32((const uint8_t *)(rscale + 32 * (rt + k)), rs);
+        store_row_tile(y, rows, rt + k, t0, 1, accb, accumulate, rscale ? rs : NULL);
+    }
+}
+#endif
+
 /* The single-token loop: nrt row tiles from rt on (GEMV_RT or 1, a
  * constant at each call, so the arrays live in registers). */
 INLINE void gemv_row_tiles(bllm_type ty, int path, int nrt, const uint8_t *wb, int ngrp, int rt, int g0, int ng,
                            const gprep *gp, const uint8_t *tab, size_t tb, float *y, int rows, int t0,
                            int accumulate, const uint16_t *rscale)
 {
+#if BINARY_X86_512
+    if (path == PATH_LUT && !is_nm(ty)) {
+        gemv_dense512(ty, nrt, wb, ngrp, rt, g0, ng, gp, tab, tb, y, rows, t0, accumulate, rscale);
+        return;
+    }
+#endif
     const tile_layout L = layout_of(ty);
     const uint8_t *tile[GEMV_RT];
     __m256 acc[GEMV_RT][4];
@@ -1235,6 +1395,20 @@ INLINE void matmul_binary(bllm_type ty, int path, float *y, const float *x, cons
                 for (int i = 0; i < nt * 32; i++)
                     accb[i] = 0.0f;
                 for (int g = 0; g < ng; g++, tile += L.tile_bytes) {
+#if BINARY_X86_512
+                    if (path == PATH_LUT && !is_nm(ty)) {
+                        dense512_weights D;
+                        dense_load512(ty, tile, &D);
+                        for (int t = 0; t < nt; t++) {
+                            float *a = accb + 32 * t;
+                            __m512 acc2[2] = {_mm512_load_ps(a), _mm512_load_ps(a + 16)};
+                            dense_token512(ty, &D, gp + (size_t)t * ng + g, tab + ((size_t)t * ng + g) * tb, acc2);
+                            _mm512_store_ps(a, acc2[0]);
+                            _mm512_store_ps(a + 16, acc2[1]);
+                        }
+                        continue;
+                    }
+#endif
                     tg_weights W;
                     tg_load(ty, path, tile, &W);
                     for (int t = 0; t < nt; t++) {

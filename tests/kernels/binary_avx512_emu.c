@@ -13,8 +13,7 @@
  * __AVX512*__ macros that normally set it are (rightly) absent. The fill
  * function is renamed so it does not stand in for the real one at link
  * time: dispatch.c must keep calling the genuine AVX-512 build. */
-#define SIMDE_ENABLE_NATIVE_ALIASES
-#include <simde/x86/avx512.h>
+#include "tests/kernels/simde_avx512.h"
 
 #define BINARY_X86_512 1
 #define bllm_binary_avx512_fill bllm_binary_avx512emu_fill

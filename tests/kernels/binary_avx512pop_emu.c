@@ -5,8 +5,7 @@
  * first, BINARY_X86_512 and BINARY_X86_POP preset (their __AVX512*__
  * macros are rightly absent), the fill renamed so dispatch.c keeps the
  * genuine build. */
-#define SIMDE_ENABLE_NATIVE_ALIASES
-#include <simde/x86/avx512.h>
+#include "tests/kernels/simde_avx512.h"
 
 #define BINARY_X86_512 1
 #define BINARY_X86_POP 1
