@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "bllm.h"
+#include "runtime/blas.h"
 #include "runtime/eval/bench.h"
 #include "runtime/memory.h"
 #include "tools/cli.h"
@@ -298,6 +299,7 @@ static int measure(result *r, bllm_context *ctx, int reps, float *logits)
 typedef struct {
     char build[256], cpu[256], features[512];
     const char *kernels, *kv_cache;
+    const char *blas; /* OpenBLAS's kernels (attention in prompt batches) */
     char weights[64]; /* where the weights live: "mapped" or "loaded (THP policy)" */
     double load; /* 1-minute load average at start: others' work skews results */
     int_list bw_threads;
@@ -334,8 +336,9 @@ static void human_count(uint64_t n, char *buf, size_t cap)
 static void md_header(const machine *mc, bool roofline)
 {
     printf("build: %s  \nCPU: %s, %ld online CPUs, load average %.2f at start  \nCPU features: %s  \n"
-           "kernels: %s, KV cache %s, weights %s  \n", mc->build, mc->cpu, sysconf(_SC_NPROCESSORS_ONLN),
-           mc->load, mc->features[0] ? mc->features : "(none detected)", mc->kernels, mc->kv_cache, mc->weights);
+           "kernels: %s, KV cache %s, weights %s, OpenBLAS %s  \n", mc->build, mc->cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           mc->load, mc->features[0] ? mc->features : "(none detected)", mc->kernels, mc->kv_cache, mc->weights,
+           mc->blas);
     if (roofline) {
         printf("read bandwidth (%d MiB buffer, best pass before and after the runs):", mc->bw_mib);
         for (int i = 0; i < mc->bw_threads.n; i++)
@@ -369,7 +372,7 @@ static const char *csv_fields[] = {
     "model", "model_path", "model_name", "file_bytes", "weight_bytes", "n_params", "linear_bytes", "linear_params",
     "bpw_linear", "bpw_all", "threads", "test", "n_prompt", "n_gen", "reps", "ts_mean", "ts_sd", "ts_samples",
     "token_bytes", "bandwidth_bytes_per_s", "ceiling_ts", "ceiling_pct", "cpu", "cpu_features", "kernels", "build",
-    "loadavg", "kv_cache", "weights_memory",
+    "loadavg", "kv_cache", "weights_memory", "blas",
 };
 
 static void csv_str(const char *s, bool last)
@@ -416,7 +419,8 @@ static void csv_row(const result *r, const machine *mc)
     csv_str(mc->build, false);
     printf("%.2f,", mc->load);
     csv_str(mc->kv_cache, false);
-    csv_str(mc->weights, true);
+    csv_str(mc->weights, false);
+    csv_str(mc->blas, true);
 }
 
 static cJSON *json_row(const result *r, const machine *mc)
@@ -456,6 +460,7 @@ static cJSON *json_row(const result *r, const machine *mc)
     cJSON_AddStringToObject(j, "kernels", mc->kernels);
     cJSON_AddStringToObject(j, "kv_cache", mc->kv_cache);
     cJSON_AddStringToObject(j, "weights_memory", mc->weights);
+    cJSON_AddStringToObject(j, "blas", mc->blas);
     cJSON_AddStringToObject(j, "build", mc->build);
     cJSON_AddNumberToObject(j, "loadavg", mc->load);
     return j;
@@ -541,6 +546,7 @@ static int measure_bandwidth(machine *mc, const int_list *threads)
 
 int main(int argc, char **argv)
 {
+    bllm_cli_blas_core(argv);
     options o;
     if (parse_args(argc, argv, &o))
         return 2;
@@ -568,7 +574,7 @@ int main(int argc, char **argv)
     if (load_models(&o, models, max_ctx))
         goto done;
 
-    machine mc = {.kernels = bllm_kernel_name(), .kv_cache = o.kv_type == BLLM_KV_F32 ? "f32" : o.kv_type == BLLM_KV_Q8 ? "q8" : "f16",
+    machine mc = {.kernels = bllm_kernel_name(), .blas = bllm_blas_core(), .kv_cache = o.kv_type == BLLM_KV_F32 ? "f32" : o.kv_type == BLLM_KV_Q8 ? "q8" : "f16",
                   .bw_mib = o.bw_mib};
     if (o.map_file)
         snprintf(mc.weights, sizeof mc.weights, "mapped");

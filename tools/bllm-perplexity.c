@@ -307,6 +307,7 @@ static void print_json(const options *o, const bllm_ppl_plan *plan, int planned,
 
 int main(int argc, char **argv)
 {
+    bllm_cli_blas_core(argv);
     options o;
     if (parse_args(argc, argv, &o))
         return 2;

@@ -158,6 +158,7 @@ static void print_table(const bllm_quantize_report *rep, const bllm_quantize_par
 
 int main(int argc, char **argv)
 {
+    bllm_cli_blas_core(argv);
     const char *out = NULL, *method = "rtn", *type_s = NULL, *keep_s = "f16", *tok = NULL, *calib = NULL;
     const char *salient_s = NULL, *iters_s = NULL, *sim = NULL;
     bool quiet = false, dequantize = false, force = false;

@@ -79,6 +79,7 @@ static bool parse_u64(const char *s, unsigned long long *v)
 
 int main(int argc, char **argv)
 {
+    bllm_cli_blas_core(argv);
     const char *shape_name = NULL, *out = NULL, *type_s = "f16";
     unsigned long long seed = 1;
     float std = 0.02f;

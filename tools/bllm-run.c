@@ -549,6 +549,7 @@ static int chat_loop(session *s, const options *o)
 
 int main(int argc, char **argv)
 {
+    bllm_cli_blas_core(argv);
     options o;
     if (parse_args(argc, argv, &o))
         return 2;

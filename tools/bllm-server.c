@@ -845,6 +845,7 @@ static int parse_args(int argc, char **argv, options *o)
 
 int main(int argc, char **argv)
 {
+    bllm_cli_blas_core(argv);
     if (parse_args(argc, argv, &S.o))
         return 2;
     /* SIGINT/SIGTERM go to sigwait below: blocked before any thread starts

@@ -1,6 +1,7 @@
 #include "tools/cli.h"
 
 #include "bllm.h"
+#include "runtime/blas.h"
 #include "runtime/file_io.h"
 #include "runtime/format/types.h"
 
@@ -9,6 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+void bllm_cli_blas_core(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE"))
+        return;
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload"))
+        return;
+    const char *core = bllm_blas_better_core();
+    if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* no exec: go on with the generic kernels */
+}
 
 bool bllm_cli_parse_int(const char *s, long lo, long hi, int *out)
 {

@@ -6,6 +6,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* First thing in main of the tools that compute: when OpenBLAS chose its
+ * generic kernels on a CPU that runs better ones (runtime/blas.h), start
+ * the program again, same arguments, with OPENBLAS_CORETYPE naming them.
+ * Not when OPENBLAS_CORETYPE is already set (by the user, or by the first
+ * start), nor under valgrind, which would not follow the new start. */
+void bllm_cli_blas_core(char **argv);
 /* Whole decimal string in [lo, hi]; false on garbage, overflow or range. */
 bool bllm_cli_parse_int(const char *s, long lo, long hi, int *out);
 /* Whole string as a finite-or-not float; false on garbage. */

@@ -88,7 +88,7 @@ FIELDS = {  # name -> type(s)
     "token_bytes": (int, float), "bandwidth_bytes_per_s": (int, float, type(None)),
     "ceiling_ts": (int, float, type(None)), "ceiling_pct": (int, float, type(None)),
     "cpu": str, "cpu_features": str, "kernels": str, "build": str, "loadavg": (int, float), "kv_cache": str,
-    "weights_memory": str,
+    "weights_memory": str, "blas": str,
 }
 
 
