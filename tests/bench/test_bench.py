@@ -6,8 +6,9 @@ usage: test_bench.py BLLM_BENCH BLLM_RANDOM STORIES260K_F32_STB PROJECT_VERSION
   typed, t/s positive and finite, mean/sd equal to the samples' (numpy),
   byte counts, parameter count and bits/weight equal to what stb_py.py reads
   from the file (32.0 for F32), roofline numbers consistent, CPU features
-  agreeing with /proc/cpuinfo, the SVG chart well-formed; CSV and markdown
-  carry the same rows.
+  agreeing with /proc/cpuinfo, OpenBLAS not on its generic kernels where
+  AVX2 runs (and on what OPENBLAS_CORETYPE says when set), the SVG chart
+  well-formed; CSV and markdown carry the same rows.
 - bllm-random smollm2-135m --type f16: tensor names and shapes equal to the
   real SmolLM2 GGUF's (gguf-py), hyperparameters equal to its metadata,
   parameter counts of all shapes equal to the published ones, weights
@@ -44,8 +45,8 @@ def check(ok, what):
         print(f"FAIL: {what}", file=sys.stderr)
 
 
-def run(args, timeout=60):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout * TIMEOUT_SCALE)
+def run(args, timeout=60, env=None):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout * TIMEOUT_SCALE, env=env)
 
 
 def require(path, what):
@@ -184,6 +185,20 @@ def test_stories(bench, stories, tmp):
         for f in ("avx2", "fma", "f16c", "avx", "sse4_2"):
             check((f in feats) == (f in flags), f"cpu_features says {f} {'in' if f in feats else 'absent'}, "
                                                 f"/proc/cpuinfo disagrees")
+
+    # OpenBLAS's kernels (runtime/blas.h): never its generic ones where AVX2
+    # and FMA run (the tools start again with OPENBLAS_CORETYPE set), and a
+    # value the user set is kept
+    if flags is not None and recs and {"avx2", "fma"} <= flags and "OPENBLAS_CORETYPE" not in os.environ:
+        check(recs[0].get("blas") not in ("Prescott", "", None),
+              f"OpenBLAS runs {recs[0].get('blas')!r} kernels on a CPU with AVX2 and FMA")
+    r = run([bench, "-m", stories, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "-o", "json"],
+            env=dict(os.environ, OPENBLAS_CORETYPE="Prescott"))
+    try:
+        got = json.loads(r.stdout)[0].get("blas") if r.returncode == 0 else None
+    except (json.JSONDecodeError, IndexError):
+        got = None
+    check(got == "Prescott", f"OPENBLAS_CORETYPE=Prescott not kept: bllm-bench reports {got!r} ({r.stderr.strip()})")
 
     # the chart: well-formed SVG, one circle per point plus the legend's
     try:
