@@ -557,19 +557,32 @@ INLINE void lut_split(const uint8_t *s, lut_index *ix)
     }
 }
 
-INLINE void lut_dense_ix(const lut_index *ix, const uint8_t *tab, __m256 u[4])
+/* The byte sums of a tile's lookups in the lo (L) and hi (H) tables, of
+ * the low (l: rows 0-15) and high (h: rows 16-31) nibbles. */
+typedef struct {
+    __m512i Ll, Lh, Hl, Hh;
+} lut_sums;
+
+INLINE lut_sums lut_lookup(const lut_index *ix, const uint8_t *tab)
 {
-    __m512i Ll = _mm512_setzero_si512(), Lh = Ll, Hl = Ll, Hh = Ll;
+    lut_sums r = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
 #pragma GCC unroll 4
     for (int p = 0; p < 4; p++) {
         __m512i il = ix->il[p], ih = ix->ih[p];
         __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
         __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
-        Ll = _mm512_add_epi8(Ll, _mm512_shuffle_epi8(tl, il));
-        Lh = _mm512_add_epi8(Lh, _mm512_shuffle_epi8(tl, ih));
-        Hl = _mm512_add_epi8(Hl, _mm512_shuffle_epi8(th, il));
-        Hh = _mm512_add_epi8(Hh, _mm512_shuffle_epi8(th, ih));
+        r.Ll = _mm512_add_epi8(r.Ll, _mm512_shuffle_epi8(tl, il));
+        r.Lh = _mm512_add_epi8(r.Lh, _mm512_shuffle_epi8(tl, ih));
+        r.Hl = _mm512_add_epi8(r.Hl, _mm512_shuffle_epi8(th, il));
+        r.Hh = _mm512_add_epi8(r.Hh, _mm512_shuffle_epi8(th, ih));
     }
+    return r;
+}
+
+INLINE void lut_dense_ix(const lut_index *ix, const uint8_t *tab, __m256 u[4])
+{
+    const lut_sums r = lut_lookup(ix, tab);
+    const __m512i Ll = r.Ll, Lh = r.Lh, Hl = r.Hl, Hh = r.Hh;
     __m256i ll = _mm256_add_epi8(_mm512_castsi512_si256(Ll), _mm512_extracti64x4_epi64(Ll, 1));
     __m256i lh = _mm256_add_epi8(_mm512_castsi512_si256(Lh), _mm512_extracti64x4_epi64(Lh, 1));
     __m256i hl = _mm256_add_epi8(_mm512_castsi512_si256(Hl), _mm512_extracti64x4_epi64(Hl, 1));
@@ -587,15 +600,16 @@ INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
 }
 
 /* The same sums, rows 0-15 and 16-31 in two 512-bit f32 vectors, for the
- * single-token loop (gemv_dense512). With 512-bit instructions in flight
- * only two ports take vector work, and the loop above is limited by their
- * total count, not by the lookups (a b1g GEMV held in L2 ran 16 ns per tile
- * on a Sapphire Rapids-class VM with or without the 16 vpshufb); its 256-bit
- * finish (lut_finish, after halving each accumulator) and the 256-bit f32
- * steps were about 60 of the ~100. Here the halving folds two accumulators
- * at once, the widening and the even/odd split run on 512 bits, and one
- * word permute puts the rows in order for a zero-extending unpack. The
- * integers are the same exact sums. */
+ * dense types' loops (gemv_dense512, the batch loop). With 512-bit
+ * instructions in flight only two ports take vector work, and a tile
+ * through lut_dense_ix is limited by their total count, not by the
+ * lookups (a b1g GEMV held in L2 ran 16 ns per tile on a Sapphire
+ * Rapids-class VM with or without the 16 vpshufb); its 256-bit finish
+ * (lut_finish, after halving each accumulator) and the 256-bit f32 steps
+ * were about 60 of the ~100. Here the halving folds two accumulators at
+ * once, the widening and the even/odd split run on 512 bits, and one word
+ * permute puts the rows in order for a zero-extending unpack. The integers
+ * are the same exact sums. */
 static const short lut_rows_idx[32] = {
     /* word 8l + m of the permuted vector: row 4l + m (m < 4), 16 + 4l + m - 4
      * (m >= 4), taken from S = [even rows 0-14 | even 16-30 | odd 1-15 |
@@ -605,17 +619,8 @@ static const short lut_rows_idx[32] = {
 
 INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
 {
-    __m512i Ll = _mm512_setzero_si512(), Lh = Ll, Hl = Ll, Hh = Ll;
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        __m512i il = ix->il[p], ih = ix->ih[p];
-        __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
-        __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
-        Ll = _mm512_add_epi8(Ll, _mm512_shuffle_epi8(tl, il));
-        Lh = _mm512_add_epi8(Lh, _mm512_shuffle_epi8(tl, ih));
-        Hl = _mm512_add_epi8(Hl, _mm512_shuffle_epi8(th, il));
-        Hh = _mm512_add_epi8(Hh, _mm512_shuffle_epi8(th, ih));
-    }
+    const lut_sums r = lut_lookup(ix, tab);
+    const __m512i Ll = r.Ll, Lh = r.Lh, Hl = r.Hl, Hh = r.Hh;
     /* lanes of Ll (Lh): quads 4p + j of rows 0-15 (16-31), byte i = row i;
      * after the fold [rows 0-15, quads j = 0, 2 | j = 1, 3 | rows 16-31 ...]
      * with lo sums <= 248 and hi sums <= 120 */
