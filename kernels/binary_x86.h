@@ -604,12 +604,12 @@ INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
  * instructions in flight only two ports take vector work, and a tile
  * through lut_dense_ix is limited by their total count, not by the
  * lookups (a b1g GEMV held in L2 ran 16 ns per tile on a Sapphire
- * Rapids-class VM with or without the 16 vpshufb); its 256-bit finish
- * (lut_finish, after halving each accumulator) and the 256-bit f32 steps
- * were about 60 of the ~100. Here the halving folds two accumulators at
- * once, the widening and the even/odd split run on 512 bits, and one word
- * permute puts the rows in order for a zero-extending unpack. The integers
- * are the same exact sums. */
+ * Rapids-class VM with the 16 vpshufb or with XORs in their place); its
+ * 256-bit finish (lut_finish, after halving each accumulator) and the
+ * 256-bit f32 steps were about 60 of the ~100. Here the halving folds two
+ * accumulators at once, the widening and the even/odd split run on 512
+ * bits, and one word permute puts the rows in order for a zero-extending
+ * unpack. The integers are the same exact sums. */
 static const short lut_rows_idx[32] = {
     /* word 8l + m of the permuted vector: row 4l + m (m < 4), 16 + 4l + m - 4
      * (m >= 4), taken from S = [even rows 0-14 | even 16-30 | odd 1-15 |
