@@ -378,6 +378,12 @@ int main(int argc, char **argv)
         rc = fail("cannot create context");
         goto done;
     }
+    /* before the plan line, so that a caller who has read it knows an
+     * interrupt is handled */
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     int n_threads = o.n_threads ? o.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     fprintf(stderr,
             PROG ": %s protocol, %zu tokens, %d windows of %d, scoring positions %d..%d of each (%d per window)%s; "
@@ -387,10 +393,6 @@ int main(int argc, char **argv)
             o.protocol == BLLM_PPL_LLAMACPP && pp.bos >= 0 ? ", BOS first" : "", n_threads, bllm_kernel_name());
 
     progress_state ps = {.t0 = now_s(), .tty = isatty(STDERR_FILENO)};
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     bllm_ppl_stats stats;
     if (bllm_ppl_evaluate(model, ctx, base, base_ctx, tokens, n_tokens, &pp, o.n_threads, on_window, &ps, &stats)) {
         rc = fail("evaluation failed");

@@ -122,13 +122,15 @@ with tempfile.TemporaryDirectory() as d:
     if os.path.exists(wiki) and os.path.exists(two):
         q = subprocess.Popen([tool("bllm-perplexity"), "-m", two, "-f", wiki, "-c", "2048", "-t", "1"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
+        # its plan line comes once the handler is in place (loading and
+        # tokenizing took 0.3-2.5 s here, so a fixed wait raced it)
+        first = q.stderr.readline()
         q.send_signal(signal.SIGINT)
         time.sleep(0.3)
         t0 = time.time()
         q.send_signal(signal.SIGINT)
         rc = q.wait(timeout=60 * TIMEOUT_SCALE)
-        err = q.stderr.read()
+        err = first + q.stderr.read()
         chk.check(rc == -signal.SIGINT and time.time() - t0 < 5 * TIMEOUT_SCALE and "stopping now" in err,
                   f"bllm-perplexity, Ctrl-C twice: rc {rc} after {time.time() - t0:.1f} s, {err[-200:]!r}")
     else:
