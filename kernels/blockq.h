@@ -1,9 +1,9 @@
-/* Matmuls of the block-quantized row types q8, q6 and q4 (runtime/format/
+/* Matmuls of the block-quantized row types q8, q6, q4, q4nl (runtime/format/
  * blockq.h) on int8 activations, as llama.cpp does for Q8_0/Q4_0: each
  * token's x is quantized per 32 columns (below), and
  *   y[t][r] = sum_b (d_w,b * d_x,b) * sum_i q_w,i q_x,i
- * with the integer sums exact (|q_x| <= 127; q8 |q_w| <= 127, q6 -32..31,
- * q4 -8..7).
+ * with the integer sums exact (|q_x| <= 127; q8 and q4nl |q_w| <= 127, q6
+ * -32..31, q4 -8..7).
  * The scalar reference (kernels/blockq_scalar.c) adds the blocks in order
  * in f32; the SIMD kernels (kernels/blockq_avx2.c: maddubs on AVX2,
  * vpdpbusd where AVX-512 VNNI is there; kernels/blockq_neon.c: vmull_s8)
@@ -44,6 +44,7 @@ static inline int8_t *bllm_blockq_quantize_tokens(const float *x, int n_tok, int
 void bllm_matmul_q8_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q6_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4nl_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 /* x86 only; need AVX2, FMA, F16C (the _vnni ones AVX-512 VNNI and VL too). */
 void bllm_matmul_q8_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
@@ -51,9 +52,12 @@ void bllm_matmul_q8_vnni(float *y, const float *x, const void *w, int n_tok, int
 void bllm_matmul_q4_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q6_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q6_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4nl_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4nl_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 /* aarch64 only (kernels/blockq_neon.c). */
 void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q6_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4nl_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 
 #endif

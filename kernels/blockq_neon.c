@@ -1,4 +1,4 @@
-/* q8/q6/q4 matmuls on int8 activations, aarch64 (kernels/blockq.h): the
+/* q8/q6/q4/q4nl matmuls on int8 activations, aarch64 (kernels/blockq.h): the
  * products of a 32-column block by vmull_s8 (each below 2^14) and pairwise
  * widening adds into four int32 lanes (vpadalq_s16), base Advanced SIMD
  * (no dotprod, so every aarch64 core runs it). Each token's x is quantized
@@ -21,6 +21,13 @@ static inline int8x16x2_t load_w(bllm_type ty, const uint8_t *blk)
     }
     uint8x16_t b = vld1q_u8(blk + 2);
     uint8x16_t lo = vandq_u8(b, vdupq_n_u8(15)), hi = vshrq_n_u8(b, 4); /* columns 0..15, 16..31 */
+    if (ty == BLLM_TYPE_Q4NL) { /* the codes look the levels up */
+        static const int8_t lv[16] = BLLM_Q4NL_LEVELS;
+        const int8x16_t t = vld1q_s8(lv);
+        w.val[0] = vqtbl1q_s8(t, lo);
+        w.val[1] = vqtbl1q_s8(t, hi);
+        return w;
+    }
     if (ty == BLLM_TYPE_Q6) {
         /* the top two bits: byte j holds those of columns j, j + 8, j + 16,
          * j + 24; doubled, the 8 bytes shift right by 0 and 2 (low half)
@@ -96,4 +103,9 @@ void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int
 void bllm_matmul_q6_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
 {
     matmul_blockq(BLLM_TYPE_Q6, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q6_scalar);
+}
+
+void bllm_matmul_q4nl_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q4NL, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4nl_scalar);
 }

@@ -1,4 +1,4 @@
-/* The scalar reference of the q8/q6/q4 matmuls: kernels/blockq.h. */
+/* The scalar reference of the q8/q6/q4/q4nl matmuls: kernels/blockq.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,4 +45,9 @@ void bllm_matmul_q4_scalar(float *y, const float *x, const void *w, int n_tok, i
 void bllm_matmul_q6_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
 {
     matmul_blockq(BLLM_TYPE_Q6, y, x, w, n_tok, cols, rows, r0, r1);
+}
+
+void bllm_matmul_q4nl_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+{
+    matmul_blockq(BLLM_TYPE_Q4NL, y, x, w, n_tok, cols, rows, r0, r1);
 }

@@ -133,12 +133,13 @@ static void x86_init(void)
         binary_scalar_fill(x86_avx2_lut.matmul);
         binary_scalar_fill(x86_avx2_float.matmul);
     }
-    /* q8/q6/q4 need AVX2, FMA and F16C only */
+    /* q8/q6/q4/q4nl need AVX2, FMA and F16C only */
     bllm_kernel_set *sets[] = {&x86_avx2, &x86_avx2_lut, &x86_avx2_float};
     for (int i = 0; i < 3; i++) {
         sets[i]->matmul[BLLM_TYPE_Q8] = bllm_matmul_q8_avx2;
         sets[i]->matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_avx2;
         sets[i]->matmul[BLLM_TYPE_Q6] = bllm_matmul_q6_avx2;
+        sets[i]->matmul[BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_avx2;
     }
     x86_avx512 = x86_avx2;
     x86_avx512.name = "avx512";
@@ -148,6 +149,7 @@ static void x86_init(void)
         x86_avx512.matmul[BLLM_TYPE_Q8] = bllm_matmul_q8_vnni;
         x86_avx512.matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_vnni;
         x86_avx512.matmul[BLLM_TYPE_Q6] = bllm_matmul_q6_vnni;
+        x86_avx512.matmul[BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_vnni;
     }
     /* "avx512" with the popcount path for the tile-shaped types */
     x86_avx512_pop = x86_avx512;

@@ -406,7 +406,8 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
 #define ENTRY_neon_pop(name, TYPE, KTYPE) [TYPE] = bllm_matmul_##name##_neon_pop,
 #define PACKED2(tile, blk)                                                              \
     BLLM_TILE_TYPES(ENTRY_##tile) BLLM_BLOCK_TYPES(ENTRY_##blk)                         \
-    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon, [BLLM_TYPE_Q4] = bllm_matmul_q4_neon, [BLLM_TYPE_Q6] = bllm_matmul_q6_neon
+    [BLLM_TYPE_Q8] = bllm_matmul_q8_neon, [BLLM_TYPE_Q4] = bllm_matmul_q4_neon, [BLLM_TYPE_Q6] = bllm_matmul_q6_neon, \
+    [BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_neon
 
 /* A set: the float kernels every NEON set shares, and the packed types'
  * kernels of one path (tile-shaped types, block types). */

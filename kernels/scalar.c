@@ -159,6 +159,7 @@ static const bllm_kernel_set scalar_set = {
         [BLLM_TYPE_Q8] = bllm_matmul_q8_scalar,
         [BLLM_TYPE_Q4] = bllm_matmul_q4_scalar,
         [BLLM_TYPE_Q6] = bllm_matmul_q6_scalar,
+        [BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_scalar,
     },
     .salient_matvec = bllm_salient_matvec, /* kernels/binary_scalar.c */
     .dot_f32 = dot_f32,

@@ -21,7 +21,7 @@
 /* ---------------------------------------------------------------- binding */
 
 /* Packed binary types are accepted for the blocks' linear layers only;
- * the block-quantized rows (q8, q6, q4) anywhere, the embedding (read row by
+ * the block-quantized rows (q8, q6, q4, q4nl) anywhere, the embedding (read row by
  * row, embed_row) and the output head included. */
 static bllm_status bind_matrix(const bllm_stb_file *f, const char *name, int rows, int cols, bool allow_packed,
                                bllm_matrix *m, uint64_t *n_params)
@@ -415,6 +415,7 @@ static void embed_row(const bllm_matrix *m, int32_t token, float *out)
     case BLLM_TYPE_Q8:
     case BLLM_TYPE_Q6:
     case BLLM_TYPE_Q4:
+    case BLLM_TYPE_Q4NL:
         bllm_blockq_dequant_row(m->type, (const uint8_t *)m->data + (size_t)token * bllm_type_row_bytes(m->type, cols),
                                 (int)cols, out);
         break;

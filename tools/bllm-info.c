@@ -23,7 +23,7 @@ static void usage(FILE *f)
 
 static const char *meta_type_name(bllm_meta_type t)
 {
-    static const char *names[] = {"u8", "bool", "i32", "u32", "f32", "u64", "f64", "str", "arr"};
+    static const char *names[] = {"u8", "bool", "i32", "u32", "f32", "u64", "f64", "str", "arr", "u16"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 

@@ -8,8 +8,10 @@
 
 #define BLLM_STB_MAGIC "BLLMSTB\0"
 /* Version 2 changed the N:M layouts (kept masks instead of pattern codes);
- * version 1 files still load unless they hold an N:M tensor. */
-#define BLLM_STB_VERSION 2u
+ * version 1 files still load unless they hold an N:M tensor. Version 3
+ * added the q4nl tensor type and U16 metadata (the tokenizer's merges as
+ * token-id pairs); earlier files are a subset of it. */
+#define BLLM_STB_VERSION 3u
 #define BLLM_STB_VERSION_MIN 1u
 #define BLLM_STB_HEADER_BYTES 128u
 #define BLLM_STB_ALIGN 64u
@@ -26,6 +28,7 @@ typedef enum {
     BLLM_META_F64 = 6,
     BLLM_META_STR = 7,
     BLLM_META_ARR = 8, /* element type (not ARR) + count + elements */
+    BLLM_META_U16 = 9, /* version 3 */
 } bllm_meta_type;
 
 typedef struct {
@@ -85,6 +88,7 @@ bllm_status bllm_stb_get_array(const bllm_stb_file *f, const char *key, bllm_stb
 void bllm_stb_array_str(const bllm_stb_array *arr, uint64_t i, const char **s, size_t *len);
 float bllm_stb_array_f32(const bllm_stb_array *arr, uint64_t i);
 int32_t bllm_stb_array_i32(const bllm_stb_array *arr, uint64_t i);
+uint16_t bllm_stb_array_u16(const bllm_stb_array *arr, uint64_t i);
 
 /* Iterate metadata keys (for bllm-info and debugging). */
 int bllm_stb_n_meta(const bllm_stb_file *f);
@@ -111,6 +115,9 @@ bllm_status bllm_stb_set_arr_str(bllm_stb_writer *w, const char *key,
                                  const char *const *strs, const size_t *lens, uint64_t n);
 bllm_status bllm_stb_set_arr_f32(bllm_stb_writer *w, const char *key, const float *v, uint64_t n);
 bllm_status bllm_stb_set_arr_i32(bllm_stb_writer *w, const char *key, const int32_t *v, uint64_t n);
+bllm_status bllm_stb_set_arr_u32(bllm_stb_writer *w, const char *key, const uint32_t *v, uint64_t n);
+bllm_status bllm_stb_set_arr_u16(bllm_stb_writer *w, const char *key, const uint16_t *v, uint64_t n);
+bllm_status bllm_stb_set_arr_u8(bllm_stb_writer *w, const char *key, const uint8_t *v, uint64_t n);
 
 /* Returns the tensor's index, or -1 (see bllm_last_error). */
 int bllm_stb_add_tensor(bllm_stb_writer *w, const char *name, bllm_type type,

@@ -67,6 +67,7 @@ static size_t meta_scalar_bytes(bllm_meta_type t)
     switch (t) {
     case BLLM_META_U8:
     case BLLM_META_BOOL: return 1;
+    case BLLM_META_U16: return 2;
     case BLLM_META_I32:
     case BLLM_META_U32:
     case BLLM_META_F32: return 4;
@@ -580,6 +581,13 @@ int32_t bllm_stb_array_i32(const bllm_stb_array *arr, uint64_t i)
 {
     int32_t v;
     memcpy(&v, arr->data + 4 * i, 4);
+    return v;
+}
+
+uint16_t bllm_stb_array_u16(const bllm_stb_array *arr, uint64_t i)
+{
+    uint16_t v;
+    memcpy(&v, arr->data + 2 * i, 2);
     return v;
 }
 

@@ -191,6 +191,30 @@ bllm_status bllm_stb_set_arr_i32(bllm_stb_writer *w, const char *key, const int3
     return s;
 }
 
+bllm_status bllm_stb_set_arr_u32(bllm_stb_writer *w, const char *key, const uint32_t *v, uint64_t n)
+{
+    bllm_status s = begin_array(w, key, BLLM_META_U32, n);
+    if (!s && n && !put(w, v, n * 4))
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    return s;
+}
+
+bllm_status bllm_stb_set_arr_u16(bllm_stb_writer *w, const char *key, const uint16_t *v, uint64_t n)
+{
+    bllm_status s = begin_array(w, key, BLLM_META_U16, n);
+    if (!s && n && !put(w, v, n * 2))
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    return s;
+}
+
+bllm_status bllm_stb_set_arr_u8(bllm_stb_writer *w, const char *key, const uint8_t *v, uint64_t n)
+{
+    bllm_status s = begin_array(w, key, BLLM_META_U8, n);
+    if (!s && n && !put(w, v, n))
+        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    return s;
+}
+
 int bllm_stb_add_tensor(bllm_stb_writer *w, const char *name, bllm_type type, int ndim, const int64_t *dims)
 {
     if (w->open) {

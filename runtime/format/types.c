@@ -93,6 +93,7 @@ static const bllm_type_traits traits[BLLM_TYPE_COUNT] = {
     [BLLM_TYPE_Q8] = {"q8", 0, false, cols32, bytes_q8},
     [BLLM_TYPE_Q4] = {"q4", 0, false, cols32, bytes_q4},
     [BLLM_TYPE_Q6] = {"q6", 0, false, cols32, bytes_q6},
+    [BLLM_TYPE_Q4NL] = {"q4nl", 0, false, cols32, bytes_q4},
 };
 
 bool bllm_type_valid(uint32_t type) { return type < BLLM_TYPE_COUNT; }
@@ -120,7 +121,7 @@ bool bllm_type_from_name(const char *name, bllm_type *out)
 bool bllm_type_is_packed(bllm_type type) { return bllm_type_valid((uint32_t)type) && traits[type].packed; }
 bool bllm_type_is_blockq(bllm_type type)
 {
-    return type == BLLM_TYPE_Q8 || type == BLLM_TYPE_Q4 || type == BLLM_TYPE_Q6;
+    return type == BLLM_TYPE_Q8 || type == BLLM_TYPE_Q4 || type == BLLM_TYPE_Q6 || type == BLLM_TYPE_Q4NL;
 }
 
 bool bllm_type_shape_ok(bllm_type type, uint64_t rows, uint64_t ncols)

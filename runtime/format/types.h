@@ -39,6 +39,8 @@ typedef enum {
     BLLM_TYPE_Q8 = 16,    /* d * q, q int8 in [-127, 127]: 8.5 bits */
     BLLM_TYPE_Q4 = 17,    /* d * (q - 8), q 4 bits: 4.5 bits */
     BLLM_TYPE_Q6 = 18,    /* d * (q - 32), q 6 bits: 6.5 bits */
+    BLLM_TYPE_Q4NL = 19,  /* d * level[q], q 4 bits, 16 non-uniform int8
+                             levels: 4.5 bits */
     BLLM_TYPE_COUNT
 } bllm_type;
 
@@ -67,7 +69,7 @@ const char *bllm_type_name(bllm_type type);
 bool bllm_type_from_name(const char *name, bllm_type *out);
 /* The packed binary weight types (b1 .. pb8, billm). */
 bool bllm_type_is_packed(bllm_type type);
-/* The block-quantized row types (q8, q6, q4). */
+/* The block-quantized row types (q8, q6, q4, q4nl). */
 bool bllm_type_is_blockq(bllm_type type);
 bool bllm_type_shape_ok(bllm_type type, uint64_t rows, uint64_t ncols);
 /* Bytes of one row of ncols weights, for element types only (f32, f16,

@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 
-META_FMT = {0: "<B", 1: "<B", 2: "<i", 3: "<I", 4: "<f", 5: "<Q", 6: "<d"}
+META_FMT = {0: "<B", 1: "<B", 2: "<i", 3: "<I", 4: "<f", 5: "<Q", 6: "<d", 9: "<H"}
 TYPES = {0: ("f32", 4, np.float32), 1: ("f16", 2, np.float16), 2: ("bf16", 2, None)}
 
 

@@ -1,8 +1,13 @@
-/* q8, q6 and q4 (runtime/format/blockq.h, kernels/blockq.h):
+/* q8, q6, q4 and q4nl (runtime/format/blockq.h, kernels/blockq.h):
  * - quantize -> dequantize: every value within half a step (d / 2) of the
  *   input (q4, q6: on the side opposite the block's largest magnitude,
- *   which stops at 7 d / 31 d, within |x| - 7 d / 31 d), zero blocks zero,
- *   NaN scales refused by bllm_blockq_check;
+ *   which stops at 7 d / 31 d, within |x| - 7 d / 31 d); q4nl: on the
+ *   level nearest to it (levels as docs/format.md lists them), the largest
+ *   magnitude on the first level; zero blocks zero, NaN scales refused by
+ *   bllm_blockq_check;
+ * - with importance (bllm_blockq_quantize_row_weighted): no block's
+ *   weighted error above the unweighted rule's, and with a few heavy
+ *   columns (an LLM head's input has them) the total clearly below;
  * - the scalar matmul against a double-precision sum over the same
  *   integers (the definition, decoded here from docs/format.md), to 3e-6 of the term sizes (two roundings
  *   per block term and one per addition: (nb + 2) 2^-24 <= 2.5e-6 at the
@@ -27,6 +32,9 @@
 #include "tests/test_rng.h"
 
 static int failures, checks;
+
+/* q4nl's levels as docs/format.md gives them. */
+static const int q4nl_doc[16] = {-127, -102, -81, -64, -49, -35, -22, -9, 3, 16, 29, 42, 57, 73, 91, 113};
 
 static float rnd_normal(void)
 {
@@ -65,6 +73,20 @@ static void test_roundtrip(bllm_type ty)
             for (int c = 0; c < 32; c++)
                 if (fabsf(xb[c]) > amax)
                     amax = fabsf(xb[c]), at = c;
+            if (ty == BLLM_TYPE_Q4NL) {
+                const float dsigned = bllm_f16_to_f32(h);
+                for (int c = 0; c < 32; c++) {
+                    double near = INFINITY;
+                    for (int k = 0; k < 16; k++)
+                        near = fmin(near, fabs((double)dsigned * q4nl_doc[k] - xb[c]));
+                    bad += !(fabs((double)zb[c] - xb[c]) <= near * (1 + 1e-6) + 1e-30);
+                }
+                /* the largest magnitude on the first level, to d's fp16 rounding */
+                bad += !(fabs((double)zb[at] - xb[at]) <= 127.0 * d * 0x1p-11 + 1e-30);
+                if (amax == 0.0f && (d != 0.0f || zb[at] != 0.0f))
+                    bad++;
+                continue;
+            }
             for (int c = 0; c < 32; c++) {
                 /* half a step, plus the fp16 rounding of d carried to the
                  * largest level (127, 32 or 8 steps of 2^-11 relative) */
@@ -116,9 +138,10 @@ static void reference(bllm_type ty, const uint8_t *w, const float *x, int n_tok,
                 for (int i = 0; i < 32; i++) {
                     int nib = i < 16 ? (blk[2 + i] & 15) : (blk[2 + i - 16] >> 4);
                     int top2 = (blk[18 + i % 8] >> (2 * (i / 8))) & 3; /* q6: byte i % 8, bit pair i / 8 */
-                    int qw = ty == BLLM_TYPE_Q8   ? (int8_t)blk[2 + i]
-                             : ty == BLLM_TYPE_Q6 ? nib + 16 * top2 - 32
-                                                  : nib - 8;
+                    int qw = ty == BLLM_TYPE_Q8     ? (int8_t)blk[2 + i]
+                             : ty == BLLM_TYPE_Q6   ? nib + 16 * top2 - 32
+                             : ty == BLLM_TYPE_Q4NL ? q4nl_doc[nib]
+                                                    : nib - 8;
                     s += (long)qw * qx[i];
                     sa += labs((long)qw * qx[i]);
                 }
@@ -190,6 +213,52 @@ static void test_matmul(bllm_type ty, const bllm_kernel_set *const *sets, int n_
     }
 }
 
+/* The weighted quantizer against the rule, block by block, on rows whose
+ * importance has a few columns 100x the rest. */
+static void test_weighted(bllm_type ty)
+{
+    const int rows = 16, cols = 576, nb = cols / 32;
+    float *x = malloc(sizeof(float) * rows * cols), *imp = malloc(sizeof(float) * cols);
+    float *z0 = malloc(sizeof(float) * cols), *z1 = malloc(sizeof(float) * cols);
+    const uint64_t rb = bllm_type_row_bytes(ty, cols);
+    uint8_t *q0 = malloc(rb), *q1 = malloc(rb);
+    random_rows(x, rows, cols);
+    for (int c = 0; c < cols; c++)
+        imp[c] = (float)(0.5 + rng_unif()) * (rng_int(64) == 0 ? 100.0f : 1.0f);
+    int worse = 0;
+    double e0 = 0, e1 = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        bllm_blockq_quantize_row(ty, xr, cols, q0);
+        bllm_blockq_quantize_row_weighted(ty, xr, imp, cols, q1);
+        bllm_blockq_dequant_row(ty, q0, cols, z0);
+        bllm_blockq_dequant_row(ty, q1, cols, z1);
+        for (int b = 0; b < nb; b++) {
+            double b0 = 0, b1 = 0, scale = 0;
+            for (int c = 32 * b; c < 32 * b + 32; c++) {
+                b0 += imp[c] * ((double)z0[c] - xr[c]) * ((double)z0[c] - xr[c]);
+                b1 += imp[c] * ((double)z1[c] - xr[c]) * ((double)z1[c] - xr[c]);
+                scale += imp[c] * (double)xr[c] * xr[c];
+            }
+            /* the search sums in f32: a tie may land either side by its rounding */
+            worse += b1 > b0 + 1e-5 * scale + 1e-30;
+            e0 += b0 / (scale + 1e-30);
+            e1 += b1 / (scale + 1e-30);
+        }
+    }
+    checks++;
+    const int ok = worse == 0 && e1 < 0.9 * e0;
+    printf("%s weighted: %d blocks worse than the rule, relative weighted error %.3g -> %.3g %s\n",
+           bllm_type_name(ty), worse, e0 / (rows * nb), e1 / (rows * nb), ok ? "ok" : "FAIL");
+    failures += !ok;
+    free(x);
+    free(imp);
+    free(z0);
+    free(z1);
+    free(q0);
+    free(q1);
+}
+
 int main(void)
 {
     const char *names[] = {"avx2", "avx2-lut", "avx2-float", "avx512", "neon"};
@@ -200,8 +269,16 @@ int main(void)
         if (s && s->matmul[BLLM_TYPE_Q8])
             sets[n_sets++] = s;
     }
-    for (int t = BLLM_TYPE_Q8; t <= BLLM_TYPE_Q6; t++) {
+    const int8_t header_levels[16] = BLLM_Q4NL_LEVELS;
+    int same = 1;
+    for (int k = 0; k < 16; k++)
+        same &= header_levels[k] == q4nl_doc[k];
+    checks++;
+    printf("q4nl levels in the header as in docs/format.md %s\n", same ? "ok" : "FAIL");
+    failures += !same;
+    for (int t = BLLM_TYPE_Q8; t <= BLLM_TYPE_Q4NL; t++) {
         test_roundtrip((bllm_type)t);
+        test_weighted((bllm_type)t);
         test_matmul((bllm_type)t, sets, n_sets);
     }
     printf("\n%d checks, %d failed (SIMD sets:", checks, failures);

@@ -576,14 +576,14 @@ static void test_pop(const bllm_kernel_set *pop)
     }
 }
 
-/* q8/q4/q6 (kernels/blockq_neon.c) against the scalar reference: both sum the
+/* q8/q4/q6/q4nl (kernels/blockq_neon.c) against the scalar reference: both sum the
  * same integers exactly, so they differ by f32 summation order only:
  * within 1e-5 of M = sum_c |w_c x_c| (dequantized w, f32 x) plus the
  * quantization of x, far below what one wrong product would move. */
 static void test_blockq(const bllm_kernel_set *scalar, const bllm_kernel_set *neon)
 {
     static const int rows_list[] = {1, 3, 9, 67}, cols_list[] = {32, 96, 576}, tok_list[] = {1, 2, 5};
-    for (int ty = BLLM_TYPE_Q8; ty <= BLLM_TYPE_Q6; ty++) {
+    for (int ty = BLLM_TYPE_Q8; ty <= BLLM_TYPE_Q4NL; ty++) {
         double worst = 0;
         int bad = 0;
         for (int a = 0; a < 4; a++)
@@ -621,7 +621,7 @@ static void test_blockq(const bllm_kernel_set *scalar, const bllm_kernel_set *ne
                     free(y0);
                     free(y1);
                 }
-        expect(bad == 0, "neon q8/q4/q6 against the scalar reference");
+        expect(bad == 0, "neon q8/q4/q6/q4nl against the scalar reference");
         printf("neon %s vs scalar: max error / M %.2e (tol 1e-5) %s\n", bllm_type_name((bllm_type)ty), worst,
                bad ? "FAIL" : "ok");
     }

@@ -197,7 +197,63 @@ static void test_stb(void) {
         same = r.merge_lens[i] == merge_lens[i] && !memcmp(r.merges[i], bpe_merges[i], merge_lens[i]);
     CHECK(same, "every field survives the .stb round trip");
     bllm_tokenizer_spec_release(&r);
+    /* stored compactly: types as bytes, merges as token-id pairs */
+    bllm_stb_array arr;
+    CHECK(bllm_stb_get_array(f, "tokenizer.token_types", &arr) == BLLM_OK && arr.elem_type == BLLM_META_U8 &&
+              arr.count == N_BPE, "token types stored as U8");
+    CHECK(bllm_stb_get_array(f, "tokenizer.merge_ids", &arr) == BLLM_OK && arr.elem_type == BLLM_META_U16 &&
+              arr.count == 4 && bllm_stb_array_u16(&arr, 0) == T_A && bllm_stb_array_u16(&arr, 1) == T_B &&
+              bllm_stb_array_u16(&arr, 2) == T_SP && bllm_stb_array_u16(&arr, 3) == T_AB,
+          "merges stored as U16 id pairs (a b -> %d %d, G ab -> %d %d)", T_A, T_B, T_SP, T_AB);
+    CHECK(bllm_stb_get_array(f, "tokenizer.merges", &arr) == BLLM_ERR_NOT_FOUND, "no merge strings besides");
     bllm_stb_close(f);
+
+    /* a merge whose halves are not both tokens keeps the strings */
+    const char *odd_merges[] = {"a b", "a zz"};
+    size_t odd_lens[] = {3, 4};
+    bllm_tokenizer_spec so = s;
+    so.merges = odd_merges;
+    so.merge_lens = odd_lens;
+    w = bllm_stb_writer_new();
+    CHECK(bllm_tokenizer_spec_to_stb(&so, w) == BLLM_OK && write_stb(w) == BLLM_OK, "write odd merges");
+    f = NULL;
+    CHECK(read_back(&r, &f) == BLLM_OK && r.n_merges == 2 && r.merge_lens[1] == 4 && !memcmp(r.merges[1], "a zz", 4),
+          "odd merges round trip as strings");
+    CHECK(bllm_stb_get_array(f, "tokenizer.merges", &arr) == BLLM_OK && arr.elem_type == BLLM_META_STR,
+          "odd merges stored as strings");
+    bllm_tokenizer_spec_release(&r);
+    bllm_stb_close(f);
+
+    /* files from before version 3: I32 types, string merges */
+    w = bllm_stb_writer_new();
+    bllm_stb_set_str(w, "tokenizer.kind", "bpe", 3);
+    bllm_stb_set_arr_str(w, "tokenizer.tokens", bpe_toks, bpe_lens, N_BPE);
+    bllm_stb_set_arr_i32(w, "tokenizer.token_types", bpe_types, N_BPE);
+    bllm_stb_set_arr_str(w, "tokenizer.merges", bpe_merges, merge_lens, 2);
+    CHECK(write_stb(w) == BLLM_OK, "write old-style .stb");
+    f = NULL;
+    same = read_back(&r, &f) == BLLM_OK && r.n_merges == 2 && r.token_types;
+    for (uint32_t i = 0; same && i < N_BPE; i++) same = r.token_types[i] == bpe_types[i];
+    for (uint32_t i = 0; same && i < 2; i++)
+        same = r.merge_lens[i] == merge_lens[i] && !memcmp(r.merges[i], bpe_merges[i], merge_lens[i]);
+    CHECK(same, "I32 types and string merges still read");
+    bllm_tokenizer_spec_release(&r);
+    bllm_stb_close(f);
+
+    /* merge ids out of range or unpaired */
+    for (int bad = 0; bad < 2; bad++) {
+        w = bllm_stb_writer_new();
+        bllm_stb_set_str(w, "tokenizer.kind", "bpe", 3);
+        bllm_stb_set_arr_str(w, "tokenizer.tokens", bpe_toks, bpe_lens, N_BPE);
+        const uint16_t ids[4] = {T_A, T_B, T_SP, bad ? T_AB : 4000};
+        bllm_stb_set_arr_u16(w, "tokenizer.merge_ids", ids, bad ? 3 : 4);
+        write_stb(w);
+        f = NULL;
+        bllm_status sb = read_back(&r, &f);
+        CHECK(sb == BLLM_ERR_FORMAT && strstr(bllm_last_error(), bad ? "pairs" : "token 4000"),
+              "merge_ids %s -> FORMAT", bad ? "of odd count" : "naming token 4000");
+        bllm_stb_close(f);
+    }
 
     /* scores count mismatch */
     w = bllm_stb_writer_new();
