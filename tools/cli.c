@@ -115,7 +115,7 @@ bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, 
 {
     bllm_type t;
     if (!bllm_type_from_name(s, &t) || !(bllm_type_is_blockq(t) || t == BLLM_TYPE_F16 || t == BLLM_TYPE_F32)) {
-        fprintf(stderr, "%s: %s takes q8, q6 or q4 (or f16, f32 to keep floats), not '%s'\n", prog, option, s);
+        fprintf(stderr, "%s: %s takes q8, q6, q4 or q4nl (or f16, f32 to keep floats), not '%s'\n", prog, option, s);
         return false;
     }
     *out = (int)t;

@@ -31,7 +31,7 @@ void bllm_cli_alias(int argc, char **argv, const char *optstring, const struct o
  * option whose val is c. */
 void bllm_cli_bad_value(const char *prog, const struct option *opts, int c, const char *value, const char *expected);
 /* --embed-type / --head-type: "q8", "q6", "q4", "f16" or "f32" into *out (a
- * bllm_type); otherwise prints "PROG: OPTION takes q8, q6 or q4 (...), not
+ * bllm_type); otherwise prints "PROG: OPTION takes q8, q6, q4 or q4nl (...), not
  * 'S'" and returns false. */
 bool bllm_cli_parse_blockq(const char *prog, const char *option, const char *s, int *out);
 /* --cache-type: "f16", "f32" or "q8" into a bllm_kv_type; prints why not. */

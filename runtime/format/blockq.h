@@ -34,12 +34,14 @@
 #define BLLM_QBLOCK 32
 
 /* The embedding and head of the binary models bllm-quantize and
- * bllm-random write, unless --embed-type / --head-type say otherwise. q6:
- * on a BiLLM-binarized SmolLM2 it left perplexity within noise of an f16
- * head (KL 0.014 nats/token; q8 0.001, q4 0.20 and +17%), and against q8
- * it takes a TinyLlama-shape b1g decode 4-9% faster (docs/results.md,
- * "Embedding and head in 8, 6 or 4 bits"). */
-#define BLLM_BINARY_HEAD_TYPE BLLM_TYPE_Q6
+ * bllm-random write, unless --embed-type / --head-type say otherwise.
+ * q4nl: with the calibration's importance, on a BiLLM-binarized SmolLM2 it
+ * costs KL 0.12 nats/token against an f16 head (q6 0.010, uniform q4
+ * 0.16), 4% of what the binarization itself costs, and it is what brings
+ * the whole b1g file under 2 bits per parameter (q6: 2.34); --head-type q6
+ * buys the difference back (docs/results.md, "Embedding and head in 8, 6
+ * or 4 bits"). */
+#define BLLM_BINARY_HEAD_TYPE BLLM_TYPE_Q4NL
 
 /* q4nl's levels, ascending; the first, of largest magnitude, takes a
  * block's largest value. */

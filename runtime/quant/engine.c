@@ -1,6 +1,7 @@
 #include "runtime/quant/engine.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,41 @@ static bllm_status run_layer(engine *e)
     return BLLM_OK;
 }
 
+/* The head's importance (bllm_engine_result.head_importance): the mean
+ * square of each column of its input, the final norm of the last block's
+ * outputs, over every calibration token. */
+static bllm_status head_importance(engine *e, bllm_engine_result *out)
+{
+    const int dim = e->dim, T = e->T;
+    float *g = malloc((size_t)dim * sizeof *g), *x = malloc((size_t)T * dim * sizeof *x);
+    double *acc = calloc((size_t)dim, sizeof *acc);
+    out->head_importance = malloc((size_t)dim * sizeof *out->head_importance);
+    bllm_status s = g && x && acc && out->head_importance
+                        ? e->src->read_f32(e->src->ctx, "output_norm.weight", g, (uint64_t)dim)
+                        : bllm_fail(BLLM_ERR_NOMEM, "out of memory");
+    for (int w = 0; !s && w < e->N; w++) {
+        act_get(&e->X, w, x, (size_t)T * dim);
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * dim;
+            double ss = 0.0;
+            for (int c = 0; c < dim; c++)
+                ss += (double)xt[c] * xt[c];
+            const double r = 1.0 / sqrt(ss / dim + (double)e->hp->norm_eps);
+            for (int c = 0; c < dim; c++) {
+                const double h = xt[c] * r * g[c];
+                acc[c] += h * h;
+            }
+        }
+    }
+    for (int c = 0; !s && c < dim; c++)
+        out->head_importance[c] = (float)(acc[c] / ((double)e->N * T));
+    out->head_importance_n = s ? 0 : dim;
+    free(g);
+    free(x);
+    free(acc);
+    return s;
+}
+
 /* Embed every window's tokens into X. */
 static bllm_status embed(engine *e, const bllm_calib *cal)
 {
@@ -501,6 +537,7 @@ void bllm_engine_result_free(bllm_engine_result *r)
     if (r) {
         free(r->m);
         free(r->layer_nm_n);
+        free(r->head_importance);
         memset(r, 0, sizeof *r);
     }
 }
@@ -594,6 +631,8 @@ bllm_status bllm_engine_run(const bllm_engine_source *src, const bllm_llama_hpar
         if (!s)
             s = run_layer(&e);
     }
+    if (!s && !p->probe)
+        s = head_importance(&e, out);
     if (p->progress) {
         e.layer = (int)hp->n_layers;
         fputc('\n', stderr);

@@ -86,6 +86,12 @@ typedef struct {
     int *layer_nm_n;           /* N of N:M per layer, when the params gave it */
     int nm_alloc;              /* bllm_nm_alloc_mode that chose it (set by the caller) */
     double seconds_alloc;      /* its probe pass (set by the caller) */
+    /* dim values: the mean square of each column of the output head's
+     * input (the final norm of the quantized model's last hidden state)
+     * over the calibration tokens, the importance with which the head is
+     * quantized (runtime/format/blockq.h); NULL in probe mode */
+    float *head_importance;
+    int head_importance_n;
 } bllm_engine_result;
 
 /* Quantize every blk.* linear layer of a Llama model described by hp with

@@ -400,6 +400,20 @@ static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t
     return BLLM_OK;
 }
 
+/* Whether t is the matrix the output head multiplies by: output.weight,
+ * or a tied model's token_embd.weight. */
+static bool is_head(const input *in, const tinfo *t)
+{
+    if (!strcmp(t->name, "output.weight"))
+        return true;
+    if (strcmp(t->name, "token_embd.weight"))
+        return false;
+    for (int i = 0; i < in->n; i++)
+        if (!strcmp(input_tensor(in, i).name, "output.weight"))
+            return false;
+    return true;
+}
+
 /* The type the embedding or the head is to take, or BLLM_TYPE_COUNT for a
  * tensor that is neither (it keeps keep_type). A tied model (no
  * output.weight) has one matrix for both: head_type when set. Unset, both
@@ -557,9 +571,13 @@ static bllm_status run(input *in, const char *input_path, const char *output, co
                 s = bllm_stb_write_tensor(w, pl[i].index, buf, n * 2);
             break;
         case PLAN_BLOCKQ: {
+            /* the head, after a calibration, weighs each column's error by
+             * how large its input is (runtime/format/blockq.h) */
+            const float *imp = eng && eng->head_importance_n == cols && is_head(in, &t) ? eng->head_importance : NULL;
             const uint64_t rb = bllm_type_row_bytes(pl[i].type, cols);
             for (uint64_t r = 0; r < (uint64_t)rows; r++)
-                bllm_blockq_quantize_row(pl[i].type, f32 + r * cols, (int)cols, (uint8_t *)buf + r * rb);
+                bllm_blockq_quantize_row_weighted(pl[i].type, f32 + r * cols, imp, (int)cols,
+                                                  (uint8_t *)buf + r * rb);
             s = bllm_stb_write_tensor(w, pl[i].index, buf, rows * rb);
             break;
         }
@@ -650,7 +668,7 @@ bllm_status bllm_quantize_model(const char *input_path, const char *output, cons
     for (int k = 0; k < 2; k++) {
         const bllm_type t = k ? p->head_type : p->embed_type;
         if (t != BLLM_TYPE_COUNT && !bllm_type_is_blockq(t) && t != BLLM_TYPE_F16 && t != BLLM_TYPE_F32)
-            return bllm_fail(BLLM_ERR_ARG, "the %s must be q8, q6, q4, f16 or f32, not %s", k ? "head" : "embedding",
+            return bllm_fail(BLLM_ERR_ARG, "the %s must be q8, q6, q4, q4nl, f16 or f32, not %s", k ? "head" : "embedding",
                              bllm_type_name(t));
     }
     if (!method && p->type == BLLM_TYPE_PB8 && !(p->rtn.salient_frac >= 0.0f && p->rtn.salient_frac <= 1.0f))

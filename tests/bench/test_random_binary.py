@@ -5,8 +5,8 @@ usage: test_random_binary.py BLLM_BENCH BLLM_RANDOM
 For `bllm-random smollm2-135m --type b1g` and `--type nm48`:
 - the directory (read by stb_py.py, not by the library): every blk.* matrix
   in the packed type with nbytes equal to the format's formula (b1g 320
-  bytes, nm48 512 bytes per 32 x 64 tile), token_embd q6 (the default of
-  binary models: 26 bytes per 32 values), norms f32;
+  bytes, nm48 512 bytes per 32 x 64 tile), token_embd q4nl (the default
+  of binary models: 18 bytes per 32 values), norms f32;
 - the bytes are a plausible random decomposition: b1g alphas finite fp16 in
   std * [0.75, 1.25], about half the sign bits set; every nm48 group mask
   keeps exactly 4 of 8 and all C(8, 4) = 70 patterns are used;
@@ -33,7 +33,7 @@ failures = []
 
 # docs/format.md, "Tensor types": type id, bytes per 32 x 64 tile.
 FORMAT = {"b1g": (4, 320), "nm48": (8, 512)}
-F32, F16, Q6 = 0, 1, 18
+F32, F16, Q4NL = 0, 1, 19
 STD = 0.02
 
 
@@ -49,8 +49,8 @@ def expected_bytes(type_id, tile_bytes, ttype, dims):
     rows, cols = dims
     if ttype == type_id:
         return (rows // 32) * (cols // 64) * tile_bytes
-    if ttype == Q6:
-        return rows * (cols // 32) * 26
+    if ttype == Q4NL:
+        return rows * (cols // 32) * 18
     return 2 * rows * cols  # f16
 
 
@@ -93,7 +93,7 @@ def one(bench, random, tmp, tname):
     for name, t in s.tensors.items():
         dims, n = t["dims"], s.numel(name)
         block = name.startswith("blk.") and len(dims) == 2
-        want_type = F32 if len(dims) == 1 else type_id if block else Q6
+        want_type = F32 if len(dims) == 1 else type_id if block else Q4NL
         check(t["type"] == want_type, f"{tname}: {name} has type {t['type']}, expected {want_type}")
         want = expected_bytes(type_id, tile_bytes, want_type, dims)
         check(t["nbytes"] == want, f"{tname}: {name} is {t['nbytes']} bytes, formula {want}")

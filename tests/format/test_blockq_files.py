@@ -1,13 +1,14 @@
-"""q8, q6 and q4 in files (docs/format.md): q8's and q4's bytes are
+"""q8, q6, q4 and q4nl in files (docs/format.md): q8's and q4's bytes are
 llama.cpp's Q8_0 and Q4_0 blocks, so gguf-py (PyPI, code nobody here wrote)
 must decode what bllm-convert --embed-type/--head-type writes to exactly
 the values bllm-quantize --dequantize reads back; q6 (no llama.cpp twin)
 is decoded here with numpy from docs/format.md's layout, and must equal
 --dequantize too and lie within half a step of the source weights (or
 past the block's 31 d, opposite its largest magnitude, no further than
-the source); the types land where asked (untied
+the source); q4nl likewise from its level table, every value on the level
+nearest to its source; the types land where asked (untied
 and tied models, bllm-convert and bllm-random) and binary models default
-to q6; the models run; a bad type name is refused.
+to q4nl; the models run; a bad type name is refused.
   usage: test_blockq_files.py   (BLLM_BUILD, BLLM_SOURCE in the environment)"""
 import os
 import subprocess
@@ -107,8 +108,35 @@ with tempfile.TemporaryDirectory() as d:
     g = run("bllm-run", "-m", out6, "-p", "Hello", "-n", "4", "--temp", "0", "-t", "1")
     check(g.returncode == 0, f"bllm-run on the q6 model: {g.stderr}")
 
-    # binary models default to q6 for both (docs/results.md); f16/f32 keep floats
-    for extra, want in [([], (18, 18)), (["--embed-type", "f16", "--head-type", "f32"], (1, 0))]:
+    # q4nl: q4's 18-byte blocks, w = d * level[q], the levels as docs/format.md lists them
+    levels = np.array([-127, -102, -81, -64, -49, -35, -22, -9, 3, 16, 29, 42, 57, 73, 91, 113], np.float32)
+    outn, deqn = os.path.join(d, "q4nl.stb"), os.path.join(d, "q4nl-f32.stb")
+    r = run("bllm-convert", src, "-o", outn, "-q", "--type", "f16", "--embed-type", "q4nl", "--head-type", "q4nl")
+    check(r.returncode == 0, f"bllm-convert --embed-type q4nl --head-type q4nl: {r.stderr}")
+    r = run("bllm-quantize", "--dequantize", outn, "-o", deqn, "-q")
+    check(r.returncode == 0, f"bllm-quantize --dequantize (q4nl): {r.stderr}")
+    sn, sdn = Stb(outn), Stb(deqn)
+    for name in ("token_embd.weight", "output.weight"):
+        b, t = raw(sn, name)
+        rows, cols = t["dims"]
+        check(t["type"] == 19 and t["nbytes"] == rows * cols // 32 * 18,
+              f"{name}: type {t['type']}, {t['nbytes']} bytes (want q4nl = 19, {rows * cols // 32 * 18})")
+        blk = b.reshape(-1, 18)
+        dq = blk[:, :2].copy().view(np.float16).astype(np.float32)
+        codes = np.concatenate([blk[:, 2:] & 15, blk[:, 2:] >> 4], axis=1)
+        mine = (dq * levels[codes]).reshape(rows, cols)
+        n_diff = int((mine.view(np.uint32) != f32(sdn, name).view(np.uint32)).sum())
+        check(n_diff == 0, f"{name}: the layout decoded with numpy differs from bllm's q4nl in {n_diff} values")
+        w = f32(s32, name).reshape(-1, 32)
+        nearest = np.abs(dq[:, :, None] * levels[None, None, :] - w[:, :, None]).min(axis=2)
+        err = np.abs(mine.reshape(-1, 32) - w)
+        n_far = int((err > nearest * (1 + 1e-6) + 1e-30).sum())
+        check(n_far == 0, f"{name}: {n_far} q4nl values not on the level nearest to their source")
+    g = run("bllm-run", "-m", outn, "-p", "Hello", "-n", "4", "--temp", "0", "-t", "1")
+    check(g.returncode == 0, f"bllm-run on the q4nl model: {g.stderr}")
+
+    # binary models default to q4nl for both (docs/results.md); f16/f32 keep floats
+    for extra, want in [([], (19, 19)), (["--embed-type", "f16", "--head-type", "f32"], (1, 0))]:
         bq = os.path.join(d, "b.stb")
         r = run("bllm-quantize", src, "-o", bq, "--type", "b1g", "-q", "--force", *extra)
         check(r.returncode == 0, f"bllm-quantize --type b1g {extra}: {r.stderr}")
@@ -119,8 +147,8 @@ with tempfile.TemporaryDirectory() as d:
 
     rb = os.path.join(d, "rb.stb")
     r = run("bllm-random", "smollm2-135m", "--type", "b1g", "-o", rb, "-q")
-    check(r.returncode == 0 and Stb(rb).tensors["token_embd.weight"]["type"] == 18,
-          f"bllm-random b1g: the tied embedding/head not q6 by default: {r.stderr}")
+    check(r.returncode == 0 and Stb(rb).tensors["token_embd.weight"]["type"] == 19,
+          f"bllm-random b1g: the tied embedding/head not q4nl by default: {r.stderr}")
 
     # tied (bllm-random smollm2-135m has no output.weight): the one matrix takes --head-type
     tied = os.path.join(d, "tied.stb")
@@ -137,7 +165,7 @@ with tempfile.TemporaryDirectory() as d:
                        ("bllm-quantize", [out, "-o", os.path.join(d, "x.stb")]),
                        ("bllm-random", ["smollm2-135m", "-o", os.path.join(d, "x.stb")])]:
         r = run(tool, *args, "--head-type", "q3")
-        check(r.returncode == 2 and "q8, q6 or q4" in r.stderr, f"{tool} --head-type q3: rc {r.returncode} {r.stderr!r}")
+        check(r.returncode == 2 and "q8, q6, q4 or q4nl" in r.stderr, f"{tool} --head-type q3: rc {r.returncode} {r.stderr!r}")
 
 if failures:
     print(f"{len(failures)} of {checks} checks failed")
