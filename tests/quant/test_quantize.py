@@ -18,7 +18,11 @@ not and stays f16), read back with an independent .stb reader:
   onebit fitting steps, a bad N:M or allocation rule, a block that is not
   a multiple of 64;
 - stbllm and pbs2p store stbllm matrices of the documented size, record
-  N:M and how N was allocated, and their per-layer N averages the target.
+  N:M and how N was allocated, and their per-layer N averages the target;
+- the calibrated methods weigh the tied embedding/head (q4nl by default)
+  by the importance of its columns: against bllm-convert's q4nl of the same
+  weights (the unweighted rule) some blocks' scales differ, every value
+  still on the level nearest to its source at its block's scale.
 
 usage: test_quantize.py BLLM_QUANTIZE BLLM_RUN PACKED_B1G.stb
 """
@@ -109,7 +113,48 @@ def test_methods(tool, runner, d):
         other = os.path.join(d, f"{method}-seed8.stb")
         quantize(tool, other, "--method", method, "--seed", "8")
         check(open(out, "rb").read() != open(other, "rb").read(), f"{method}: another seed gave the same bytes")
+        if method == "billm":
+            check_weighted_head(tool, s, d)
         print(f"{method}: {len(packed)} matrices, provenance, size and determinism checked")
+
+
+Q4NL_LEVELS = [-127, -102, -81, -64, -49, -35, -22, -9, 3, 16, 29, 42, 57, 73, 91, 113]  # docs/format.md
+
+
+def check_weighted_head(tool, s, d):
+    import numpy as np
+    t = s.tensors.get("token_embd.weight")
+    if not check(t is not None and t["type"] == 19 and "output.weight" not in s.tensors,
+                 f"billm: the tied embedding/head should be q4nl by default ({t})"):
+        return
+    conv = os.path.join(os.path.dirname(tool), "bllm-convert")
+    rule, f32 = os.path.join(d, "rule-q4nl.stb"), os.path.join(d, "src-f32.stb")
+    src = [os.path.join(STORIES, "stories260K.bin"), "--tokenizer", os.path.join(STORIES, "tok512.bin"), "-q"]
+    r1 = run([conv, *src, "-o", rule, "--type", "f32", "--head-type", "q4nl"])
+    r2 = run([conv, *src, "-o", f32, "--type", "f32"])
+    if not check(r1.returncode == 0 and r2.returncode == 0, f"bllm-convert: {r1.stderr} {r2.stderr}"):
+        return
+
+    def blocks(stb):
+        tt = stb.tensors["token_embd.weight"]
+        start = stb.data_offset + tt["offset"]
+        return np.frombuffer(stb.raw[start:start + tt["nbytes"]], np.uint8).reshape(-1, 18)
+
+    ours, theirs = blocks(s), blocks(Stb(rule))
+    sf = Stb(f32)
+    tf = sf.tensors["token_embd.weight"]
+    w = np.frombuffer(sf.raw[sf.data_offset + tf["offset"]:][:tf["nbytes"]], np.float32).reshape(-1, 32)
+    dq = ours[:, :2].copy().view(np.float16).astype(np.float32)
+    codes = np.concatenate([ours[:, 2:] & 15, ours[:, 2:] >> 4], axis=1)
+    lv = np.array(Q4NL_LEVELS, np.float32)
+    err = np.abs(dq * lv[codes] - w)
+    nearest = np.abs(dq[:, :, None] * lv[None, None, :] - w[:, :, None]).min(axis=2)
+    n_moved = int((ours[:, :2] != theirs[:, :2]).any(axis=1).sum())
+    n_far = int((err > nearest * (1 + 1e-6) + 1e-30).sum())
+    check(n_moved > 0 and n_far == 0,
+          f"billm head: {n_moved} of {len(ours)} block scales moved from the rule's (want some), "
+          f"{n_far} values off their nearest level (want 0)")
+    print(f"billm head: {n_moved} of {len(ours)} q4nl block scales chosen by importance")
 
 
 def stbllm_bytes(rows, cols):
