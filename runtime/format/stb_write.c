@@ -175,44 +175,39 @@ bllm_status bllm_stb_set_arr_str(bllm_stb_writer *w, const char *key, const char
     return s;
 }
 
-bllm_status bllm_stb_set_arr_f32(bllm_stb_writer *w, const char *key, const float *v, uint64_t n)
+/* A numeric array: n little-endian elements of elem_bytes each. */
+static bllm_status set_arr_raw(bllm_stb_writer *w, const char *key, bllm_meta_type et, const void *v, uint64_t n,
+                               size_t elem_bytes)
 {
-    bllm_status s = begin_array(w, key, BLLM_META_F32, n);
-    if (!s && n && !put(w, v, n * 4))
+    bllm_status s = begin_array(w, key, et, n);
+    if (!s && n && !put(w, v, n * elem_bytes))
         s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
     return s;
+}
+
+bllm_status bllm_stb_set_arr_f32(bllm_stb_writer *w, const char *key, const float *v, uint64_t n)
+{
+    return set_arr_raw(w, key, BLLM_META_F32, v, n, 4);
 }
 
 bllm_status bllm_stb_set_arr_i32(bllm_stb_writer *w, const char *key, const int32_t *v, uint64_t n)
 {
-    bllm_status s = begin_array(w, key, BLLM_META_I32, n);
-    if (!s && n && !put(w, v, n * 4))
-        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-    return s;
+    return set_arr_raw(w, key, BLLM_META_I32, v, n, 4);
 }
 
 bllm_status bllm_stb_set_arr_u32(bllm_stb_writer *w, const char *key, const uint32_t *v, uint64_t n)
 {
-    bllm_status s = begin_array(w, key, BLLM_META_U32, n);
-    if (!s && n && !put(w, v, n * 4))
-        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-    return s;
+    return set_arr_raw(w, key, BLLM_META_U32, v, n, 4);
 }
 
 bllm_status bllm_stb_set_arr_u16(bllm_stb_writer *w, const char *key, const uint16_t *v, uint64_t n)
 {
-    bllm_status s = begin_array(w, key, BLLM_META_U16, n);
-    if (!s && n && !put(w, v, n * 2))
-        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-    return s;
+    return set_arr_raw(w, key, BLLM_META_U16, v, n, 2);
 }
 
 bllm_status bllm_stb_set_arr_u8(bllm_stb_writer *w, const char *key, const uint8_t *v, uint64_t n)
 {
-    bllm_status s = begin_array(w, key, BLLM_META_U8, n);
-    if (!s && n && !put(w, v, n))
-        s = bllm_fail(BLLM_ERR_NOMEM, "out of memory");
-    return s;
+    return set_arr_raw(w, key, BLLM_META_U8, v, n, 1);
 }
 
 int bllm_stb_add_tensor(bllm_stb_writer *w, const char *name, bllm_type type, int ndim, const int64_t *dims)

@@ -53,15 +53,21 @@ def f32(s, name):
     return b.view(np.float32).reshape(t["dims"])
 
 
+def convert(src, d, tag, embed, head):
+    """bllm-convert with these embedding/head types and bllm-quantize
+    --dequantize of the result: (path, Stb of it, Stb of its f32 values)."""
+    out, deq = os.path.join(d, f"{tag}.stb"), os.path.join(d, f"{tag}-f32.stb")
+    r = run("bllm-convert", src, "-o", out, "-q", "--type", "f16", "--embed-type", embed, "--head-type", head)
+    check(r.returncode == 0, f"bllm-convert --embed-type {embed} --head-type {head}: {r.stderr}")
+    r = run("bllm-quantize", "--dequantize", out, "-o", deq, "-q")
+    check(r.returncode == 0, f"bllm-quantize --dequantize ({tag}): {r.stderr}")
+    return out, Stb(out), Stb(deq)
+
+
 with tempfile.TemporaryDirectory() as d:
     src = os.path.join(d, "tiny.gguf")
     fx.write(src, seed=11)
-    out, deq = os.path.join(d, "q.stb"), os.path.join(d, "q-f32.stb")
-    r = run("bllm-convert", src, "-o", out, "-q", "--type", "f16", "--embed-type", "q8", "--head-type", "q4")
-    check(r.returncode == 0, f"bllm-convert --embed-type q8 --head-type q4: {r.stderr}")
-    r = run("bllm-quantize", "--dequantize", out, "-o", deq, "-q")
-    check(r.returncode == 0, f"bllm-quantize --dequantize: {r.stderr}")
-    s, sd = Stb(out), Stb(deq)
+    out, s, sd = convert(src, d, "q", "q8", "q4")
     for name, tid, qt, bpb in [("token_embd.weight", 16, Q.Q8_0, 34), ("output.weight", 17, Q.Q4_0, 18)]:
         b, t = raw(s, name)
         rows, cols = t["dims"]
@@ -77,14 +83,11 @@ with tempfile.TemporaryDirectory() as d:
     # q6: 26-byte blocks, d fp16 | 16 bytes of low nibbles (column j low,
     # j + 16 high) | 8 bytes of top bit pairs (byte j: columns j, j + 8,
     # j + 16, j + 24 at bits 0-1, 2-3, 4-5, 6-7); w = d * (q - 32)
-    out6, deq6, src32 = (os.path.join(d, n) for n in ("q6.stb", "q6-f32.stb", "src-f32.stb"))
-    r = run("bllm-convert", src, "-o", out6, "-q", "--type", "f16", "--embed-type", "q6", "--head-type", "q6")
-    check(r.returncode == 0, f"bllm-convert --embed-type q6 --head-type q6: {r.stderr}")
-    r = run("bllm-quantize", "--dequantize", out6, "-o", deq6, "-q")
-    check(r.returncode == 0, f"bllm-quantize --dequantize (q6): {r.stderr}")
+    out6, s6, sd6 = convert(src, d, "q6", "q6", "q6")
+    src32 = os.path.join(d, "src-f32.stb")
     r = run("bllm-convert", src, "-o", src32, "-q", "--type", "f32")
     check(r.returncode == 0, f"bllm-convert --type f32: {r.stderr}")
-    s6, sd6, s32 = Stb(out6), Stb(deq6), Stb(src32)
+    s32 = Stb(src32)
     for name in ("token_embd.weight", "output.weight"):
         b, t = raw(s6, name)
         rows, cols = t["dims"]
@@ -110,12 +113,7 @@ with tempfile.TemporaryDirectory() as d:
 
     # q4nl: q4's 18-byte blocks, w = d * level[q], the levels as docs/format.md lists them
     levels = np.array([-127, -102, -81, -64, -49, -35, -22, -9, 3, 16, 29, 42, 57, 73, 91, 113], np.float32)
-    outn, deqn = os.path.join(d, "q4nl.stb"), os.path.join(d, "q4nl-f32.stb")
-    r = run("bllm-convert", src, "-o", outn, "-q", "--type", "f16", "--embed-type", "q4nl", "--head-type", "q4nl")
-    check(r.returncode == 0, f"bllm-convert --embed-type q4nl --head-type q4nl: {r.stderr}")
-    r = run("bllm-quantize", "--dequantize", outn, "-o", deqn, "-q")
-    check(r.returncode == 0, f"bllm-quantize --dequantize (q4nl): {r.stderr}")
-    sn, sdn = Stb(outn), Stb(deqn)
+    outn, sn, sdn = convert(src, d, "q4nl", "q4nl", "q4nl")
     for name in ("token_embd.weight", "output.weight"):
         b, t = raw(sn, name)
         rows, cols = t["dims"]
