@@ -53,6 +53,18 @@ def f32(s, name):
     return b.view(np.float32).reshape(t["dims"])
 
 
+def blocks(s, name, type_id, block_bytes):
+    """The tensor's blocks (after checking its type and size), their fp16 d
+    as f32 (blocks x 1), and its shape."""
+    b, t = raw(s, name)
+    rows, cols = t["dims"]
+    want = rows * cols // 32 * block_bytes
+    check(t["type"] == type_id and t["nbytes"] == want,
+          f"{name}: type {t['type']}, {t['nbytes']} bytes (want {type_id}, {want})")
+    blk = b.reshape(-1, block_bytes)
+    return blk, blk[:, :2].copy().view(np.float16).astype(np.float32), rows, cols
+
+
 def convert(src, d, tag, embed, head):
     """bllm-convert with these embedding/head types and bllm-quantize
     --dequantize of the result: (path, Stb of it, Stb of its f32 values)."""
@@ -89,12 +101,7 @@ with tempfile.TemporaryDirectory() as d:
     check(r.returncode == 0, f"bllm-convert --type f32: {r.stderr}")
     s32 = Stb(src32)
     for name in ("token_embd.weight", "output.weight"):
-        b, t = raw(s6, name)
-        rows, cols = t["dims"]
-        check(t["type"] == 18 and t["nbytes"] == rows * cols // 32 * 26,
-              f"{name}: type {t['type']}, {t['nbytes']} bytes (want q6 = 18, {rows * cols // 32 * 26})")
-        blk = b.reshape(-1, 26)
-        dq = blk[:, :2].copy().view(np.float16).astype(np.float32)  # (blocks, 1)
+        blk, dq, rows, cols = blocks(s6, name, 18, 26)
         ql, qh = blk[:, 2:18], blk[:, 18:26]
         low = np.concatenate([ql & 15, ql >> 4], axis=1).astype(np.int32)
         top = np.concatenate([(qh >> (2 * k)) & 3 for k in range(4)], axis=1).astype(np.int32)
@@ -115,12 +122,7 @@ with tempfile.TemporaryDirectory() as d:
     levels = np.array([-127, -102, -81, -64, -49, -35, -22, -9, 3, 16, 29, 42, 57, 73, 91, 113], np.float32)
     outn, sn, sdn = convert(src, d, "q4nl", "q4nl", "q4nl")
     for name in ("token_embd.weight", "output.weight"):
-        b, t = raw(sn, name)
-        rows, cols = t["dims"]
-        check(t["type"] == 19 and t["nbytes"] == rows * cols // 32 * 18,
-              f"{name}: type {t['type']}, {t['nbytes']} bytes (want q4nl = 19, {rows * cols // 32 * 18})")
-        blk = b.reshape(-1, 18)
-        dq = blk[:, :2].copy().view(np.float16).astype(np.float32)
+        blk, dq, rows, cols = blocks(sn, name, 19, 18)
         codes = np.concatenate([blk[:, 2:] & 15, blk[:, 2:] >> 4], axis=1)
         mine = (dq * levels[codes]).reshape(rows, cols)
         n_diff = int((mine.view(np.uint32) != f32(sdn, name).view(np.uint32)).sum())
