@@ -54,6 +54,32 @@ void bllm_matmul_q6_avx2(float *y, const float *x, const void *w, int n_tok, int
 void bllm_matmul_q6_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4nl_avx2(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4nl_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+/* The row-interleaved "x16" layout of q4 and q4nl matrices, which a kernel
+ * set may run faster than the file's row-major one (bllm_kernel_set.
+ * matmul_x16; the forward pass repacks the output head into it at load).
+ * Rows go in groups of 16; per group and 32-column block, 288 bytes, the
+ * same as the 16 rows' blocks in the file: the 16 fp16 scales, then 256
+ * bytes in which byte 64 j + 4 r + i holds row r's code of column 4 j + i
+ * in its low nibble and of column 16 + 4 j + i in its high nibble (j < 4,
+ * i < 4). One 64-byte load and a nibble split then give 16 rows x 4
+ * columns as one vpdpbusd multiplies them by 4 broadcast activation bytes,
+ * one row's sum per int32 lane: no per-row horizontal sums, and one scale
+ * vector per 16 rows (kernels/blockq_x16_vnni.c). Needs rows a multiple
+ * of 16 (bllm_blockq_x16_fits); r0 and r1 of its matmuls too. */
+#define BLLM_BLOCKQ_X16_ROWS 16
+int bllm_blockq_x16_fits(bllm_type ty, int rows, int cols);
+void bllm_blockq_repack_x16(bllm_type ty, const void *w, int rows, int cols, void *out);
+/* The scalar reference on that layout: bllm_matmul_q4(nl)_scalar's
+ * operations in its order, so equal to it bit for bit on the same weights
+ * (kernels/blockq_x16.c). */
+void bllm_matmul_q4_x16_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                               int r1);
+void bllm_matmul_q4nl_x16_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                 int r1);
+/* x86 with AVX-512 F, BW, VL and VNNI (kernels/blockq_x16_vnni.c). */
+void bllm_matmul_q4_x16_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+void bllm_matmul_q4nl_x16_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                               int r1);
 /* aarch64 only (kernels/blockq_neon.c). */
 void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);

@@ -150,6 +150,8 @@ static void x86_init(void)
         x86_avx512.matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_vnni;
         x86_avx512.matmul[BLLM_TYPE_Q6] = bllm_matmul_q6_vnni;
         x86_avx512.matmul[BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_vnni;
+        x86_avx512.matmul_x16[BLLM_TYPE_Q4] = bllm_matmul_q4_x16_vnni;
+        x86_avx512.matmul_x16[BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_x16_vnni;
     }
     /* "avx512" with the popcount path for the tile-shaped types */
     x86_avx512_pop = x86_avx512;

@@ -50,6 +50,11 @@ typedef struct {
     const char *name;
     bllm_matmul_fn matmul[BLLM_TYPE_COUNT]; /* NULL: type not supported here */
     bllm_salient_fn salient_matvec;         /* never NULL in a set bllm_kernels* returns */
+    /* Kernels on the row-interleaved x16 layout of a block-quantized type
+     * (kernels/blockq.h), where this set runs it faster than the file's
+     * layout; NULL for the others. Callers repack (bllm_blockq_repack_x16)
+     * the matrices worth the copy (the forward pass: the output head). */
+    bllm_matmul_fn matmul_x16[BLLM_TYPE_COUNT];
     float (*dot_f32)(const float *a, const float *b, int n);
     /* y += a * x */
     void (*axpy_f32)(float *y, float a, const float *x, int n);

@@ -17,6 +17,9 @@ typedef struct {
                               scalar reference where the set lacks one */
     bool has_salient;      /* pb8: companion "X.salient", validated */
     bllm_pb8_salient salient;
+    void *owned;           /* data when it is a repacked copy (freed by
+                              bllm_llama_unbind), else NULL */
+    size_t owned_bytes;
 } bllm_matrix;
 
 typedef struct {

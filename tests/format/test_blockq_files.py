@@ -8,9 +8,13 @@ past the block's 31 d, opposite its largest magnitude, no further than
 the source); q4nl likewise from its level table, every value on the level
 nearest to its source; the types land where asked (untied
 and tied models, bllm-convert and bllm-random) and binary models default
-to q4nl; the models run; a bad type name is refused.
-  usage: test_blockq_files.py   (BLLM_BUILD, BLLM_SOURCE in the environment)"""
+to q4nl; the models run; a bad type name is refused; a q4/q4nl head,
+repacked in memory where the kernels have a layout for it, scores and
+decodes stories260K as the row-major head does.
+  usage: test_blockq_files.py   (BLLM_BUILD, BLLM_SOURCE, BLLM_SHARED in the environment)"""
+import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -166,6 +170,39 @@ with tempfile.TemporaryDirectory() as d:
                        ("bllm-random", ["smollm2-135m", "-o", os.path.join(d, "x.stb")])]:
         r = run(tool, *args, "--head-type", "q3")
         check(r.returncode == 2 and "q8, q6, q4 or q4nl" in r.stderr, f"{tool} --head-type q3: rc {r.returncode} {r.stderr!r}")
+
+    # A q4/q4nl head runs repacked (the x16 layout, docs/inference.md) where
+    # the kernel set has kernels for it (avx512 with VNNI); elsewhere this
+    # compares two row-major runs. stories260K (vocab 512, rows a multiple
+    # of 16) with f32 layers: every position's logits through the head
+    # (bllm-perplexity), and greedy decoding one token at a time (the GEMV),
+    # against the avx2 set, whose kernels are the avx512 set's but for the
+    # head's (measured 4e-9 apart in perplexity on the Emerald Rapids VM;
+    # the scalar set's f32 kernels alone move it by 1e-4, so off x86 the
+    # bound is looser).
+    sdir = os.path.join(os.environ["BLLM_SHARED"], "data", "stories260K")
+    text = os.path.join(sdir, "tinystories_excerpt_noncanonical.txt")
+    if not os.path.exists(os.path.join(sdir, "stories260K.bin")):
+        check(False, f"stories260K missing in {sdir} (../shared/data, see its PROVENANCE.md)")
+    for ty in ("q4nl", "q4"):
+        sm = os.path.join(d, f"stories-{ty}.stb")
+        r = run("bllm-convert", os.path.join(sdir, "stories260K.bin"), "--tokenizer", os.path.join(sdir, "tok512.bin"),
+                "--type", "f32", "--head-type", ty, "--embed-type", ty, "-q", "-o", sm)
+        check(r.returncode == 0, f"bllm-convert stories260K --head-type {ty}: {r.stderr}")
+        res = {}
+        base, tol = ("avx2", 1e-6) if platform.machine() in ("x86_64", "AMD64") else ("scalar", 1e-3)
+        for ks in ("", base):
+            env = dict(os.environ, BLLM_KERNELS=ks) if ks else {k: v for k, v in os.environ.items() if k != "BLLM_KERNELS"}
+            p = subprocess.run([os.path.join(TOOLS, "bllm-perplexity"), "-m", sm, "-f", text, "-c", "128", "--chunks", "4",
+                                "-t", "2", "--json"], capture_output=True, text=True, env=env, timeout=120 * TIMEOUT_SCALE)
+            g = subprocess.run([os.path.join(TOOLS, "bllm-run"), "-m", sm, "-p", "Once upon a time", "-n", "24", "--temp",
+                                "0", "-t", "1"], capture_output=True, text=True, env=env, timeout=120 * TIMEOUT_SCALE)
+            check(p.returncode == 0 and g.returncode == 0, f"{ty} head, kernels {ks or 'default'}: {p.stderr} {g.stderr}")
+            res[ks] = (json.loads(p.stdout)["ppl"] if p.returncode == 0 else float("nan"), g.stdout)
+        (pa, ga), (pb, gb) = res[""], res[base]
+        check(abs(pa - pb) <= tol * pb, f"{ty} head: perplexity {pa} with the default kernels, {pb} with {base}")
+        check(ga == gb, f"{ty} head: greedy text differs from the {base} set's: {ga!r} vs {gb!r}")
+        check(pb < 50, f"{ty} head: perplexity {pb} on stories260K's own text (a broken head would be far higher)")
 
 if failures:
     print(f"{len(failures)} of {checks} checks failed")

@@ -17,7 +17,10 @@
  *   reference to 1e-5 of M = sum_b |d_w d_x| sum_i |q_w q_x| (the integer
  *   sums are exact in both; only the f32 summation order differs), on
  *   random shapes, token counts 1..9, row sub-ranges; rows outside the
- *   range untouched. */
+ *   range untouched;
+ * - q4 and q4nl repacked to the x16 layout: its scalar reference equal to
+ *   the row-major one bit for bit, its SIMD kernels (avx512 with VNNI)
+ *   against the scalar reference as above. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +216,76 @@ static void test_matmul(bllm_type ty, const bllm_kernel_set *const *sets, int n_
     }
 }
 
+/* The x16 layout (kernels/blockq.h): the repacked matrix through the
+ * layout's scalar reference equals the file layout's, bit for bit (same
+ * operations in the same order), and every set's x16 kernel matches the
+ * scalar reference as the row-major kernels do, on row ranges of whole
+ * groups. */
+static void test_x16(bllm_type ty, const bllm_kernel_set *const *sets, int n_sets)
+{
+    double worst[8] = {0};
+    int bad[8] = {0}, same_bad = 0;
+    for (int k = 0; k < 24; k++) {
+        const int G = BLLM_BLOCKQ_X16_ROWS;
+        int rows = G * (1 + rng_int(6)), cols = 32 * (1 + rng_int(40)), n_tok = 1 + rng_int(9);
+        size_t bytes = bllm_type_tensor_bytes(ty, rows, cols), ny = (size_t)n_tok * rows;
+        float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * n_tok * cols);
+        uint8_t *w = malloc(bytes), *wx = malloc(bytes);
+        random_rows(wf, rows, cols);
+        random_rows(x, n_tok, cols);
+        for (int r = 0; r < rows; r++)
+            bllm_blockq_quantize_row(ty, wf + (size_t)r * cols, cols, w + r * bllm_type_row_bytes(ty, cols));
+        bllm_blockq_repack_x16(ty, w, rows, cols, wx);
+        float *yref = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * (ny + 1));
+        double *yd = malloc(sizeof(double) * ny), *m = malloc(sizeof(double) * ny);
+        reference(ty, w, x, n_tok, cols, rows, yd, m);
+        bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
+        (ty == BLLM_TYPE_Q4 ? bllm_matmul_q4_x16_scalar : bllm_matmul_q4nl_x16_scalar)(y, x, wx, n_tok, cols, rows,
+                                                                                       0, rows);
+        same_bad += memcmp(y, yref, sizeof(float) * ny) != 0;
+        int r0 = G * rng_int(rows / G), r1 = r0 + G * rng_int((rows - r0) / G + 1);
+        for (int s = 0; s < n_sets; s++) {
+            if (!sets[s]->matmul_x16[ty])
+                continue;
+            for (size_t i = 0; i <= ny; i++)
+                y[i] = -12345.0f;
+            sets[s]->matmul_x16[ty](y, x, wx, n_tok, cols, rows, r0, r1);
+            for (int t = 0; t < n_tok; t++)
+                for (int r = 0; r < rows; r++) {
+                    size_t i = (size_t)t * rows + r;
+                    if (r < r0 || r >= r1) {
+                        bad[s] += y[i] != -12345.0f;
+                        continue;
+                    }
+                    double e = fabs(y[i] - yref[i]) / m[i];
+                    worst[s] = e > worst[s] ? e : worst[s];
+                    bad[s] += !(e <= 1e-5);
+                }
+            bad[s] += y[ny] != -12345.0f;
+        }
+        free(wf);
+        free(x);
+        free(w);
+        free(wx);
+        free(yref);
+        free(y);
+        free(yd);
+        free(m);
+    }
+    checks++;
+    printf("%s x16 layout, scalar: equal to the row-major scalar bit for bit %s\n", bllm_type_name(ty),
+           same_bad ? "FAIL" : "ok");
+    failures += same_bad != 0;
+    for (int s = 0; s < n_sets; s++) {
+        if (!sets[s]->matmul_x16[ty])
+            continue;
+        checks++;
+        printf("%-10s %s x16 vs scalar: max error / M %.2e (tol 1e-5), rows outside the range untouched %s\n",
+               sets[s]->name, bllm_type_name(ty), worst[s], bad[s] ? "FAIL" : "ok");
+        failures += bad[s] != 0;
+    }
+}
+
 /* The weighted quantizer against the rule, block by block, on rows whose
  * importance has a few columns 100x the rest. */
 static void test_weighted(bllm_type ty)
@@ -280,6 +353,8 @@ int main(void)
         test_roundtrip((bllm_type)t);
         test_weighted((bllm_type)t);
         test_matmul((bllm_type)t, sets, n_sets);
+        if (bllm_blockq_x16_fits((bllm_type)t, BLLM_BLOCKQ_X16_ROWS, 32))
+            test_x16((bllm_type)t, sets, n_sets);
     }
     printf("\n%d checks, %d failed (SIMD sets:", checks, failures);
     for (int s = 0; s < n_sets; s++)
