@@ -64,7 +64,8 @@ void bllm_matmul_q4nl_vnni(float *y, const float *x, const void *w, int n_tok, i
  * i < 4). One 64-byte load and a nibble split then give 16 rows x 4
  * columns as one vpdpbusd multiplies them by 4 broadcast activation bytes,
  * one row's sum per int32 lane: no per-row horizontal sums, and one scale
- * vector per 16 rows (kernels/blockq_x16_vnni.c). Needs rows a multiple
+ * vector per 16 rows (kernels/blockq_x16_vnni.c; with AVX-VNNI's 256-bit
+ * vpdpbusd, two halves of 8 rows). Needs rows a multiple
  * of 16 (bllm_blockq_x16_fits); r0 and r1 of its matmuls too. */
 #define BLLM_BLOCKQ_X16_ROWS 16
 int bllm_blockq_x16_fits(bllm_type ty, int rows, int cols);
@@ -76,10 +77,15 @@ void bllm_matmul_q4_x16_scalar(float *y, const float *x, const void *w, int n_to
                                int r1);
 void bllm_matmul_q4nl_x16_scalar(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
                                  int r1);
-/* x86 with AVX-512 F, BW, VL and VNNI (kernels/blockq_x16_vnni.c). */
+/* x86 with AVX-512 F, BW, VL and VNNI, and (_avxvnni) with AVX2, FMA, F16C
+ * and AVX-VNNI (kernels/blockq_x16_vnni.c). */
 void bllm_matmul_q4_x16_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4nl_x16_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
                                int r1);
+void bllm_matmul_q4_x16_avxvnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                int r1);
+void bllm_matmul_q4nl_x16_avxvnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                  int r1);
 /* aarch64 only (kernels/blockq_neon.c). */
 void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
 void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);

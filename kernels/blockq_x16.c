@@ -54,9 +54,7 @@ static void matmul_x16(bllm_type ty, float *y, const float *x, const void *w, in
                 int32_t s = 0;
                 for (int c = 0; c < 16; c++) {
                     const int lo = blk[x16_byte(rr, c)] & 15, hi = blk[x16_byte(rr, c)] >> 4;
-                    const int wl = ty == BLLM_TYPE_Q4NL ? bllm_q4nl_levels[lo] : lo - 8;
-                    const int wh = ty == BLLM_TYPE_Q4NL ? bllm_q4nl_levels[hi] : hi - 8;
-                    s += wl * qx[c] + wh * qx[c + 16];
+                    s += bllm_blockq_level(ty, lo) * qx[c] + bllm_blockq_level(ty, hi) * qx[c + 16];
                 }
                 acc += (dw * dx) * (float)s;
             }

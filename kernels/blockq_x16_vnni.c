@@ -1,9 +1,12 @@
-/* q4/q4nl matmuls on the x16 layout (kernels/blockq.h) with AVX-512 VNNI.
- * Per 16 rows and 32-column block: four 64-byte loads split into 8 code
- * vectors (q4nl: looked up to level + 128 by one vpshufb each), 8
- * vpdpbusd against broadcast activation quads, whose int32 lanes are the
- * 16 rows' sums, and one scale vector: about 2 vector operations per block
- * and row, where the row-major kernel (blockq_avx2.c) needs about 7. The
+/* q4/q4nl matmuls on the x16 layout (kernels/blockq.h) with vpdpbusd. One
+ * source, built twice: with AVX-512 VNNI (a group's 16 rows in one 512-bit
+ * vector) and, as X16_AVXVNNI, with AVX-VNNI (Alder Lake and later client
+ * CPUs without AVX-512: two 256-bit halves of 8 rows). Per 16 rows and
+ * 32-column block: four 64-byte loads split into 8 code vectors (q4nl:
+ * looked up to level + 128 by one vpshufb each), 8 vpdpbusd against
+ * broadcast activation quads, whose int32 lanes are the rows' sums, and one
+ * scale vector: about 2 vector operations per block and row on 512 bits
+ * (4 on 256), where the row-major kernel (blockq_avx2.c) needs about 7. The
  * codes are unsigned (q4: level + 8; q4nl: level + 128), so each block's
  * sum starts at -offset times the sum of its activation bytes. */
 #include <immintrin.h>
@@ -15,11 +18,58 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { GB = BLLM_BLOCKQ_X16_ROWS * 18 }; /* bytes per group and block */
+#ifdef X16_AVXVNNI
+#define SUFFIX(n) n##_avxvnni
+#define HALVES 2 /* vectors per group of 16 rows */
+typedef __m256i vi;
+typedef __m256 vf;
+#define LOADU(p) _mm256_loadu_si256((const __m256i *)(p))
+#define AND _mm256_and_si256
+#define SRLI16 _mm256_srli_epi16
+#define SET1_8 _mm256_set1_epi8
+#define SET1_32 _mm256_set1_epi32
+#define SET1_PS _mm256_set1_ps
+#define ZERO_I _mm256_setzero_si256
+#define ZERO_F _mm256_setzero_ps
+#define SHUF _mm256_shuffle_epi8
+#define DPBUSD _mm256_dpbusd_avx_epi32
+#define ADD32 _mm256_add_epi32
+#define CVT_I2F _mm256_cvtepi32_ps
+#define MUL _mm256_mul_ps
+#define FMADD _mm256_fmadd_ps
+#define STOREU _mm256_storeu_ps
+#define TAB16(t) _mm256_broadcastsi128_si256(t)
+#define SCALES(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p))) /* 8 rows' fp16 scales */
+#else
+#define SUFFIX(n) n##_vnni
+#define HALVES 1
+typedef __m512i vi;
+typedef __m512 vf;
+#define LOADU(p) _mm512_loadu_si512((const void *)(p))
+#define AND _mm512_and_si512
+#define SRLI16 _mm512_srli_epi16
+#define SET1_8 _mm512_set1_epi8
+#define SET1_32 _mm512_set1_epi32
+#define SET1_PS _mm512_set1_ps
+#define ZERO_I _mm512_setzero_si512
+#define ZERO_F _mm512_setzero_ps
+#define SHUF _mm512_shuffle_epi8
+#define DPBUSD _mm512_dpbusd_epi32
+#define ADD32 _mm512_add_epi32
+#define CVT_I2F _mm512_cvtepi32_ps
+#define MUL _mm512_mul_ps
+#define FMADD _mm512_fmadd_ps
+#define STOREU _mm512_storeu_ps
+#define TAB16(t) _mm512_broadcast_i32x4(t)
+#define SCALES(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#endif
+
+enum { GB = BLLM_BLOCKQ_X16_ROWS * 18,                /* bytes per group and block */
+       VROWS = BLLM_BLOCKQ_X16_ROWS / HALVES };         /* rows per vector */
 
 /* Prefetch distance in group blocks, into L1. Cold 32000 x 2048 q4nl GEMV,
- * one thread, Emerald Rapids VM: 4 ahead 13.5 GB/s, 8 ahead 13.8, 16 into
- * L2 12.6. */
+ * one thread, Emerald Rapids VM (512-bit): 4 ahead 13.5 GB/s, 8 ahead
+ * 13.8, 16 into L2 12.6. */
 #define X16_PFD 8
 
 /* The activations of n_tok tokens per block: dx (scales), qx (int8),
@@ -50,43 +100,40 @@ static int quantize_act(bllm_type ty, const float *x, int n_tok, int cols, x16_a
     return 1;
 }
 
-/* The 8 code vectors of one group block: c[2j] columns 4j..4j+3, c[2j+1]
- * columns 16+4j.., as unsigned bytes (q4nl through the level table). */
-INLINE void load_codes(bllm_type ty, const uint8_t *blk, __m512i c[8])
+/* The 8 code vectors of one group block's half h (rows VROWS h ..): c[2j]
+ * columns 4j..4j+3, c[2j+1] columns 16+4j.., as unsigned bytes (q4nl
+ * through the level table). */
+INLINE void load_codes(bllm_type ty, const uint8_t *blk, int h, vi c[8])
 {
-    const __m512i m4 = _mm512_set1_epi8(15);
+    const vi m4 = SET1_8(15);
     static const int8_t lv[16] = BLLM_Q4NL_LEVELS;
-    const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)lv),
-                                                             _mm_set1_epi8((char)0x80)));
+    const vi tab = TAB16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)lv), _mm_set1_epi8((char)0x80)));
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        const __m512i v = _mm512_loadu_si512((const void *)(blk + 2 * BLLM_BLOCKQ_X16_ROWS + 64 * j));
-        __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        const vi v = LOADU(blk + 2 * BLLM_BLOCKQ_X16_ROWS + 64 * j + 4 * VROWS * h);
+        vi lo = AND(v, m4), hi = AND(SRLI16(v, 4), m4);
         if (ty == BLLM_TYPE_Q4NL) {
-            lo = _mm512_shuffle_epi8(tab, lo);
-            hi = _mm512_shuffle_epi8(tab, hi);
+            lo = SHUF(tab, lo);
+            hi = SHUF(tab, hi);
         }
         c[2 * j] = lo;
         c[2 * j + 1] = hi;
     }
 }
 
-/* acc + (d_w * d_x) * (sum over the block), the 16 rows of one group. */
-INLINE __m512 block_sum(const __m512i c[8], const uint8_t *blk, const int8_t *xb, int32_t bias, float dx,
-                        __m512 acc)
+/* acc + (d_w * d_x) * (sum over the block), the rows of half h. */
+INLINE vf block_sum(const vi c[8], const uint8_t *blk, int h, const int8_t *xb, int32_t bias, float dx, vf acc)
 {
-    __m512i s0 = _mm512_set1_epi32(bias), s1 = _mm512_setzero_si512();
+    vi s0 = SET1_32(bias), s1 = ZERO_I();
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         int32_t lo, hi;
         memcpy(&lo, xb + 4 * j, 4);
         memcpy(&hi, xb + 16 + 4 * j, 4);
-        s0 = _mm512_dpbusd_epi32(s0, c[2 * j], _mm512_set1_epi32(lo));
-        s1 = _mm512_dpbusd_epi32(s1, c[2 * j + 1], _mm512_set1_epi32(hi));
+        s0 = DPBUSD(s0, c[2 * j], SET1_32(lo));
+        s1 = DPBUSD(s1, c[2 * j + 1], SET1_32(hi));
     }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-    return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dx)), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
-                           acc);
+    return FMADD(MUL(SCALES(blk + 2 * VROWS * h), SET1_PS(dx)), CVT_I2F(ADD32(s0, s1)), acc);
 }
 
 /* One token, NG groups side by side (independent chains, shared
@@ -94,7 +141,10 @@ INLINE __m512 block_sum(const __m512i c[8], const uint8_t *blk, const int8_t *xb
 INLINE void gemv_groups(bllm_type ty, int NG, const uint8_t *w, size_t group_bytes, int nb, const x16_act *a,
                         int t, float *y)
 {
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    vf acc[2][HALVES];
+    for (int k = 0; k < 2; k++)
+        for (int h = 0; h < HALVES; h++)
+            acc[k][h] = ZERO_F();
     const int8_t *qx = a->qx + (size_t)t * nb * BLLM_QBLOCK;
     const float *dx = a->dx + (size_t)t * nb;
     const int32_t *bias = a->bias + (size_t)t * nb;
@@ -104,31 +154,37 @@ INLINE void gemv_groups(bllm_type ty, int NG, const uint8_t *w, size_t group_byt
             const uint8_t *blk = w + k * group_bytes + (size_t)b * GB;
             for (int o = 0; o < GB; o += 64)
                 _mm_prefetch((const char *)blk + X16_PFD * GB + o, _MM_HINT_T0);
-            __m512i c[8];
-            load_codes(ty, blk, c);
-            acc[k] = block_sum(c, blk, qx + (size_t)b * BLLM_QBLOCK, bias[b], dx[b], acc[k]);
+#pragma GCC unroll 2
+            for (int h = 0; h < HALVES; h++) {
+                vi c[8];
+                load_codes(ty, blk, h, c);
+                acc[k][h] = block_sum(c, blk, h, qx + (size_t)b * BLLM_QBLOCK, bias[b], dx[b], acc[k][h]);
+            }
         }
     }
     for (int k = 0; k < NG; k++)
-        _mm512_storeu_ps(y + BLLM_BLOCKQ_X16_ROWS * k, acc[k]);
+        for (int h = 0; h < HALVES; h++)
+            STOREU(y + BLLM_BLOCKQ_X16_ROWS * k + VROWS * h, acc[k][h]);
 }
 
 /* Tokens t..t+3 of one group: each block's codes split once for four. */
 INLINE void group_tok4(bllm_type ty, const uint8_t *w, int nb, const x16_act *a, int t, float *y, int rows)
 {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = w + (size_t)b * GB;
-        __m512i c[8];
-        load_codes(ty, blk, c);
+    for (int h = 0; h < HALVES; h++) {
+        vf acc[4] = {ZERO_F(), ZERO_F(), ZERO_F(), ZERO_F()};
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = w + (size_t)b * GB;
+            vi c[8];
+            load_codes(ty, blk, h, c);
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            const size_t i = (size_t)(t + k) * nb + b;
-            acc[k] = block_sum(c, blk, a->qx + i * BLLM_QBLOCK, a->bias[i], a->dx[i], acc[k]);
+            for (int k = 0; k < 4; k++) {
+                const size_t i = (size_t)(t + k) * nb + b;
+                acc[k] = block_sum(c, blk, h, a->qx + i * BLLM_QBLOCK, a->bias[i], a->dx[i], acc[k]);
+            }
         }
+        for (int k = 0; k < 4; k++)
+            STOREU(y + (size_t)(t + k) * rows + VROWS * h, acc[k]);
     }
-    for (int k = 0; k < 4; k++)
-        _mm512_storeu_ps(y + (size_t)(t + k) * rows, acc[k]);
 }
 
 INLINE void matmul_x16(bllm_type ty, float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
@@ -160,13 +216,14 @@ INLINE void matmul_x16(bllm_type ty, float *y, const float *x, const void *w, in
     }
 }
 
-void bllm_matmul_q4_x16_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+void SUFFIX(bllm_matmul_q4_x16)(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                int r1)
 {
     matmul_x16(BLLM_TYPE_Q4, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4_x16_scalar);
 }
 
-void bllm_matmul_q4nl_x16_vnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
-                               int r1)
+void SUFFIX(bllm_matmul_q4nl_x16)(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
+                                  int r1)
 {
     matmul_x16(BLLM_TYPE_Q4NL, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4nl_x16_scalar);
 }

@@ -95,6 +95,14 @@ static int cpu_has_avx512_vnni(void)
     return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
 }
 
+/* AVX-VNNI: CPUID leaf 7 subleaf 1, EAX bit 4 (the YMM state is
+ * cpu_has_avx2's). */
+static int cpu_has_avx_vnni(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+}
+
 /* AVX512_VPOPCNTDQ (leaf 7 ECX bit 14) and AVX512_VBMI (bit 1): the
  * popcount path (kernels/binary_avx512pop.c), beside cpu_has_avx512's. */
 static int cpu_has_avx512_pop(void)
@@ -140,6 +148,10 @@ static void x86_init(void)
         sets[i]->matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_avx2;
         sets[i]->matmul[BLLM_TYPE_Q6] = bllm_matmul_q6_avx2;
         sets[i]->matmul[BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_avx2;
+        if (cpu_has_avx_vnni()) {
+            sets[i]->matmul_x16[BLLM_TYPE_Q4] = bllm_matmul_q4_x16_avxvnni;
+            sets[i]->matmul_x16[BLLM_TYPE_Q4NL] = bllm_matmul_q4nl_x16_avxvnni;
+        }
     }
     x86_avx512 = x86_avx2;
     x86_avx512.name = "avx512";
