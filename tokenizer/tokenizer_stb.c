@@ -138,6 +138,14 @@ static bllm_status read_str_array(const struct bllm_stb_file *f, const char *key
     return BLLM_OK;
 }
 
+/* Element k of tokenizer.merge_ids, U16 or U32. */
+static uint32_t merge_id(const bllm_stb_array *a, uint64_t k) {
+    if (a->elem_type == BLLM_META_U16) return bllm_stb_array_u16(a, k);
+    uint32_t id;
+    memcpy(&id, a->data + 4 * k, 4);
+    return id;
+}
+
 /* tokenizer.merge_ids (U16 or U32 pairs) back into "left right" strings:
  * one block holds the pointer array and the text after it, so that
  * spec_release's free of merges frees both. */
@@ -151,10 +159,8 @@ static bllm_status read_merge_ids(const struct bllm_stb_file *f, bllm_tokenizer_
                          "(has %llu of type %d)", (unsigned long long)a.count, (int)a.elem_type);
     const uint32_t n = (uint32_t)(a.count / 2);
     size_t text = 0;
-    for (uint64_t k = 0; k < a.count; k++) {
-        uint32_t id;
-        if (a.elem_type == BLLM_META_U16) id = bllm_stb_array_u16(&a, k);
-        else memcpy(&id, a.data + 4 * k, 4);
+    for (uint64_t k = 0; k < a.count; k++) { /* check every id and size the text */
+        const uint32_t id = merge_id(&a, k);
         if (id >= s->n_vocab)
             return bllm_fail(BLLM_ERR_FORMAT, "tokenizer: merge %llu names token %u of a %u-token vocabulary",
                              (unsigned long long)(k / 2), id, s->n_vocab);
@@ -170,11 +176,7 @@ static bllm_status read_merge_ids(const struct bllm_stb_file *f, bllm_tokenizer_
     const char **ptrs = (const char **)(void *)block;
     char *p = block + (n ? n : 1) * sizeof(char *);
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t id[2];
-        for (int h = 0; h < 2; h++) {
-            if (a.elem_type == BLLM_META_U16) id[h] = bllm_stb_array_u16(&a, 2 * (uint64_t)i + h);
-            else memcpy(&id[h], a.data + 4 * (2 * (uint64_t)i + h), 4);
-        }
+        const uint32_t id[2] = {merge_id(&a, 2 * (uint64_t)i), merge_id(&a, 2 * (uint64_t)i + 1)};
         ptrs[i] = p;
         memcpy(p, s->tokens[id[0]], s->token_lens[id[0]]);
         p += s->token_lens[id[0]];

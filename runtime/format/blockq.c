@@ -31,14 +31,6 @@ static int nearest_code(bllm_type t, float u)
     return (int)(v > hi ? hi : v < lo ? lo : v);
 }
 
-static float code_level(bllm_type t, int code)
-{
-    return t == BLLM_TYPE_Q4NL ? (float)bllm_q4nl_levels[code]
-           : t == BLLM_TYPE_Q8 ? (float)code
-           : t == BLLM_TYPE_Q4 ? (float)(code - 8)
-                               : (float)(code - 32);
-}
-
 /* The codes of a block at scale d (already an fp16 value), and, with imp,
  * their weighted squared error. */
 static float block_codes(bllm_type t, const float *x, const float *imp, float d, int code[BLLM_QBLOCK])
@@ -48,7 +40,7 @@ static float block_codes(bllm_type t, const float *x, const float *imp, float d,
     for (int i = 0; i < BLLM_QBLOCK; i++) {
         code[i] = nearest_code(t, x[i] * id);
         if (imp) {
-            const float e = x[i] - d * code_level(t, code[i]);
+            const float e = x[i] - d * (float)bllm_blockq_level(t, code[i]);
             err += imp[i] * e * e;
         }
     }
@@ -112,7 +104,7 @@ void bllm_blockq_quantize_row_weighted(bllm_type t, const float *x, const float 
                     d = d0 * (1.0f + 0.01f * (float)k);
                 } else {
                     const int c = k - SEARCH_HI - 1; /* the c-th level, ascending */
-                    const float lv = t == BLLM_TYPE_Q8 ? (float)(c - 127) : code_level(t, c);
+                    const float lv = t == BLLM_TYPE_Q8 ? (float)(c - 127) : (float)bllm_blockq_level(t, c);
                     if (fabsf(lv) < 0.5f * max_level || x[top] == 0.0f)
                         continue;
                     d = x[top] / lv;

@@ -54,13 +54,21 @@ static inline int bllm_blockq_block_bytes(bllm_type t)
     return t == BLLM_TYPE_Q8 ? 34 : t == BLLM_TYPE_Q6 ? 26 : 18;
 }
 
-/* The 32 signed levels of one block (w = d * level): q8's q, q4's q - 8,
- * q6's q - 32, q4nl's level[q]. */
+/* The signed level of a code (w = d * level): q8's code itself (a byte
+ * taken as int8), q4's code - 8, q6's code - 32, q4nl's level[code]. */
+static inline int bllm_blockq_level(bllm_type t, int code)
+{
+    return t == BLLM_TYPE_Q8 ? (int8_t)code : t == BLLM_TYPE_Q6 ? code - 32
+                                            : t == BLLM_TYPE_Q4NL ? bllm_q4nl_levels[code]
+                                                                  : code - 8;
+}
+
+/* The 32 signed levels of one block. */
 static inline void bllm_blockq_levels(bllm_type t, const uint8_t *blk, int8_t q[BLLM_QBLOCK])
 {
     if (t == BLLM_TYPE_Q8) {
         for (int i = 0; i < BLLM_QBLOCK; i++)
-            q[i] = (int8_t)blk[2 + i];
+            q[i] = (int8_t)bllm_blockq_level(t, blk[2 + i]);
         return;
     }
     for (int j = 0; j < 16; j++) {
@@ -69,8 +77,8 @@ static inline void bllm_blockq_levels(bllm_type t, const uint8_t *blk, int8_t q[
             lo |= (blk[18 + j % 8] >> (2 * (j / 8)) & 3) << 4;
             hi |= (blk[18 + j % 8] >> (2 * (j / 8) + 4) & 3) << 4;
         }
-        q[j] = (int8_t)(t == BLLM_TYPE_Q6 ? lo - 32 : t == BLLM_TYPE_Q4NL ? bllm_q4nl_levels[lo] : lo - 8);
-        q[j + 16] = (int8_t)(t == BLLM_TYPE_Q6 ? hi - 32 : t == BLLM_TYPE_Q4NL ? bllm_q4nl_levels[hi] : hi - 8);
+        q[j] = (int8_t)bllm_blockq_level(t, lo);
+        q[j + 16] = (int8_t)bllm_blockq_level(t, hi);
     }
 }
 

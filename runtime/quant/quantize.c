@@ -400,18 +400,20 @@ static bllm_status to_f16(const char *name, const float *f, uint64_t n, uint16_t
     return BLLM_OK;
 }
 
+/* Whether the model has its own output head (else token_embd is tied). */
+static bool has_output(const input *in)
+{
+    for (int i = 0; i < in->n; i++)
+        if (!strcmp(input_tensor(in, i).name, "output.weight"))
+            return true;
+    return false;
+}
+
 /* Whether t is the matrix the output head multiplies by: output.weight,
  * or a tied model's token_embd.weight. */
 static bool is_head(const input *in, const tinfo *t)
 {
-    if (!strcmp(t->name, "output.weight"))
-        return true;
-    if (strcmp(t->name, "token_embd.weight"))
-        return false;
-    for (int i = 0; i < in->n; i++)
-        if (!strcmp(input_tensor(in, i).name, "output.weight"))
-            return false;
-    return true;
+    return !strcmp(t->name, "output.weight") || (!strcmp(t->name, "token_embd.weight") && !has_output(in));
 }
 
 /* The type the embedding or the head is to take, or BLLM_TYPE_COUNT for a
@@ -426,10 +428,7 @@ static bllm_type head_embed_type(const input *in, const bllm_quantize_params *p,
     if (!strcmp(t->name, "output.weight")) {
         ty = p->head_type;
     } else if (!strcmp(t->name, "token_embd.weight")) {
-        bool tied = true;
-        for (int i = 0; i < in->n && tied; i++)
-            tied = strcmp(input_tensor(in, i).name, "output.weight") != 0;
-        ty = tied && p->head_type != BLLM_TYPE_COUNT ? p->head_type : p->embed_type;
+        ty = !has_output(in) && p->head_type != BLLM_TYPE_COUNT ? p->head_type : p->embed_type;
     } else {
         return BLLM_TYPE_COUNT;
     }
