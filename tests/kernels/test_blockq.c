@@ -156,6 +156,30 @@ static void reference(bllm_type ty, const uint8_t *w, const float *x, int n_tok,
         }
 }
 
+/* fn on rows r0..r1 of w against the scalar reference yref, to 1e-5 of M
+ * (m): the largest error into *worst, misses and writes outside the rows
+ * (y holds n_tok x rows + 1 floats) into *bad. */
+static void check_kernel(bllm_matmul_fn fn, const void *w, const float *x, int n_tok, int cols, int rows, int r0,
+                         int r1, const float *yref, const double *m, float *y, double *worst, int *bad)
+{
+    const size_t ny = (size_t)n_tok * rows;
+    for (size_t i = 0; i <= ny; i++)
+        y[i] = -12345.0f;
+    fn(y, x, w, n_tok, cols, rows, r0, r1);
+    for (int t = 0; t < n_tok; t++)
+        for (int r = 0; r < rows; r++) {
+            size_t i = (size_t)t * rows + r;
+            if (r < r0 || r >= r1) {
+                *bad += y[i] != -12345.0f;
+                continue;
+            }
+            double e = fabs(y[i] - yref[i]) / m[i];
+            *worst = e > *worst ? e : *worst;
+            *bad += !(e <= 1e-5);
+        }
+    *bad += y[ny] != -12345.0f;
+}
+
 static void test_matmul(bllm_type ty, const bllm_kernel_set *const *sets, int n_sets)
 {
     double worst_ref = 0, worst[8] = {0};
@@ -180,21 +204,7 @@ static void test_matmul(bllm_type ty, const bllm_kernel_set *const *sets, int n_
         }
         int r0 = rng_int(rows), r1 = r0 + rng_int(rows - r0 + 1);
         for (int s = 0; s < n_sets; s++) {
-            for (size_t i = 0; i <= ny; i++)
-                y[i] = -12345.0f;
-            sets[s]->matmul[ty](y, x, w, n_tok, cols, rows, r0, r1);
-            for (int t = 0; t < n_tok; t++)
-                for (int r = 0; r < rows; r++) {
-                    size_t i = (size_t)t * rows + r;
-                    if (r < r0 || r >= r1) {
-                        bad[s] += y[i] != -12345.0f;
-                        continue;
-                    }
-                    double e = fabs(y[i] - yref[i]) / m[i];
-                    worst[s] = e > worst[s] ? e : worst[s];
-                    bad[s] += !(e <= 1e-5);
-                }
-            bad[s] += y[ny] != -12345.0f;
+            check_kernel(sets[s]->matmul[ty], w, x, n_tok, cols, rows, r0, r1, yref, m, y, &worst[s], &bad[s]);
         }
         free(wf);
         free(x);
@@ -247,21 +257,7 @@ static void test_x16(bllm_type ty, const bllm_kernel_set *const *sets, int n_set
         for (int s = 0; s < n_sets; s++) {
             if (!sets[s]->matmul_x16[ty])
                 continue;
-            for (size_t i = 0; i <= ny; i++)
-                y[i] = -12345.0f;
-            sets[s]->matmul_x16[ty](y, x, wx, n_tok, cols, rows, r0, r1);
-            for (int t = 0; t < n_tok; t++)
-                for (int r = 0; r < rows; r++) {
-                    size_t i = (size_t)t * rows + r;
-                    if (r < r0 || r >= r1) {
-                        bad[s] += y[i] != -12345.0f;
-                        continue;
-                    }
-                    double e = fabs(y[i] - yref[i]) / m[i];
-                    worst[s] = e > worst[s] ? e : worst[s];
-                    bad[s] += !(e <= 1e-5);
-                }
-            bad[s] += y[ny] != -12345.0f;
+            check_kernel(sets[s]->matmul_x16[ty], wx, x, n_tok, cols, rows, r0, r1, yref, m, y, &worst[s], &bad[s]);
         }
         free(wf);
         free(x);
