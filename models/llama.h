@@ -10,7 +10,8 @@
 #include "runtime/threadpool.h"
 
 typedef struct {
-    const void *data; /* in the mapping, in its storage type */
+    const void *data; /* in the mapping, in its storage type (a head
+                         repacked at bind: in owned, in the x16 layout) */
     bllm_type type;
     int rows, cols;   /* y = W x: rows outputs, cols inputs */
     bllm_matmul_fn matmul; /* the active set's kernel for type, or the
