@@ -465,9 +465,7 @@ static void embed_row(const bllm_matrix *m, int32_t token, float *out)
 /* Shorter ones take the grouped path (attention_group_worker) once every
  * token sees at least this many keys; below, one dot product and one axpy
  * per head and key cost less than two sgemm calls. */
-#ifndef ATT_GROUP_MIN_KEYS
 #define ATT_GROUP_MIN_KEYS 64
-#endif
 
 typedef struct {
     const bllm_llama_hparams *hp;
@@ -649,6 +647,13 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
     }
 }
 
+/* Whether a short batch whose tokens each see at least min_keys keys takes
+ * the grouped path: the group's heads must fit attend_sgemm's ATT_QB rows. */
+static bool grouped_attention(const bllm_llama_hparams *hp, int min_keys)
+{
+    return min_keys >= ATT_GROUP_MIN_KEYS && hp->n_heads / hp->n_kv_heads <= ATT_QB;
+}
+
 /* Decoding at a long context: the query heads that share a KV head (8 in
  * TinyLlama) are the rows of one attend_sgemm, so each cached key and
  * value is converted once per token rather than read by one dot product
@@ -779,7 +784,7 @@ bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_
         aj.n_qblk = (T + ATT_QB - 1) / ATT_QB;
         atomic_init(&aj.next, 0);
         bllm_pool_run(pool, attention_blocked_worker, &aj);
-    } else if (pos + 1 >= ATT_GROUP_MIN_KEYS && hp->n_heads / hp->n_kv_heads <= ATT_QB) {
+    } else if (grouped_attention(hp, pos + 1)) {
         bllm_pool_run(pool, attention_group_worker, &aj);
     } else {
         bllm_pool_run(pool, attention_rows_worker, &aj);
@@ -891,10 +896,7 @@ bllm_status bllm_llama_forward_multi(const bllm_llama_weights *w, bllm_llama_sta
         for (int t = 0; t < n; t++)
             cache_write(seq[t], (int)l, pos[t], kv_dim, s->k + (size_t)t * kv_dim, s->v + (size_t)t * kv_dim, 1);
         attention_job aj = {.hp = hp, .s = s, .layer = (int)l, .n_tok = n, .seq = seq, .seq_pos = pos};
-        bllm_pool_run(pool, min_pos + 1 >= ATT_GROUP_MIN_KEYS && hp->n_heads / hp->n_kv_heads <= ATT_QB
-                                ? attention_group_worker
-                                : attention_rows_worker,
-                      &aj);
+        bllm_pool_run(pool, grouped_attention(hp, min_pos + 1) ? attention_group_worker : attention_rows_worker, &aj);
         bllm_llama_attn_residual(hp, L, s, pool, n);
         bllm_llama_ffn_norm(hp, L, s, pool, n);
         bllm_llama_ffn_hidden(hp, L, s, pool, n);
