@@ -75,6 +75,15 @@ typedef struct {
     float (*exp_sub_sum)(float *x, int n, float max);
     /* gate[i] = silu(gate[i]) * up[i] (the SwiGLU) */
     void (*swiglu)(float *gate, const float *up, size_t n);
+    /* Attention of nq query rows (q, nq x hd, row stride hd) over the n >= 1
+     * keys and values of one head of an f16 cache (row j at k + j * stride,
+     * v + j * stride): out[g] = sum_j p_gj v_j, p_g = softmax(scale * q_g .
+     * k_j), nq x hd. The query heads of a GQA group share one call, so each
+     * cached row is converted once for all of them. scores: nq * n floats
+     * of scratch. NULL in sets without it (the forward pass then composes
+     * dot_f16 and axpy_f16). */
+    void (*attend_f16)(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
+                       size_t stride, int n, float scale, float *scores);
 } bllm_kernel_set;
 
 /* Pick the kernel set; name NULL = best available (or $BLLM_KERNELS).
@@ -90,6 +99,10 @@ const bllm_kernel_set *bllm_kernels_scalar(void);
  * sets share. */
 float bllm_exp_sub_sum_scalar(float *x, int n, float max);
 void bllm_swiglu_scalar(float *gate, const float *up, size_t n);
+/* The scalar set's attend_f16, which the AVX2 one falls back on for head
+ * sizes it does not take (not a multiple of 8, or above 256). */
+void bllm_attend_f16_scalar(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
+                            size_t stride, int n, float scale, float *scores);
 const bllm_kernel_set *bllm_kernels_avx2(void); /* NULL if not compiled in */
 /* aarch64 only, NULL elsewhere. neon: packed binary types by int8 table
  * lookups (also named "neon-lut"); neon-float: the same set with the float

@@ -145,6 +145,26 @@ void bllm_swiglu_scalar(float *gate, const float *up, size_t n)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* What the forward pass did per head before the kernel existed: dot
+ * products, the scaled maximum, exp_sub_sum, axpys of the values. */
+void bllm_attend_f16_scalar(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
+                            size_t stride, int n, float scale, float *scores)
+{
+    for (int g = 0; g < nq; g++) {
+        const float *qg = q + (size_t)g * hd;
+        float *s = scores + (size_t)g * n, *o = out + (size_t)g * hd;
+        float maxv = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            s[j] = dot_f16(qg, k + (size_t)j * stride, hd) * scale;
+            maxv = s[j] > maxv ? s[j] : maxv;
+        }
+        const float inv = 1.0f / bllm_exp_sub_sum_scalar(s, n, maxv);
+        memset(o, 0, (size_t)hd * sizeof *o);
+        for (int j = 0; j < n; j++)
+            axpy_f16(o, s[j] * inv, v + (size_t)j * stride, hd);
+    }
+}
+
 static const bllm_kernel_set scalar_set = {
     .name = "scalar",
     .matmul = {
@@ -172,6 +192,7 @@ static const bllm_kernel_set scalar_set = {
     .cvt_q8_f32 = cvt_q8_f32,
     .exp_sub_sum = bllm_exp_sub_sum_scalar,
     .swiglu = bllm_swiglu_scalar,
+    .attend_f16 = bllm_attend_f16_scalar,
 };
 
 const bllm_kernel_set *bllm_kernels_scalar(void) { return &scalar_set; }

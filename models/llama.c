@@ -647,27 +647,35 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
     }
 }
 
-/* Whether a short batch whose tokens each see at least min_keys keys takes
- * the grouped path: the group's heads must fit attend_sgemm's ATT_QB rows. */
-static bool grouped_attention(const bllm_llama_hparams *hp, int min_keys)
+/* Whether a short batch whose tokens each see at least min_keys keys of
+ * an s-like cache takes the grouped path: always with the kernel set's
+ * attend_f16 on an f16 cache; with attend_sgemm from ATT_GROUP_MIN_KEYS
+ * on. The group's heads must fit attend_sgemm's ATT_QB rows. */
+static bool grouped_attention(const bllm_llama_hparams *hp, const bllm_llama_state *s, int min_keys)
 {
-    return min_keys >= ATT_GROUP_MIN_KEYS && hp->n_heads / hp->n_kv_heads <= ATT_QB;
+    const bool f16 = s->kv == BLLM_KV_F16 && bllm_kernels()->attend_f16;
+    return (f16 || min_keys >= ATT_GROUP_MIN_KEYS) && hp->n_heads / hp->n_kv_heads <= ATT_QB;
 }
 
-/* Decoding at a long context: the query heads that share a KV head (8 in
- * TinyLlama) are the rows of one attend_sgemm, so each cached key and
- * value is converted once per token rather than read by one dot product
- * and one axpy call per head (~17 ns per call). TinyLlama shape b1g,
- * bllm-run, 1 thread, Emerald Rapids VM, 64 tokens after a 1694-token
- * prompt: 16.7 -> 25.1 t/s (49.5 after a 2-token one). Jobs are (token,
- * KV head) pairs, each computed by one thread. */
+/* Decoding and short batches: the query heads that share a KV head (8 in
+ * TinyLlama) are the rows of one attend_f16 call (or, on a q8 or f32
+ * cache, of one attend_sgemm), so each cached key and value is converted
+ * once per token rather than read by one dot product and one axpy call per
+ * head (~17 ns per call). One KV head of a TinyLlama-shape decode (8
+ * query rows, hd 64), Emerald Rapids VM: 64 keys 6.9 us with those calls,
+ * 3.6 with attend_f16 (1700 keys: 253 and 95). bllm-run, b1g, 1 thread, 64
+ * tokens after a 1694-token prompt: 16.7 t/s with those calls, 25.1-28.9
+ * with attend_sgemm, 28.9-33.7 with attend_f16. Jobs are (token, KV head)
+ * pairs, each computed by one thread. */
 static void attention_group_worker(void *arg, int ith, int nth)
 {
     attention_job *job = arg;
     const bllm_llama_hparams *hp = job->hp;
     bllm_llama_state *s = job->s;
+    const bllm_kernel_set *ks = bllm_kernels();
     const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
     const int kv_dim = n_kv * hd, q_dim = n_heads * hd, group = n_heads / n_kv;
+    float *scratch = s->scratch + (size_t)ith * s->scratch_floats;
     int p0, p1;
     bllm_pool_range(job->n_tok * n_kv, 1, ith, nth, &p0, &p1);
     for (int p = p0; p < p1; p++) {
@@ -675,10 +683,14 @@ static void attention_group_worker(void *arg, int ith, int nth)
         const bllm_llama_state *cs = job->seq ? job->seq[t] : s; /* whose cache */
         const int n_keys = job->seq ? job->seq_pos[t] + 1 : job->pos + t + 1;
         const size_t head = (size_t)job->layer * cs->n_ctx * cs->kv_row + kv_bytes(cs->kv, (size_t)kvh * hd);
+        const uint8_t *kc = (const uint8_t *)cs->key_cache + head, *vc = (const uint8_t *)cs->value_cache + head;
         const size_t qo = (size_t)t * q_dim + (size_t)kvh * group * hd;
-        attend_sgemm(bllm_kernels(), cs, kv_dim, hd, s->q + qo, hd, group, (const uint8_t *)cs->key_cache + head,
-                     (const uint8_t *)cs->value_cache + head, n_keys, n_keys, 0,
-                     s->scratch + (size_t)ith * s->scratch_floats, s->att_out + qo, hd);
+        if (cs->kv == BLLM_KV_F16 && ks->attend_f16)
+            ks->attend_f16(s->att_out + qo, s->q + qo, group, hd, (const uint16_t *)kc, (const uint16_t *)vc,
+                           cs->kv_row / sizeof(uint16_t), n_keys, 1.0f / sqrtf((float)hd), scratch);
+        else
+            attend_sgemm(ks, cs, kv_dim, hd, s->q + qo, hd, group, kc, vc, n_keys, n_keys, 0, scratch,
+                         s->att_out + qo, hd);
     }
 }
 
@@ -784,7 +796,7 @@ bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_
         aj.n_qblk = (T + ATT_QB - 1) / ATT_QB;
         atomic_init(&aj.next, 0);
         bllm_pool_run(pool, attention_blocked_worker, &aj);
-    } else if (grouped_attention(hp, pos + 1)) {
+    } else if (grouped_attention(hp, s, pos + 1)) {
         bllm_pool_run(pool, attention_group_worker, &aj);
     } else {
         bllm_pool_run(pool, attention_rows_worker, &aj);
@@ -896,7 +908,8 @@ bllm_status bllm_llama_forward_multi(const bllm_llama_weights *w, bllm_llama_sta
         for (int t = 0; t < n; t++)
             cache_write(seq[t], (int)l, pos[t], kv_dim, s->k + (size_t)t * kv_dim, s->v + (size_t)t * kv_dim, 1);
         attention_job aj = {.hp = hp, .s = s, .layer = (int)l, .n_tok = n, .seq = seq, .seq_pos = pos};
-        bllm_pool_run(pool, grouped_attention(hp, min_pos + 1) ? attention_group_worker : attention_rows_worker, &aj);
+        bllm_pool_run(pool, grouped_attention(hp, s, min_pos + 1) ? attention_group_worker : attention_rows_worker,
+                      &aj);
         bllm_llama_attn_residual(hp, L, s, pool, n);
         bllm_llama_ffn_norm(hp, L, s, pool, n);
         bllm_llama_ffn_hidden(hp, L, s, pool, n);

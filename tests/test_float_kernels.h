@@ -337,6 +337,85 @@ static inline void test_q8_kv(const bllm_kernel_set *const *sets, int n_sets, in
     }
 }
 
+/* attend_f16 of every set that has one, on GQA-shaped cases (query rows,
+ * head size, keys, cache row stride), against sets[0] and a double
+ * computation of the same f16 values: each output within TOL of
+ * sum_j p_j |v_j| (its softmax-weighted magnitude); the scratch used is
+ * nq * n floats and nothing past the nq x hd outputs is written. Head sizes
+ * not a multiple of 8 and above 256 take the fallback. */
+static inline void test_attend_f16(const bllm_kernel_set *const *sets, int n_sets, int verbose)
+{
+    static const int cases[][3] = {{1, 64, 1},  {8, 64, 7},   {8, 64, 64}, {3, 64, 100}, {4, 128, 33},
+                                   {2, 72, 9},  {2, 12, 5},   {5, 256, 17}, {1, 264, 3},  {9, 64, 1000}};
+    const int n_cases = (int)(sizeof cases / sizeof *cases);
+    for (int c = 0; c < n_cases; c++) {
+        const int nq = cases[c][0], hd = cases[c][1], n = cases[c][2];
+        const size_t stride = (size_t)hd * 3 + 8; /* rows of a wider cache, this head in the middle */
+        float *q = malloc((size_t)nq * hd * sizeof *q), *ref = malloc((size_t)nq * hd * sizeof *ref);
+        float *out = malloc(((size_t)nq * hd + 4) * sizeof *out), *sc = malloc(((size_t)nq * n + 4) * sizeof *sc);
+        double *want = malloc((size_t)nq * hd * sizeof *want), *mag = malloc((size_t)nq * hd * sizeof *mag);
+        double *p = malloc((size_t)n * sizeof *p);
+        uint16_t *kc = malloc((size_t)n * stride * sizeof *kc), *vc = malloc((size_t)n * stride * sizeof *vc);
+        for (size_t i = 0; i < (size_t)nq * hd; i++)
+            q[i] = rng_uniform() * 2;
+        for (size_t i = 0; i < (size_t)n * stride; i++) {
+            kc[i] = bllm_f32_to_f16(rng_uniform() * 2);
+            vc[i] = bllm_f32_to_f16(rng_uniform() * 3);
+        }
+        const uint16_t *k = kc + hd, *v = vc + hd;
+        const float scale = 1.0f / sqrtf((float)hd);
+        for (int g = 0; g < nq; g++) {
+            double maxv = -INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) {
+                double d = 0;
+                for (int i = 0; i < hd; i++)
+                    d += (double)q[(size_t)g * hd + i] * bllm_f16_to_f32(k[(size_t)j * stride + i]);
+                p[j] = d * scale;
+                maxv = p[j] > maxv ? p[j] : maxv;
+            }
+            for (int j = 0; j < n; j++)
+                sum += (p[j] = exp(p[j] - maxv));
+            for (int i = 0; i < hd; i++) {
+                double o = 0, m = 0;
+                for (int j = 0; j < n; j++) {
+                    const double x = bllm_f16_to_f32(v[(size_t)j * stride + i]);
+                    o += p[j] / sum * x;
+                    m += p[j] / sum * fabs(x);
+                }
+                want[(size_t)g * hd + i] = o;
+                mag[(size_t)g * hd + i] = m;
+            }
+        }
+        sets[0]->attend_f16(ref, q, nq, hd, k, v, stride, n, scale, sc);
+        for (int s = 0; s < n_sets; s++) {
+            if (!sets[s]->attend_f16)
+                continue;
+            fill_sentinel(out + (size_t)nq * hd, 4);
+            fill_sentinel(sc + (size_t)nq * n, 4);
+            sets[s]->attend_f16(out, q, nq, hd, k, v, stride, n, scale, sc);
+            int past = 0;
+            for (int i = 0; i < 4; i++)
+                past += !is_sentinel(out + (size_t)nq * hd + i) + !is_sentinel(sc + (size_t)nq * n + i);
+            double es = 0, ed = 0;
+            for (size_t i = 0; i < (size_t)nq * hd; i++) {
+                const double m = mag[i] > 0 ? mag[i] : 1e-30;
+                const double e1 = fabs(out[i] - ref[i]) / m, e2 = fabs(out[i] - want[i]) / m;
+                es = e1 > es ? e1 : es;
+                ed = e2 > ed ? e2 : ed;
+            }
+            const int bad = !(es <= TOL) || !(ed <= TOL) || past;
+            checks++;
+            if (verbose || bad || c == n_cases - 1)
+                printf("%-6s attend_f16 nq=%d hd=%-3d n=%-4d err/sum p|v|: vs scalar %.2e, vs double %.2e "
+                       "(tol %.0e)%s %s\n",
+                       sets[s]->name, nq, hd, n, es, ed, TOL, past ? ", wrote past its buffers" : "",
+                       bad ? "FAIL" : "ok");
+            failures += bad != 0;
+        }
+        free(q), free(ref), free(out), free(sc), free(want), free(mag), free(p), free(kc), free(vc);
+    }
+}
+
 /* dot_f32 and axpy_f32 of every set on each length in ns, against sets[0]
  * (scalar) and a double sum; verbose prints every case, else failures and
  * the last length. */
@@ -405,6 +484,7 @@ static inline void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets,
     }
     test_dot_axpy_f16(sets, n_sets, ns, nns, verbose);
     test_q8_kv(sets, n_sets, verbose);
+    test_attend_f16(sets, n_sets, verbose);
 }
 
 /* exp_sub_sum and swiglu of every set on each length in ns, element by
