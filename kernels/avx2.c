@@ -383,6 +383,17 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
         _mm256_maskstore_ps(y + i, tail_mask(n - i), load_f16x8(x + i, n - i));
 }
 
+/* F16C rounds to nearest even and keeps a NaN quiet with its top payload
+ * bits, as bllm_f32_to_f16 does. */
+static void cvt_f32_f16(uint16_t *y, const float *x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+
 /* q8 blocks (the q8 KV cache): 8 int8 at p as f32, and a block's scale */
 static inline __m256 load_i8x8(const uint8_t *p)
 {
@@ -588,6 +599,7 @@ static const bllm_kernel_set avx2_set = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .cvt_f16_f32 = cvt_f16_f32,
+    .cvt_f32_f16 = cvt_f32_f16,
     .dot_q8 = dot_q8,
     .axpy_q8 = axpy_q8,
     .cvt_q8_f32 = cvt_q8_f32,

@@ -63,6 +63,9 @@ typedef struct {
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
     /* y = x, f16 to f32 (exact) */
     void (*cvt_f16_f32)(float *y, const uint16_t *x, int n);
+    /* y = x rounded to f16 as bllm_f32_to_f16 rounds, bit for bit (nearest
+     * even, overflow to inf, NaN kept quiet): the f16 cache's writes */
+    void (*cvt_f32_f16)(uint16_t *y, const float *x, int n);
     /* the same with b, x in q8 blocks (the q8 KV cache): n / 32 blocks of
      * an fp16 scale d and 32 int8 q, value d * q (runtime/format/blockq.h);
      * n a multiple of 32. dot sums each block's products, then d times

@@ -338,6 +338,17 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
         y[i] = bllm_f16_to_f32(x[i]);
 }
 
+/* FPCR's default rounding (nearest even) and NaN handling (quieted,
+ * payload kept) are bllm_f32_to_f16's. */
+static void cvt_f32_f16(uint16_t *y, const float *x, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++)
+        y[i] = bllm_f32_to_f16(x[i]);
+}
+
 /* q8 blocks (the q8 KV cache): 16 int8 at p as four f32 vectors */
 static inline void load_i8x16(const uint8_t *p, float32x4_t v[4])
 {
@@ -418,7 +429,7 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
                    [BLLM_TYPE_BF16] = matmul_bf16, PACKED2(tile, blk)},               \
         .salient_matvec = bllm_salient_matvec, /* the scalar reference: no NEON yet */ \
         .dot_f32 = dot_f32, .axpy_f32 = axpy_f32, .dot_f16 = dot_f16, .axpy_f16 = axpy_f16, \
-        .cvt_f16_f32 = cvt_f16_f32, .dot_q8 = dot_q8, .axpy_q8 = axpy_q8, .cvt_q8_f32 = cvt_q8_f32, \
+        .cvt_f16_f32 = cvt_f16_f32, .cvt_f32_f16 = cvt_f32_f16, .dot_q8 = dot_q8, .axpy_q8 = axpy_q8, .cvt_q8_f32 = cvt_q8_f32, \
         .exp_sub_sum = bllm_exp_sub_sum_scalar, .swiglu = bllm_swiglu_scalar, /* no NEON exp yet */ \
     }
 

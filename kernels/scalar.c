@@ -92,6 +92,12 @@ static void cvt_f16_f32(float *y, const uint16_t *x, int n)
         y[i] = bllm_f16_to_f32(x[i]);
 }
 
+static void cvt_f32_f16(uint16_t *y, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = bllm_f32_to_f16(x[i]);
+}
+
 static float q8_scale(const uint8_t *blk)
 {
     uint16_t h;
@@ -187,6 +193,7 @@ static const bllm_kernel_set scalar_set = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .cvt_f16_f32 = cvt_f16_f32,
+    .cvt_f32_f16 = cvt_f32_f16,
     .dot_q8 = dot_q8,
     .axpy_q8 = axpy_q8,
     .cvt_q8_f32 = cvt_q8_f32,

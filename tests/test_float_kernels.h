@@ -39,6 +39,13 @@ static inline float bits_f32(uint32_t u)
     return f;
 }
 
+static inline uint32_t bits_u32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
 /* A weight of the given float type as stored, plus its exact f32 value:
  * mostly uniform values of varied scale, some random bit patterns so that
  * subnormals and large exponents of the 16-bit types get exercised. */
@@ -337,6 +344,49 @@ static inline void test_q8_kv(const bllm_kernel_set *const *sets, int n_sets, in
     }
 }
 
+/* cvt_f32_f16 of every set against bllm_f32_to_f16, bit for bit: every
+ * 65536th f32 bit pattern (both signs, subnormals, the rounding ties,
+ * overflow, inf, NaN payloads) and the exact halfway points between
+ * neighbouring halves, on lengths around the vector widths. */
+static inline void test_cvt_f32_f16(const bllm_kernel_set *const *sets, int n_sets)
+{
+    enum { N = 65536 + 2048 + 7 };
+    float *x = malloc(N * sizeof *x);
+    uint16_t *y = malloc(N * sizeof *y);
+    for (uint32_t i = 0; i < 65536; i++)
+        x[i] = bits_f32(i << 16 | (i * 2654435761u >> 16));
+    for (int i = 0; i < 2048; i++) { /* halfway between half i and i + 1 (positive halves up to 0x7bff) */
+        const uint32_t h = (uint32_t)rng_int(0x7bff);
+        x[65536 + i] = (bllm_f16_to_f32((uint16_t)h) + bllm_f16_to_f32((uint16_t)(h + 1))) / 2 * (i & 1 ? -1 : 1);
+    }
+    for (int i = 65536 + 2048; i < N; i++)
+        x[i] = rng_uniform() * 70000;
+    for (int s = 0; s < n_sets; s++) {
+        int bad = 0;
+        for (int len = 0; len < 20 && !bad; len++) { /* ragged tails */
+            memset(y, 0xee, (len + 1) * sizeof *y);
+            sets[s]->cvt_f32_f16(y, x + 3 * len, len);
+            for (int i = 0; i < len; i++)
+                bad += y[i] != bllm_f32_to_f16(x[3 * len + i]);
+            bad += y[len] != 0xeeee;
+        }
+        sets[s]->cvt_f32_f16(y, x, N);
+        uint32_t first = 0;
+        for (int i = 0; i < N; i++)
+            if (y[i] != bllm_f32_to_f16(x[i]) && !bad++)
+                first = (uint32_t)i;
+        checks++;
+        printf("%-6s cvt_f32_f16 %d values: %s", sets[s]->name, N, bad ? "FAIL" : "bit-exact ok");
+        if (bad)
+            printf(" (%d differ; first %08x -> %04x, want %04x)", bad, (unsigned)bits_u32(x[first]), y[first],
+                   bllm_f32_to_f16(x[first]));
+        printf("\n");
+        failures += bad != 0;
+    }
+    free(x);
+    free(y);
+}
+
 /* attend_f16 of every set that has one, on GQA-shaped cases (query rows,
  * head size, keys, cache row stride), against sets[0] and a double
  * computation of the same f16 values: each output within TOL of
@@ -485,6 +535,7 @@ static inline void test_dot_axpy(const bllm_kernel_set *const *sets, int n_sets,
     test_dot_axpy_f16(sets, n_sets, ns, nns, verbose);
     test_q8_kv(sets, n_sets, verbose);
     test_attend_f16(sets, n_sets, verbose);
+    test_cvt_f32_f16(sets, n_sets);
 }
 
 /* exp_sub_sum and swiglu of every set on each length in ns, element by
