@@ -155,8 +155,10 @@ static void x86_init(void)
     }
     x86_avx512 = x86_avx2;
     x86_avx512.name = "avx512";
-    if (cpu_has_avx512())
+    if (cpu_has_avx512()) {
         bllm_binary_avx512_fill(x86_avx512.matmul, BLLM_BINARY_AUTO);
+        x86_avx512.attend_f16 = bllm_attend_f16_avx512;
+    }
     if (cpu_has_avx512() && cpu_has_avx512_vnni()) {
         x86_avx512.matmul[BLLM_TYPE_Q8] = bllm_matmul_q8_vnni;
         x86_avx512.matmul[BLLM_TYPE_Q4] = bllm_matmul_q4_vnni;

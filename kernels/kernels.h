@@ -102,9 +102,13 @@ const bllm_kernel_set *bllm_kernels_scalar(void);
  * sets share. */
 float bllm_exp_sub_sum_scalar(float *x, int n, float max);
 void bllm_swiglu_scalar(float *gate, const float *up, size_t n);
-/* The scalar set's attend_f16, which the AVX2 one falls back on for head
- * sizes it does not take (not a multiple of 8, or above 256). */
+/* The scalar set's attend_f16, which the SIMD ones fall back on for head
+ * sizes they do not take (not a multiple of their vector width, or above
+ * 256). */
 void bllm_attend_f16_scalar(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
+                            size_t stride, int n, float scale, float *scores);
+/* x86 only: the avx512 sets' attend_f16 (kernels/attend_avx512.c) */
+void bllm_attend_f16_avx512(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
                             size_t stride, int n, float scale, float *scores);
 const bllm_kernel_set *bllm_kernels_avx2(void); /* NULL if not compiled in */
 /* aarch64 only, NULL elsewhere. neon: packed binary types by int8 table

@@ -729,12 +729,11 @@ static bool grouped_attention(const bllm_llama_hparams *hp, const bllm_llama_sta
  * TinyLlama) are the rows of one attend_f16 call (or, on a q8 or f32
  * cache, of one attend_sgemm), so each cached key and value is converted
  * once per token rather than read by one dot product and one axpy call per
- * head (~17 ns per call). One KV head of a TinyLlama-shape decode (8
- * query rows, hd 64), Emerald Rapids VM: 64 keys 6.9 us with those calls,
- * 3.6 with attend_f16 (1700 keys: 253 and 95). bllm-run, b1g, 1 thread, 64
- * tokens after a 1694-token prompt: 16.7 t/s with those calls, 25.1-28.9
- * with attend_sgemm, 28.9-33.7 with attend_f16. Jobs are (token, KV head)
- * pairs, each computed by one thread. */
+ * head (~17 ns per call). bllm-run, TinyLlama shape b1g, 1 thread,
+ * Emerald Rapids VM, 64 tokens after a 1694-token prompt: 16.7 t/s with
+ * those calls, 23.8-28.9 with attend_sgemm, 35.0-41.0 with the avx512
+ * set's attend_f16 (docs/inference.md, "Attention"). Jobs are (token, KV
+ * head) pairs, each computed by one thread. */
 static void attention_group_worker(void *arg, int ith, int nth)
 {
     attention_job *job = arg;

@@ -392,11 +392,12 @@ static inline void test_cvt_f32_f16(const bllm_kernel_set *const *sets, int n_se
  * computation of the same f16 values: each output within TOL of
  * sum_j p_j |v_j| (its softmax-weighted magnitude); the scratch used is
  * nq * n floats and nothing past the nq x hd outputs is written. Head sizes
- * not a multiple of 8 and above 256 take the fallback. */
+ * not a multiple of the vector width and above 256 take the fallback. */
 static inline void test_attend_f16(const bllm_kernel_set *const *sets, int n_sets, int verbose)
 {
-    static const int cases[][3] = {{1, 64, 1},  {8, 64, 7},   {8, 64, 64}, {3, 64, 100}, {4, 128, 33},
-                                   {2, 72, 9},  {2, 12, 5},   {5, 256, 17}, {1, 264, 3},  {9, 64, 1000}};
+    static const int cases[][3] = {{1, 64, 1},   {8, 64, 7},  {8, 64, 16}, {8, 64, 64}, {3, 64, 100},
+                                   {4, 128, 33}, {2, 72, 9},  {3, 80, 31}, {2, 16, 3},  {2, 12, 5},
+                                   {5, 256, 17}, {1, 264, 3}, {9, 64, 1000}};
     const int n_cases = (int)(sizeof cases / sizeof *cases);
     for (int c = 0; c < n_cases; c++) {
         const int nq = cases[c][0], hd = cases[c][1], n = cases[c][2];

@@ -70,6 +70,12 @@ int main(void)
         sets[n_sets++] = avx2;
     else
         printf("NOTE: avx2 set not tested here: %s\n", bllm_last_error());
+    /* avx512 shares avx2's float kernels but has its own attend_f16 */
+    const bllm_kernel_set *avx512 = bllm_kernels_select("avx512");
+    if (avx512)
+        sets[n_sets++] = avx512;
+    else
+        printf("NOTE: avx512 set not tested here: %s\n", bllm_last_error());
     for (int s = 0; s < n_sets; s++)
         for (int t = 0; t < BLLM_TYPE_COUNT; t++)
             if (!sets[s]->matmul[t] && (t == BLLM_TYPE_F32 || t == BLLM_TYPE_F16 ||
