@@ -304,6 +304,58 @@ static void test_nonfinite(const tested *sets, int n_sets)
     free(w);
 }
 
+/* A kernel called again on the same input (the forward pass does, where a
+ * thread's rows span Q, K and V) may reuse what it prepared from it
+ * (kernels/binary_x86.h): results must be bit for bit those of a fresh
+ * preparation, and an input changed in place, same pointer, must be
+ * prepared again (and its result change). Each reference call follows a
+ * call on other input, which forces a fresh preparation. */
+static void test_reused_input(const tested *sets, int n_sets)
+{
+    static const bllm_type types[] = {BLLM_TYPE_B1G, BLLM_TYPE_ONEBIT, BLLM_TYPE_NM24, BLLM_TYPE_BILLM};
+    const int rows = 64, cols = 256;
+    float x[256], x2[256], other[256], y[64], ref[64];
+    for (int k = 0; k < (int)(sizeof types / sizeof *types); k++) {
+        const bllm_type ty = types[k];
+        bllm_binary_decomp d1, d2;
+        void *w1 = random_tensor(ty, rows, cols, &d1), *w2 = random_tensor(ty, rows, cols, &d2);
+        random_x(x, 1, cols);
+        random_x(other, 1, cols);
+        memcpy(x2, x, sizeof x);
+        x2[5] = 1000.0f * (fabsf(x[5]) + 1.0f); /* the new maximum of its group: its int8 scale moves */
+        for (int s = 0; s < n_sets; s++) {
+            const bllm_matmul_fn mm = sets[s].set->matmul[ty];
+            int bad = 0;
+            float xb[256];
+            memcpy(xb, x, sizeof xb);
+            mm(y, other, w1, 1, cols, rows, 0, rows);
+            mm(ref, x, w2, 1, cols, rows, 0, rows); /* fresh */
+            mm(y, xb, w1, 1, cols, rows, 0, rows);
+            mm(y, xb, w2, 1, cols, rows, 0, rows); /* may reuse xb's preparation */
+            bad += memcmp(y, ref, sizeof y) != 0;
+            float before[64];
+            memcpy(before, y, sizeof y);
+            xb[5] = x2[5]; /* same pointer, new content */
+            mm(y, xb, w2, 1, cols, rows, 32, rows);
+            bad += !memcmp(y + 32, before + 32, 32 * sizeof *y); /* it must see the change */
+            mm(ref, other, w1, 1, cols, rows, 0, rows);
+            mm(ref, x2, w2, 1, cols, rows, 32, rows); /* fresh */
+            bad += memcmp(y + 32, ref + 32, 32 * sizeof *y) != 0;
+            checks++;
+            if (bad)
+                printf("%-10s %s: a second call on the same input differs from a fresh one FAIL\n",
+                       sets[s].set->name, bllm_type_name(ty));
+            failures += bad != 0;
+        }
+        printf("%s: repeated and in-place-changed inputs against fresh calls, %d sets checked\n", bllm_type_name(ty),
+               n_sets);
+        bllm_binary_decomp_free(&d1);
+        bllm_binary_decomp_free(&d2);
+        free(w1);
+        free(w2);
+    }
+}
+
 /* The quantization contract itself on edge values. */
 static void test_quantize(void)
 {
@@ -388,6 +440,7 @@ int main(int argc, char **argv)
     test_invalid_masks(sets, n_sets);
     test_block_any_bits(sets, n_sets);
     test_nonfinite(sets, n_sets);
+    test_reused_input(sets, n_sets);
 
     printf("\n%d checks, %d failed (sets:", checks, failures);
     for (int i = 0; i < n_sets; i++)
