@@ -416,12 +416,12 @@ static void rope(float *v, int n_heads, int hd, const float *cos_t, const float 
     }
 }
 
-/* The per-token steps between the products (norms, residual adds, SwiGLU,
- * RoPE and the cache write) split across the pool by whole tokens when a
- * batch has PAR_TOKENS_MIN or more: run on one thread they were 3.6% of a
- * TinyLlama-shape pp512 (perf, one thread), time that a second thread then
- * waited through. Each token's result is the same whichever thread does
- * it. */
+/* The per-token steps between the products (norms, RoPE and the cache
+ * write; the SwiGLU and residual adds run inside the product jobs) split
+ * across the pool by whole tokens when a batch has PAR_TOKENS_MIN or more:
+ * run on one thread they were 3.6% of a TinyLlama-shape pp512 (perf, one
+ * thread), time that a second thread then waited through. Each token's
+ * result is the same whichever thread does it. */
 #define PAR_TOKENS_MIN 4
 
 typedef struct token_stage token_stage;
@@ -457,7 +457,6 @@ static void norm_tokens(const token_stage *st, int t0, int t1)
     for (int t = t0; t < t1; t++)
         rmsnorm(st->s->xb + (size_t)t * dim, st->s->x + (size_t)t * dim, st->weight, dim, st->hp->norm_eps);
 }
-
 
 static void embed_row(const bllm_matrix *m, int32_t token, float *out)
 {
