@@ -489,8 +489,8 @@ static void swiglu(float *gate, const float *up, size_t n)
 #define ATT_KEYS 8
 
 /* Rows j0 .. j0 + 7 of one head of the f16 cache as f32, hd apart; rows
- * past the n - j0 that exist repeat the last (their results are never
- * stored or are multiplied by zero). */
+ * past the last repeat it (their scores are never stored, and the value
+ * loop stops at the last real row). */
 INLINE void att_rows_f32(float *dst, const uint16_t *x, size_t stride, int j0, int n, int hd)
 {
     for (int j = 0; j < ATT_KEYS; j++) {
