@@ -185,3 +185,63 @@ void bllm_pool_range(int n, int align, int ith, int nth, int *begin, int *end)
     *begin = u0 * align < n ? u0 * align : n;
     *end = u1 * align < n ? u1 * align : n;
 }
+
+static unsigned long long share_pack(unsigned next, unsigned end) { return next | (unsigned long long)end << 32; }
+
+void bllm_share_init(bllm_share *s, int n_units, int nth, int min_batch)
+{
+    s->nth = nth;
+    s->min_batch = min_batch > 0 ? min_batch : 1;
+    for (int i = 0; i < nth; i++) {
+        int b, e;
+        bllm_pool_range(n_units, 1, i, nth, &b, &e);
+        atomic_init(&s->slot[i].range, share_pack((unsigned)b, (unsigned)e));
+    }
+}
+
+bool bllm_share_next(bllm_share *s, int ith, int *begin, int *end)
+{
+    _Atomic unsigned long long *own = &s->slot[ith].range;
+    for (;;) {
+        unsigned long long v = atomic_load_explicit(own, memory_order_relaxed);
+        for (;;) {
+            unsigned next = (unsigned)v, stop = (unsigned)(v >> 32);
+            if (next >= stop)
+                break;
+            unsigned left = stop - next, take = left / 4;
+            if (take < (unsigned)s->min_batch)
+                take = (unsigned)s->min_batch;
+            if (take > left)
+                take = left;
+            if (atomic_compare_exchange_weak_explicit(own, &v, share_pack(next + take, stop), memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                *begin = (int)next;
+                *end = (int)(next + take);
+                return true;
+            }
+        }
+        /* Own share used up: take the back half of the largest one left.
+         * Only the owner grows its slot (here, from empty), so a victim's
+         * slot read as (next, end) can only have shrunk when the exchange
+         * below fails, and the loop looks again. */
+        int victim = -1;
+        unsigned most = 0;
+        unsigned long long vv = 0;
+        for (int i = 0; i < s->nth; i++) {
+            unsigned long long w = atomic_load_explicit(&s->slot[i].range, memory_order_relaxed);
+            unsigned left = (unsigned)(w >> 32) - (unsigned)w;
+            if ((unsigned)w < (unsigned)(w >> 32) && left > most) {
+                most = left;
+                victim = i;
+                vv = w;
+            }
+        }
+        if (victim < 0)
+            return false;
+        unsigned next = (unsigned)vv, stop = (unsigned)(vv >> 32), take = (stop - next + 1) / 2;
+        if (!atomic_compare_exchange_strong_explicit(&s->slot[victim].range, &vv, share_pack(next, stop - take),
+                                                     memory_order_relaxed, memory_order_relaxed))
+            continue;
+        atomic_store_explicit(own, share_pack(stop - take, stop), memory_order_relaxed);
+    }
+}
