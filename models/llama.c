@@ -335,18 +335,19 @@ static int matmul_job_units(const matmul_job *job)
     return total;
 }
 
-static void matmul_rows(const matmul_job *job, int i, int r0, int r1)
+static void matmul_rows(const matmul_job *job, int i, int r0, int r1, int t0, int t1)
 {
     const bllm_matrix *w = job->m[i].w;
-    w->matmul(job->m[i].y, job->x, w->data, job->n_tok, w->cols, w->rows, r0, r1);
+    float *y = job->m[i].y + (size_t)t0 * w->rows;
+    const float *x = job->x + (size_t)t0 * w->cols;
+    w->matmul(y, x, w->data, t1 - t0, w->cols, w->rows, r0, r1);
     if (w->has_salient)
-        bllm_kernels()->salient_matvec(job->m[i].y, job->x, w->data, &w->salient, job->n_tok, w->cols, w->rows, r0,
-                                       r1);
+        bllm_kernels()->salient_matvec(y, x, w->data, &w->salient, t1 - t0, w->cols, w->rows, r0, r1);
 }
 
-/* Units [u0, u1) of the job's rows laid end to end (matmul_job), then what
- * the job does to those rows. */
-static void matmul_units(const matmul_job *job, int u0, int u1)
+/* Units [u0, u1) of the job's rows laid end to end (matmul_job) for tokens
+ * [t0, t1), then what the job does to those rows. */
+static void matmul_units(const matmul_job *job, int u0, int u1, int t0, int t1)
 {
     if (job->swiglu) {
         const bllm_matrix *w = job->m[0].w;
@@ -354,9 +355,9 @@ static void matmul_units(const matmul_job *job, int u0, int u1)
         const int r0 = u0 * unit, r1 = u1 * unit < w->rows ? u1 * unit : w->rows;
         if (r0 >= r1)
             return;
-        matmul_rows(job, 0, r0, r1);
-        matmul_rows(job, 1, r0, r1);
-        for (int t = 0; t < job->n_tok; t++)
+        matmul_rows(job, 0, r0, r1, t0, t1);
+        matmul_rows(job, 1, r0, r1, t0, t1);
+        for (int t = t0; t < t1; t++)
             bllm_kernels()->swiglu(job->m[0].y + (size_t)t * w->rows + r0, job->m[1].y + (size_t)t * w->rows + r0,
                                    (size_t)(r1 - r0));
         return;
@@ -369,49 +370,80 @@ static void matmul_units(const matmul_job *job, int u0, int u1)
         if (a >= b)
             continue;
         const int r0 = a * unit, r1 = b * unit < w->rows ? b * unit : w->rows;
-        matmul_rows(job, i, r0, r1);
+        matmul_rows(job, i, r0, r1, t0, t1);
         if (job->residual)
-            for (int t = 0; t < job->n_tok; t++)
+            for (int t = t0; t < t1; t++)
                 for (int r = r0; r < r1; r++)
                     job->residual[(size_t)t * w->rows + r] += job->m[i].y[(size_t)t * w->rows + r];
     }
 }
 
+/* Runs the job on the pool, its work shared out (bllm_share) so that no
+ * thread waits long on another: with an even split, one of two vCPUs sat
+ * idle ~10% of each decode product while the other, slowed by its
+ * neighbours, finished (which one varied from product to product).
+ *
+ * One token: the units are rows, claimed in batches of about
+ * SHARE_BATCH_BYTES of weights. Shared, the threads end ~2 us apart and a
+ * TinyLlama-shape decode step took 3-4% less time (steps alternating
+ * between the two ways in one run). Each batch is a kernel call, cheap for
+ * one token since the thread keeps the tables it prepared for the same x.
+ *
+ * A batch of tokens on packed weights: each thread keeps its even part of
+ * the rows (its weights stay in its cache across the token chunks the
+ * kernel runs), and the units are that row block's SHARE_TOKENS-token
+ * chunks; a thread that runs out computes the last token chunks of another
+ * thread's rows. A call prepares activation tables only for its own tokens,
+ * so sharing costs no extra preparation. Other weights keep the even
+ * split: their GEMMs run best on the whole batch at once. */
+#define SHARE_BATCH_BYTES (64 * 1024)
+#define SHARE_TOKENS 8
+
 static void matmul_worker(void *arg, int ith, int nth)
 {
-    matmul_job *job = arg;
-    int u0, u1;
+    const matmul_job *job = arg;
+    const int units = matmul_job_units(job);
+    int a, b;
     if (!job->share) {
-        bllm_pool_range(matmul_job_units(job), 1, ith, nth, &u0, &u1);
-        matmul_units(job, u0, u1);
+        bllm_pool_range(units, 1, ith, nth, &a, &b);
+        matmul_units(job, a, b, 0, job->n_tok);
         return;
     }
-    while (bllm_share_next(job->share, ith, &u0, &u1))
-        matmul_units(job, u0, u1);
+    while (bllm_share_next(job->share, ith, &a, &b)) {
+        if (job->n_tok == 1) {
+            matmul_units(job, a, b, 0, 1);
+            continue;
+        }
+        /* share unit = row block (a thread's even part of the rows) x
+         * token chunk; a claim never leaves its row block */
+        const int chunks = (job->n_tok + SHARE_TOKENS - 1) / SHARE_TOKENS, blk = a / chunks;
+        int u0, u1;
+        bllm_pool_range(units, 1, blk, nth, &u0, &u1);
+        const int t0 = (a - blk * chunks) * SHARE_TOKENS, t1 = (b - blk * chunks) * SHARE_TOKENS;
+        matmul_units(job, u0, u1, t0, t1 < job->n_tok ? t1 : job->n_tok);
+    }
 }
 
-/* Runs the job on the pool. One token's products share their units out
- * (bllm_share) in batches of about SHARE_BATCH_BYTES of weights: with an
- * even split, one of two vCPUs sat idle ~10% of each product while the
- * other, slowed by its neighbours, finished (which one varied from product
- * to product); shared, they end ~2 us apart and a TinyLlama-shape decode
- * step took 3-4% less time (steps alternating between the two ways in one
- * run). Each batch is a kernel call, cheap for one token since the thread
- * keeps the tables it prepared for the same x; a batch of tokens would
- * prepare its tables again per call, so it keeps the even split. */
-#define SHARE_BATCH_BYTES (64 * 1024)
 
 static void matmul_run(bllm_pool *pool, matmul_job *job)
 {
     const int nth = bllm_pool_size(pool);
     bllm_share share;
-    if (job->n_tok == 1 && nth > 1 && nth <= BLLM_SHARE_MAX) {
+    if (nth > 1 && nth <= BLLM_SHARE_MAX && job->n_tok == 1) {
         const bllm_matrix *w = job->m[0].w;
         const double unit_bytes =
             bllm_type_bits_per_weight(w->type, (uint64_t)w->rows, (uint64_t)w->cols) / 8 * w->cols *
             matmul_job_unit(job) * (job->swiglu ? 2 : 1);
         bllm_share_init(&share, matmul_job_units(job), nth, (int)ceil(SHARE_BATCH_BYTES / unit_bytes));
         job->share = &share;
+    } else if (nth > 1 && nth <= BLLM_SHARE_MAX) {
+        bool packed = true;
+        for (int i = 0; i < job->count; i++)
+            packed = packed && bllm_type_is_packed(job->m[i].w->type);
+        if (packed) {
+            bllm_share_init(&share, nth * ((job->n_tok + SHARE_TOKENS - 1) / SHARE_TOKENS), nth, 2);
+            job->share = &share;
+        }
     }
     bllm_pool_run(pool, matmul_worker, job);
 }

@@ -10,7 +10,8 @@
  * exactly like the f32 one over the dequantized weights, and f16 embeddings
  * hold the same values as their f32 copy, so the logits are bit-identical.
  * The packed file must actually hold packed matrices (else the test would
- * compare a model with itself). */
+ * compare a model with itself). With N_THREADS > 1 the packed model also
+ * runs on 1 thread and must give the same logits bit for bit. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -153,6 +154,21 @@ int main(int argc, char **argv)
     if (generate(packed, prompt, (int)n_prompt, n_gen, n_threads, tp, lp, &V2, forced ? tr : NULL))
         return 1;
 
+    /* The thread count must not change a bit: each row of each product is
+     * computed whole by one thread, whichever thread takes it. */
+    int thread_diff = -1;
+    if (n_threads > 1) {
+        int32_t *t1 = calloc((size_t)n_gen, sizeof *t1);
+        float *l1 = malloc((size_t)n_gen * V * sizeof(float));
+        if (generate(packed, prompt, (int)n_prompt, n_gen, 1, t1, l1, &V2, forced ? tr : NULL))
+            return 1;
+        for (int i = 0; i < n_gen && thread_diff < 0; i++)
+            if (t1[i] != tp[i] || memcmp(l1 + (size_t)i * V, lp + (size_t)i * V, (size_t)V * sizeof(float)))
+                thread_diff = i;
+        free(t1);
+        free(l1);
+    }
+
     int first_diff = -1, agree = 0;
     for (int i = 0; i < n_gen; i++) {
         agree += tp[i] == tr[i];
@@ -190,6 +206,10 @@ int main(int argc, char **argv)
            "margin of the f32 copy %.3g; argmax agreement %d/%d\n", worst, worst_step, tol, min_margin, agree,
            n_gen);
     int rc = 0;
+    if (thread_diff >= 0) {
+        printf("FAIL: the packed model on %d threads and on 1 differ at step %d\n", n_threads, thread_diff);
+        rc = 1;
+    }
     if (!forced && first_diff >= 0) {
         printf("FAIL: generated tokens differ from step %d: packed %d, f32 copy %d\n", first_diff, tp[first_diff],
                tr[first_diff]);
