@@ -1201,19 +1201,32 @@ INLINE size_t tab_bytes_of(bllm_type ty, int path)
 }
 
 /* GEMV over GEMV_RT row tiles side by side, group by group, for rows so
- * long that their tables outgrow L1 (ng * tb > GEMV_RT_TABLES; b1g's
- * 512-byte tables: more than 4096 columns). One row tile at a time then
+ * long that their tables crowd L1 (ng * tb > GEMV_RT_TABLES; b1g's
+ * 512-byte tables: more than 2048 or 4096 columns). One row tile at a time then
  * reads every group's table from L2 once per row tile, in competition
  * with the weights streaming in; side by side, each table is read from L2
  * once per GEMV_RT row tiles and the other reads hit L1. Cold b1g
  * 4096 x 11008 (Llama-2-7B's down projection) on a Sapphire Rapids-class
  * VM: 12.9-13.4 -> 15.8-15.9 GB/s on one thread, 23.9-24.5 -> 29.9-30.9 on
- * two (4 row tiles: 14.5-14.8; 8: 12.4, spilling; 2: 14.8-15.3). With
- * tables that fit L1 (4096 columns) it was 0-10% slower, hence the
- * threshold. Every row still sums its groups in order: the result is the
- * one-tile loop's, bit for bit. */
+ * two with 3 row tiles (4: 14.5-14.8; 8: 12.4, spilling; 2: 14.8-15.3),
+ * and with 4096 columns (32 KB of tables) 0-10% slower, so 3 row tiles
+ * above 32 KB it was. On an Emerald Rapids VM the 512-bit loop
+ * (gemv_dense512) read more with 2 row tiles from 16 KB on, 3 alternated
+ * rounds each (GB/s, 1 | 2 threads): 4096 x 4096 9.2 -> 9.7 | 17.6 ->
+ * 19.3, 11008 x 4096 9.1 -> 10.2 | 17.5 -> 19.4, 4096 x 11008 10.3 ->
+ * 10.6 | 19.0 -> 20.0, 2048 x 5632 within noise; a Llama-2-7B-shape
+ * decode went 15.1 -> 15.7 t/s on 2 threads and 8.4 -> 8.9 on one (builds
+ * alternated), TinyLlama's unchanged. The 256-bit loop did not gain there
+ * (4096 x 11008 on one thread: 10.4-12.0 GB/s with 3, 9.5-10.3 with 2) and
+ * keeps 3 above 32 KB. Every row still sums its groups in order: the
+ * result is the one-tile loop's, bit for bit. */
+#if BINARY_X86_512
+#define GEMV_RT 2
+#define GEMV_RT_TABLES (16 * 1024)
+#else
 #define GEMV_RT 3
 #define GEMV_RT_TABLES (32 * 1024)
+#endif
 
 #if BINARY_X86_512
 INLINE void load_f16x32z(const uint8_t *p, __m512 v[2])
