@@ -399,6 +399,18 @@ static void matmul_units(const matmul_job *job, int u0, int u1, int t0, int t1)
 #define SHARE_BATCH_BYTES (64 * 1024)
 #define SHARE_TOKENS 8
 
+/* A batch's token chunks for sharing: the last takes the tokens past the
+ * last whole chunk, so every call has at least SHARE_TOKENS tokens unless
+ * the batch has fewer. The kernels pick their route by a call's token
+ * count (the block types' GEMM from BLLM_BLK_GEMM_MIN_TOK = 8 tokens, GEMV
+ * below; the tile types' column blocks by min(n_tok, 8)), and a 1-token
+ * call for a batch's last token summed in another order than the same
+ * token inside a whole-batch call: the logits then depended on the thread
+ * count (billm, pb-llm, stbllm, pbs2p on the SIMD sets). With calls of 8
+ * or more starting at multiples of 8, every token takes the route and the
+ * chunk it takes in one call over the whole batch. */
+static int share_chunks(int n_tok) { return n_tok < SHARE_TOKENS ? 1 : n_tok / SHARE_TOKENS; }
+
 static void matmul_worker(void *arg, int ith, int nth)
 {
     const matmul_job *job = arg;
@@ -416,11 +428,12 @@ static void matmul_worker(void *arg, int ith, int nth)
         }
         /* share unit = row block (a thread's even part of the rows) x
          * token chunk; a claim never leaves its row block */
-        const int chunks = (job->n_tok + SHARE_TOKENS - 1) / SHARE_TOKENS, blk = a / chunks;
+        const int chunks = share_chunks(job->n_tok), blk = a / chunks;
         int u0, u1;
         bllm_pool_range(units, 1, blk, nth, &u0, &u1);
-        const int t0 = (a - blk * chunks) * SHARE_TOKENS, t1 = (b - blk * chunks) * SHARE_TOKENS;
-        matmul_units(job, u0, u1, t0, t1 < job->n_tok ? t1 : job->n_tok);
+        const int t0 = (a - blk * chunks) * SHARE_TOKENS;
+        const int t1 = b - blk * chunks == chunks ? job->n_tok : (b - blk * chunks) * SHARE_TOKENS;
+        matmul_units(job, u0, u1, t0, t1);
     }
 }
 
@@ -441,7 +454,7 @@ static void matmul_run(bllm_pool *pool, matmul_job *job)
         for (int i = 0; i < job->count; i++)
             packed = packed && bllm_type_is_packed(job->m[i].w->type);
         if (packed) {
-            bllm_share_init(&share, nth * ((job->n_tok + SHARE_TOKENS - 1) / SHARE_TOKENS), nth, 2);
+            bllm_share_init(&share, nth * share_chunks(job->n_tok), nth, 2);
             job->share = &share;
         }
     }
