@@ -437,7 +437,6 @@ static void matmul_worker(void *arg, int ith, int nth)
     }
 }
 
-
 static void matmul_run(bllm_pool *pool, matmul_job *job)
 {
     const int nth = bllm_pool_size(pool);

@@ -155,7 +155,8 @@ int main(int argc, char **argv)
         return 1;
 
     /* The thread count must not change a bit: each row of each product is
-     * computed whole by one thread, whichever thread takes it. */
+     * computed whole by one thread, whichever takes it, by the kernel
+     * route one call over the whole batch would take. */
     int thread_diff = -1;
     if (n_threads > 1) {
         int32_t *t1 = calloc((size_t)n_gen, sizeof *t1);
