@@ -32,6 +32,8 @@ typedef enum {
  * Only call after checking the CPU (dispatch.c). */
 void bllm_binary_avx2_fill(bllm_matmul_fn *mm, bllm_binary_path path);
 void bllm_binary_avx512_fill(bllm_matmul_fn *mm, bllm_binary_path path);
+/* the same kernels with VBMI + VNNI lookups (kernels/binary_avx512vnni.c) */
+void bllm_binary_avx512vnni_fill(bllm_matmul_fn *mm, bllm_binary_path path);
 
 /* From this many tokens on, the block types (billm, stbllm) run a batch
  * through their weights expanded to f32 per 32-row tile (on either path, so

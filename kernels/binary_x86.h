@@ -83,6 +83,19 @@
 #endif
 #endif
 
+/* Dense lookups with AVX-512 VBMI and VNNI (kernels/binary_avx512vnni.c
+ * builds them; tests/kernels/binary_avx512vnni_emu.c presets this for the
+ * SIMDe build): vpermb looks up a row's 4 quads side by side and vpdpbusd
+ * sums them into its int32 lane, in place of the byte adds and the
+ * widening below (see lut_dense_rows). */
+#ifndef BINARY_X86_VNNI
+#if BINARY_X86_512 && defined(__AVX512VBMI__) && defined(__AVX512VNNI__)
+#define BINARY_X86_VNNI 1
+#else
+#define BINARY_X86_VNNI 0
+#endif
+#endif
+
 #define INLINE static inline __attribute__((always_inline))
 /* Keeps GCC from reassociating the accumulator chains into trees that
  * spill (measured: 30% slower without). */
@@ -143,6 +156,7 @@ typedef struct {
     float sum;  /* f32 sum of the group's x (b1mg, rb2g mu terms; FLOAT dense) */
     float kabs; /* LUT: sum |q| */
     float kneg; /* LUT: sum of the negative q */
+    int32_t kabs_q; /* LUT: kabs as an integer (the VNNI lookups start from -kabs) */
 } gprep;
 
 /* Table layouts. "pair": 32 bytes per quad pair, quad 2p in the low lane,
@@ -218,7 +232,8 @@ INLINE void abs_neg_sums(__m256i q0, __m256i q1, gprep *g)
     __m256i sn = _mm256_add_epi64(_mm256_sad_epu8(n0, z), _mm256_sad_epu8(n1, z));
     __m128i sa2 = _mm_add_epi64(_mm256_castsi256_si128(sa), _mm256_extracti128_si256(sa, 1));
     __m128i sn2 = _mm_add_epi64(_mm256_castsi256_si128(sn), _mm256_extracti128_si256(sn, 1));
-    g->kabs = (float)(_mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2));
+    g->kabs_q = _mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2);
+    g->kabs = (float)g->kabs_q;
     g->kneg = -(float)(_mm_cvtsi128_si32(sn2) + _mm_extract_epi32(sn2, 2));
 }
 
@@ -247,6 +262,7 @@ INLINE void quantize64(const float *x, int8_t q[64], gprep *g)
         memset(q, 0, 64);
         g->d = __builtin_nanf("");
         g->kabs = g->kneg = 0.0f;
+        g->kabs_q = 0;
         return;
     }
     float id = amax > 0.0f ? (float)BLLM_BINARY_QMAX / amax : 0.0f;
@@ -505,6 +521,7 @@ INLINE void prepare(int path, int dup, const float *x, int cols, int nt, int g0,
                 G->sum = hsum(s);
                 G->d = 1.0f;
                 G->kabs = G->kneg = 0.0f;
+                G->kabs_q = 0;
                 build_flt(xg, T, dup);
             }
         }
@@ -547,16 +564,90 @@ typedef struct {
     __m512i il[4], ih[4];
 } lut_index;
 
+#if BINARY_X86_VNNI
+/* With VBMI the bytes are first reordered so that dword i holds row i's
+ * quads 4p..4p+3 (byte 4i + j <- byte 16j + i), and each index carries its
+ * quad's table number j in bits 4-5: vpermb then reads 64-byte tables
+ * (the same pair tables, quad 4p + j at bytes 16j..16j+15). */
+static const uint8_t lut_quads_idx[64] __attribute__((aligned(64))) = {
+    0, 16, 32, 48, 1, 17, 33, 49, 2,  18, 34, 50, 3,  19, 35, 51, 4,  20, 36, 52, 5,  21,
+    37, 53, 6, 22, 38, 54, 7, 23, 39, 55, 8,  24, 40, 56, 9,  25, 41, 57, 10, 26, 42, 58,
+    11, 27, 43, 59, 12, 28, 44, 60, 13, 29, 45, 61, 14, 30, 46, 62, 15, 31, 47, 63};
+#endif
+
 INLINE void lut_split(const uint8_t *s, lut_index *ix)
 {
     const __m512i m4 = _mm512_set1_epi8(15);
+#if BINARY_X86_VNNI
+    const __m512i order = _mm512_load_si512((const void *)lut_quads_idx);
+    const __m512i quad = _mm512_set1_epi32(0x30201000);
+    for (int p = 0; p < 4; p++) {
+        __m512i v = _mm512_permutexvar_epi8(order, _mm512_loadu_si512((const void *)(s + 64 * p)));
+        /* (v & 15) | quad */
+        ix->il[p] = _mm512_ternarylogic_epi32(v, m4, quad, 0xEA);
+        ix->ih[p] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), m4, quad, 0xEA);
+    }
+#else
     for (int p = 0; p < 4; p++) {
         __m512i v = _mm512_loadu_si512((const void *)(s + 64 * p));
         ix->il[p] = _mm512_and_si512(v, m4);
         ix->ih[p] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
+#endif
 }
 
+#if BINARY_X86_VNNI
+/* Per row, k0 + the sum over the tile's 16 quads of (mlo lo + mhi hi):
+ * rows 0-15 in r[0], 16-31 in r[1], as int32. vpdpbusd adds each row's
+ * 4 quads of a 64-byte step (one dword, lut_split's order) into its lane,
+ * so nothing is folded or widened; the two tables' chains stay apart for
+ * vpdpbusd's latency. */
+INLINE void lut_rows_i32(const lut_index *ix, const uint8_t *tab, __m512i k0, __m512i mlo, __m512i mhi,
+                         __m512i r[2])
+{
+    __m512i a0 = k0, a1 = _mm512_setzero_si512(), a2 = k0, a3 = a1;
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        const __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
+        const __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(ix->il[p], tl), mlo);
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_permutexvar_epi8(ix->il[p], th), mhi);
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(ix->ih[p], tl), mlo);
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_permutexvar_epi8(ix->ih[p], th), mhi);
+    }
+    r[0] = _mm512_add_epi32(a0, a1);
+    r[1] = _mm512_add_epi32(a2, a3);
+}
+
+INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
+{
+    __m512i r[2];
+    lut_rows_i32(ix, tab, _mm512_setzero_si512(), _mm512_set1_epi8(1), _mm512_set1_epi8(32), r);
+    u[0] = _mm512_cvtepi32_ps(r[0]);
+    u[1] = _mm512_cvtepi32_ps(r[1]);
+}
+
+/* 2 U - kabs per row, the dense types' signed sum, in the integers: the
+ * tables weighted 2 and 64 from a start of -kabs (exact, as the f32 steps
+ * of the other builds are). */
+INLINE void lut_signed_rows(const lut_index *ix, const uint8_t *tab, const gprep *G, __m512 s[2])
+{
+    __m512i r[2];
+    lut_rows_i32(ix, tab, _mm512_set1_epi32(-G->kabs_q), _mm512_set1_epi8(2), _mm512_set1_epi8(64), r);
+    s[0] = _mm512_cvtepi32_ps(r[0]);
+    s[1] = _mm512_cvtepi32_ps(r[1]);
+}
+
+INLINE void lut_dense_ix(const lut_index *ix, const uint8_t *tab, __m256 u[4])
+{
+    __m512 v[2];
+    lut_dense_rows(ix, tab, v);
+    u[0] = _mm512_castps512_ps256(v[0]);
+    u[1] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[0]), 1));
+    u[2] = _mm512_castps512_ps256(v[1]);
+    u[3] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[1]), 1));
+}
+#else
 /* The byte sums of a tile's lookups in the lo (L) and hi (H) tables, of
  * the low (l: rows 0-15) and high (h: rows 16-31) nibbles. */
 typedef struct {
@@ -590,13 +681,6 @@ INLINE void lut_dense_ix(const lut_index *ix, const uint8_t *tab, __m256 u[4])
     __m256i A = _mm256_permute2x128_si256(ll, lh, 0x20), B = _mm256_permute2x128_si256(ll, lh, 0x31);
     __m256i H = _mm256_add_epi8(_mm256_permute2x128_si256(hl, hh, 0x20), _mm256_permute2x128_si256(hl, hh, 0x31));
     lut_finish(A, B, H, u);
-}
-
-INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
-{
-    lut_index ix;
-    lut_split(s, &ix);
-    lut_dense_ix(&ix, tab, u);
 }
 
 /* The same sums, rows 0-15 and 16-31 in two 512-bit f32 vectors, for the
@@ -637,6 +721,23 @@ INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
     const __m512i A = _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)lut_rows_idx), S);
     u[0] = _mm512_cvtepi32_ps(_mm512_unpacklo_epi16(A, _mm512_setzero_si512()));
     u[1] = _mm512_cvtepi32_ps(_mm512_unpackhi_epi16(A, _mm512_setzero_si512()));
+}
+
+INLINE void lut_signed_rows(const lut_index *ix, const uint8_t *tab, const gprep *G, __m512 s[2])
+{
+    const __m512 two = _mm512_set1_ps(2.0f), kabs = _mm512_set1_ps(G->kabs);
+    __m512 u[2];
+    lut_dense_rows(ix, tab, u);
+    s[0] = _mm512_fmsub_ps(two, u[0], kabs);
+    s[1] = _mm512_fmsub_ps(two, u[1], kabs);
+}
+#endif
+
+INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
+{
+    lut_index ix;
+    lut_split(s, &ix);
+    lut_dense_ix(&ix, tab, u);
 }
 #else
 INLINE void lut_dense(const uint8_t *s, const uint8_t *tab, __m256 u[4])
@@ -1257,39 +1358,40 @@ INLINE void dense_load512(bllm_type ty, const uint8_t *tile, dense512_weights *W
 }
 
 /* tg_token for the dense types on the LUT path, 16 rows per vector: the
- * same f32 operations per row in the same order, so the results are
- * tg_token's bit for bit. */
+ * same f32 operations per row in the same order (2u - kabs is exact
+ * either way: lut_signed_rows), so the results are tg_token's bit for
+ * bit. */
 INLINE void dense_token512(bllm_type ty, const dense512_weights *W, const gprep *G, const uint8_t *tab,
                            __m512 acc[2])
 {
-    const __m512 d = _mm512_set1_ps(G->d), kabs = _mm512_set1_ps(G->kabs), two = _mm512_set1_ps(2.0f);
-    __m512 u[2], v[2];
-    lut_dense_rows(&W->ix1, tab, u);
+    const __m512 d = _mm512_set1_ps(G->d);
+    __m512 s[2], v[2];
+    lut_signed_rows(&W->ix1, tab, G, s);
     switch (ty) {
     case BLLM_TYPE_B1:
     case BLLM_TYPE_ONEBIT: /* row scale applied at the end */
         for (int i = 0; i < 2; i++)
-            acc[i] = _mm512_fmadd_ps(d, _mm512_fmsub_ps(two, u[i], kabs), acc[i]);
+            acc[i] = _mm512_fmadd_ps(d, s[i], acc[i]);
         break;
     case BLLM_TYPE_B1G:
     case BLLM_TYPE_PB8:
         for (int i = 0; i < 2; i++)
-            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(W->a1[i], d), _mm512_fmsub_ps(two, u[i], kabs), acc[i]);
+            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(W->a1[i], d), s[i], acc[i]);
         break;
     case BLLM_TYPE_B1MG: {
         const __m512 sum = _mm512_set1_ps(G->sum);
         for (int i = 0; i < 2; i++) {
             acc[i] = _mm512_fmadd_ps(W->mu[i], sum, acc[i]);
-            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(W->a1[i], d), _mm512_fmsub_ps(two, u[i], kabs), acc[i]);
+            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(W->a1[i], d), s[i], acc[i]);
         }
         break;
     }
     default: { /* rb2g */
         const __m512 sum = _mm512_set1_ps(G->sum);
-        lut_dense_rows(&W->ix2, tab, v);
+        lut_signed_rows(&W->ix2, tab, G, v);
         for (int i = 0; i < 2; i++) {
-            __m512 t = _mm512_mul_ps(W->a1[i], _mm512_fmsub_ps(two, u[i], kabs));
-            t = _mm512_fmadd_ps(W->a2[i], _mm512_fmsub_ps(two, v[i], kabs), t);
+            __m512 t = _mm512_mul_ps(W->a1[i], s[i]);
+            t = _mm512_fmadd_ps(W->a2[i], v[i], t);
             acc[i] = _mm512_fmadd_ps(W->mu[i], sum, acc[i]);
             acc[i] = _mm512_fmadd_ps(d, t, acc[i]);
         }

@@ -58,8 +58,10 @@ static int cpu_has_avx2(void)
  * x86 (kernels/binary_simd.h, docs/binary-kernels.md). The avx2 sets are
  * avx2.c's dense kernels plus the binary kernels of one path: "avx2" the
  * path measured fastest for each type and n_tok, "avx2-lut" and
- * "avx2-float" forced. "avx512" is "avx2" with AVX-512 lookup kernels; it
- * is offered only when CPUID and the OS grant every feature they use. */
+ * "avx2-float" forced. "avx512" is "avx2" with AVX-512 lookup kernels
+ * (binary_avx512vnni.c's where the CPU has VBMI and VNNI, else
+ * binary_avx512.c's: equal bit for bit); it is offered only when CPUID and
+ * the OS grant every feature they use. */
 #if BLLM_HAVE_AVX2
 #include "kernels/binary_pop.h"
 #include "kernels/binary_simd.h"
@@ -93,6 +95,15 @@ static int cpu_has_avx512_vnni(void)
 {
     unsigned a, b, c, d;
     return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
+}
+
+/* AVX512_VBMI (leaf 7 ECX bit 1) and AVX512_VNNI: the dense lookups of
+ * kernels/binary_avx512vnni.c, beside cpu_has_avx512's. */
+static int cpu_has_avx512_vbmi_vnni(void)
+{
+    unsigned a, b, c, d;
+    return cpu_has_avx512() && cpu_has_avx512_vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) &&
+           (c & (1u << 1));
 }
 
 /* AVX-VNNI: CPUID leaf 7 subleaf 1, EAX bit 4 (the YMM state is
@@ -156,7 +167,10 @@ static void x86_init(void)
     x86_avx512 = x86_avx2;
     x86_avx512.name = "avx512";
     if (cpu_has_avx512()) {
-        bllm_binary_avx512_fill(x86_avx512.matmul, BLLM_BINARY_AUTO);
+        if (cpu_has_avx512_vbmi_vnni())
+            bllm_binary_avx512vnni_fill(x86_avx512.matmul, BLLM_BINARY_AUTO);
+        else
+            bllm_binary_avx512_fill(x86_avx512.matmul, BLLM_BINARY_AUTO);
         x86_avx512.attend_f16 = bllm_attend_f16_avx512;
     }
     if (cpu_has_avx512() && cpu_has_avx512_vnni()) {

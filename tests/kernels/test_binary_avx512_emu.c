@@ -5,7 +5,10 @@
  * SIMDe's portable versions of those intrinsics, so its logic runs here.
  * That checks the logic (lane layouts, table indexing, folding),
  * trusting SIMDe to implement each intrinsic as the instruction behaves;
- * it says nothing about speed.
+ * it says nothing about speed. binary_avx512vnni_emu.c does the same for
+ * kernels/binary_avx512vnni.c (lookups by vpermb + vpdpbusd), and the
+ * native "avx512" set, where the CPU has it, is held to the same
+ * comparisons.
  *
  * Both builds quantize x identically (shared code, kernels/binary_x86.h)
  * and their lookups produce exact integer sums that go through the same f32
@@ -30,8 +33,10 @@
 #include "kernels/binary_pop.h"
 
 /* tests/kernels/binary_avx512_emu.c: kernels/binary_avx512.c's fill;
+ * binary_avx512vnni_emu.c: kernels/binary_avx512vnni.c's;
  * binary_avx512pop_emu.c: kernels/binary_avx512pop.c's. */
 void bllm_binary_avx512emu_fill(bllm_matmul_fn *mm, bllm_binary_path path);
+void bllm_binary_avx512vnniemu_fill(bllm_matmul_fn *mm, bllm_binary_path path);
 void bllm_binary_avx512popemu_fill(bllm_matmul_fn *mm);
 
 static int failures, checks;
@@ -272,6 +277,25 @@ int main(int argc, char **argv)
             test_type(&emu, lut, ty, n_cases);
     test_invalid_masks(&emu, lut, n_cases, 5);
 
+    /* The VBMI + VNNI lookups (other instructions, the same integers), and
+     * the native "avx512" set where the CPU has it (whichever of the two
+     * builds dispatch.c chose), against avx2-lut bit for bit too. */
+    bllm_kernel_set vnni = *lut;
+    vnni.name = "avx512-vnni-emu";
+    bllm_binary_avx512vnniemu_fill(vnni.matmul, BLLM_BINARY_AUTO);
+    const bllm_kernel_set *native512 = bllm_kernels_select("avx512");
+    if (!native512)
+        printf("native avx512 not run: %s\n", bllm_last_error());
+    for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
+        if (bllm_type_is_packed(ty)) {
+            test_type(&vnni, lut, ty, n_cases);
+            if (native512)
+                test_type(native512, lut, ty, n_cases);
+        }
+    test_invalid_masks(&vnni, lut, n_cases, 5);
+    if (native512)
+        test_invalid_masks(native512, lut, n_cases, 5);
+
     /* The popcount path (tile-shaped types; billm and stbllm keep the LUT
      * kernels): its emulated build and, where the CPU has it, its native
      * one, against the scalar popcount reference, which in turn must equal
@@ -302,7 +326,7 @@ int main(int argc, char **argv)
     printf("scalar-pop vs avx2-lut (one table block): %ld of %ld floats differ %s\n", cross.differ, cross.compared,
            cross.differ ? "FAIL" : "ok");
 
-    printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe%s vs their references and the int8 reference)\n",
-           checks, failures, native ? " and native avx512-pop" : "");
+    printf("\n%d checks, %d failed (AVX-512 kernels over SIMDe%s%s vs their references and the int8 reference)\n",
+           checks, failures, native512 ? ", native avx512" : "", native ? ", native avx512-pop" : "");
     return failures ? 1 : 0;
 }
