@@ -1246,15 +1246,21 @@ INLINE void store_row_tile(float *y, int rows, int rt, int t0, int nt, const flo
  * buffer after a GEMV, and the next GEMV of the thread on the same x (bit
  * for bit: comparing 2048 floats costs ~0.2 us, preparing them ~1.7) with
  * the same table kind reuses them. The forward pass calls the kernel again
- * on one input where a thread's rows span Q, K and V, and for the SwiGLU's
- * gate and up rows. Any other use of the scratch forgets them. */
+ * on one input where a thread's rows span Q, K and V, for the SwiGLU's
+ * gate and up rows, and for every batch of rows a thread takes of a
+ * shared product (models/llama.c): some 40 calls per layer and thread on
+ * the TinyLlama shape. Within the caller's scope (bllm_matmul_scope_begin)
+ * the same x pointer is trusted without the comparison. Any other use of
+ * the scratch forgets them. */
 typedef struct {
     const uint8_t *mem; /* NULL: nothing kept */
     int cols, path, dup;
     const uint16_t *h;
     size_t tb;
-    float *x; /* the input they were made from */
+    float *x; /* a copy of the input they were made from */
     int x_cap;
+    const float *src; /* that input, and the caller's scope then */
+    uint64_t scope;
 } prep_memo;
 static _Thread_local prep_memo memo;
 static pthread_key_t memo_key;
@@ -1265,8 +1271,16 @@ static void memo_key_init(void) { memo_key_ok = pthread_key_create(&memo_key, fr
 
 INLINE int memo_holds(const uint8_t *mem, const float *x, int cols, int path, int dup, const uint16_t *h, size_t tb)
 {
-    return memo.mem == mem && memo.cols == cols && memo.path == path && memo.dup == dup && memo.h == h &&
-           memo.tb == tb && !memcmp(memo.x, x, (size_t)cols * sizeof *x);
+    if (memo.mem != mem || memo.cols != cols || memo.path != path || memo.dup != dup || memo.h != h ||
+        memo.tb != tb)
+        return 0;
+    const uint64_t scope = bllm_matmul_scope();
+    if (memo.scope && memo.scope == scope && memo.src == x)
+        return 1;
+    if (memcmp(memo.x, x, (size_t)cols * sizeof *x))
+        return 0;
+    memo.src = x, memo.scope = scope; /* x as it is now, promised in this scope */
+    return 1;
 }
 
 INLINE void memo_keep(const uint8_t *mem, const float *x, int cols, int path, int dup, const uint16_t *h, size_t tb)
@@ -1283,7 +1297,7 @@ INLINE void memo_keep(const uint8_t *mem, const float *x, int cols, int path, in
             return;
     }
     memcpy(memo.x, x, (size_t)cols * sizeof *x);
-    memo = (prep_memo){mem, cols, path, dup, h, tb, memo.x, memo.x_cap};
+    memo = (prep_memo){mem, cols, path, dup, h, tb, memo.x, memo.x_cap, x, bllm_matmul_scope()};
 }
 
 /* Tokens per chunk and the scratch budget for the tables of one block of

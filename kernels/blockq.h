@@ -23,17 +23,21 @@
 static inline float bllm_blockq_quantize_x(const float *x, int8_t q[32]) { return bllm_act_quantize(x, 32, q); }
 
 /* The SIMD kernels' working memory: every token's x quantized once per
- * call, dx (n_tok x cols/32 scales) then qx (n_tok x cols), in mem of
- * bllm_blockq_act_bytes; returns qx. */
+ * call, dx (n_tok x cols/32 scales) then qx (n_tok x cols, where
+ * bllm_blockq_act_q points), in mem of bllm_blockq_act_bytes; returns qx. */
 static inline size_t bllm_blockq_act_bytes(int n_tok, int cols)
 {
     return (size_t)n_tok * cols + (size_t)n_tok * (cols / 32) * sizeof(float) + 64;
+}
+static inline int8_t *bllm_blockq_act_q(void *mem, int n_tok, int cols)
+{
+    return (int8_t *)((float *)mem + (size_t)n_tok * (cols / 32));
 }
 static inline int8_t *bllm_blockq_quantize_tokens(const float *x, int n_tok, int cols, void *mem)
 {
     const int nb = cols / 32;
     float *dx = mem;
-    int8_t *qx = (int8_t *)(dx + (size_t)n_tok * nb);
+    int8_t *qx = bllm_blockq_act_q(mem, n_tok, cols);
     for (int t = 0; t < n_tok; t++)
         for (int b = 0; b < nb; b++)
             dx[(size_t)t * nb + b] = bllm_blockq_quantize_x(x + (size_t)t * cols + (size_t)b * 32,

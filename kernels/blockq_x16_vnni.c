@@ -80,6 +80,17 @@ typedef struct {
     const int32_t *bias;
 } x16_act;
 
+/* What the scratch buffer holds: the activations of x for the caller's
+ * scope (kernels/kernels.h), which the next call on the same x within the
+ * scope (the next batch of rows of a shared product) reuses. */
+static _Thread_local struct {
+    uint64_t scope;
+    const float *x;
+    const uint8_t *mem;
+    int n_tok, cols;
+    bllm_type ty;
+} act_kept;
+
 static int quantize_act(bllm_type ty, const float *x, int n_tok, int cols, x16_act *a)
 {
     const int nb = cols / BLLM_QBLOCK, off = ty == BLLM_TYPE_Q4NL ? 128 : 8;
@@ -87,16 +98,25 @@ static int quantize_act(bllm_type ty, const float *x, int n_tok, int cols, x16_a
     uint8_t *mem = scratch(act + (size_t)n_tok * nb * sizeof(int32_t) + 64);
     if (!mem)
         return 0;
-    a->dx = (const float *)mem;
-    a->qx = bllm_blockq_quantize_tokens(x, n_tok, cols, mem);
     int32_t *bias = (int32_t *)(mem + ((act + 63) & ~(size_t)63));
+    const uint64_t scope = bllm_matmul_scope();
+    a->dx = (const float *)mem;
+    a->bias = bias;
+    if (scope && act_kept.scope == scope && act_kept.x == x && act_kept.mem == mem && act_kept.n_tok == n_tok &&
+        act_kept.cols == cols && act_kept.ty == ty) {
+        a->qx = bllm_blockq_act_q(mem, n_tok, cols);
+        return 1;
+    }
+    act_kept.scope = 0;
+    a->qx = bllm_blockq_quantize_tokens(x, n_tok, cols, mem);
     for (size_t i = 0; i < (size_t)n_tok * nb; i++) {
         int32_t s = 0;
         for (int c = 0; c < BLLM_QBLOCK; c++)
             s += a->qx[i * BLLM_QBLOCK + c];
         bias[i] = -off * s;
     }
-    a->bias = bias;
+    act_kept.scope = scope, act_kept.x = x, act_kept.mem = mem;
+    act_kept.n_tok = n_tok, act_kept.cols = cols, act_kept.ty = ty;
     return 1;
 }
 

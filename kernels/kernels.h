@@ -20,6 +20,17 @@
 typedef void (*bllm_matmul_fn)(float *y, const float *x, const void *w, int n_tok,
                                int cols, int rows, int r0, int r1);
 
+/* A promise about a product's input. A caller about to run matmul kernels
+ * on this thread several times over one x that nobody writes in between
+ * (the row batches of one product shared between threads; Q, K and V on
+ * one input) opens a scope with an id no earlier scope had; a kernel that
+ * kept work prepared from x (kernels/binary_x86.h) then reuses it within
+ * the scope when x is the same pointer, without comparing its contents
+ * again. Outside a scope (id 0, the default) kernels trust nothing. */
+void bllm_matmul_scope_begin(uint64_t id);
+void bllm_matmul_scope_end(void);
+uint64_t bllm_matmul_scope(void);
+
 /* pb8's salient part, added to y after matmul[BLLM_TYPE_PB8] (which computes
  * the b1g part): the contract of bllm_salient_matvec (runtime/format/binary.h),
  * the scalar reference. Rows r0..r1-1, any split. */

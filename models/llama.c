@@ -303,6 +303,7 @@ typedef struct {
     bool swiglu;
     float *residual;
     bllm_share *share; /* NULL: an even static split */
+    uint64_t scope;    /* x is not written while the job runs: bllm_matmul_scope_begin */
 } matmul_job;
 
 /* The matrices' rows in units of whole tiles (packed kernels work on 32-row
@@ -416,9 +417,11 @@ static void matmul_worker(void *arg, int ith, int nth)
     const matmul_job *job = arg;
     const int units = matmul_job_units(job);
     int a, b;
+    bllm_matmul_scope_begin(job->scope);
     if (!job->share) {
         bllm_pool_range(units, 1, ith, nth, &a, &b);
         matmul_units(job, a, b, 0, job->n_tok);
+        bllm_matmul_scope_end();
         return;
     }
     while (bllm_share_next(job->share, ith, &a, &b)) {
@@ -435,12 +438,15 @@ static void matmul_worker(void *arg, int ith, int nth)
         const int t1 = b - blk * chunks == chunks ? job->n_tok : (b - blk * chunks) * SHARE_TOKENS;
         matmul_units(job, u0, u1, t0, t1);
     }
+    bllm_matmul_scope_end();
 }
 
 static void matmul_run(bllm_pool *pool, matmul_job *job)
 {
+    static _Atomic uint64_t scopes;
     const int nth = bllm_pool_size(pool);
     bllm_share share;
+    job->scope = atomic_fetch_add_explicit(&scopes, 1, memory_order_relaxed) + 1;
     if (nth > 1 && nth <= BLLM_SHARE_MAX && job->n_tok == 1) {
         const bllm_matrix *w = job->m[0].w;
         const double unit_bytes =

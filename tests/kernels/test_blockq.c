@@ -282,6 +282,65 @@ static void test_x16(bllm_type ty, const bllm_kernel_set *const *sets, int n_set
     }
 }
 
+/* The x16 kernels keep x's quantized activations for the next call within
+ * the caller's scope (bllm_matmul_scope_begin: the row batches of one
+ * shared product): in a new scope, or none, an input changed in place is
+ * quantized again, bit for bit as a fresh call; within one the x86 SIMD
+ * kernels take the promise at its word (a change goes unseen: proof that
+ * they reused it). */
+static void test_x16_scope(bllm_type ty, const bllm_kernel_set *const *sets, int n_sets)
+{
+    static uint64_t ids;
+    const int rows = 4 * BLLM_BLOCKQ_X16_ROWS, cols = 256, half = rows / 2;
+    size_t bytes = bllm_type_tensor_bytes(ty, rows, cols);
+    float *wf = malloc(sizeof(float) * rows * cols), x[256], x2[256], xb[256];
+    float fresh[4 * BLLM_BLOCKQ_X16_ROWS], fresh2[4 * BLLM_BLOCKQ_X16_ROWS], y[4 * BLLM_BLOCKQ_X16_ROWS];
+    uint8_t *w = malloc(bytes), *wx = malloc(bytes);
+    random_rows(wf, rows, cols);
+    random_rows(x, 1, cols);
+    for (int r = 0; r < rows; r++)
+        bllm_blockq_quantize_row(ty, wf + (size_t)r * cols, cols, w + r * bllm_type_row_bytes(ty, cols));
+    bllm_blockq_repack_x16(ty, w, rows, cols, wx);
+    memcpy(x2, x, sizeof x);
+    x2[5] = 1000.0f * (fabsf(x[5]) + 1.0f);
+    for (int s = 0; s < n_sets; s++) {
+        const bllm_matmul_fn f = sets[s]->matmul_x16[ty];
+        if (!f)
+            continue;
+        int bad = 0;
+        f(fresh, x, wx, 1, cols, rows, 0, rows);
+        f(fresh2, x2, wx, 1, cols, rows, 0, rows);
+        memcpy(xb, x, sizeof xb);
+        bllm_matmul_scope_begin(++ids);
+        f(y, xb, wx, 1, cols, rows, 0, half);
+        f(y, xb, wx, 1, cols, rows, half, rows);
+        bad += memcmp(y, fresh, sizeof y) != 0;
+        xb[5] = x2[5];
+        bllm_matmul_scope_begin(++ids);
+        f(y, xb, wx, 1, cols, rows, 0, rows);
+        bad += memcmp(y, fresh2, sizeof y) != 0;
+        xb[5] = x[5];
+        bllm_matmul_scope_end();
+        f(y, xb, wx, 1, cols, rows, 0, rows);
+        bad += memcmp(y, fresh, sizeof y) != 0;
+        if (strncmp(sets[s]->name, "avx", 3) == 0) {
+            bllm_matmul_scope_begin(++ids);
+            f(y, xb, wx, 1, cols, rows, 0, half);
+            xb[5] = x2[5];
+            f(y, xb, wx, 1, cols, rows, half, rows);
+            bad += memcmp(y + half, fresh + half, sizeof(float) * half) != 0; /* x's result, not x2's */
+            bllm_matmul_scope_end();
+        }
+        checks++;
+        printf("%-10s %s x16 within and across caller scopes vs fresh calls %s\n", sets[s]->name,
+               bllm_type_name(ty), bad ? "FAIL" : "ok");
+        failures += bad != 0;
+    }
+    free(wf);
+    free(w);
+    free(wx);
+}
+
 /* The weighted quantizer against the rule, block by block, on rows whose
  * importance has a few columns 100x the rest. */
 static void test_weighted(bllm_type ty)
@@ -349,8 +408,10 @@ int main(void)
         test_roundtrip((bllm_type)t);
         test_weighted((bllm_type)t);
         test_matmul((bllm_type)t, sets, n_sets);
-        if (bllm_blockq_x16_fits((bllm_type)t, BLLM_BLOCKQ_X16_ROWS, 32))
+        if (bllm_blockq_x16_fits((bllm_type)t, BLLM_BLOCKQ_X16_ROWS, 32)) {
             test_x16((bllm_type)t, sets, n_sets);
+            test_x16_scope((bllm_type)t, sets, n_sets);
+        }
     }
     printf("\n%d checks, %d failed (SIMD sets:", checks, failures);
     for (int s = 0; s < n_sets; s++)
