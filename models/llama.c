@@ -412,18 +412,10 @@ static void matmul_units(const matmul_job *job, int u0, int u1, int t0, int t1)
  * chunk it takes in one call over the whole batch. */
 static int share_chunks(int n_tok) { return n_tok < SHARE_TOKENS ? 1 : n_tok / SHARE_TOKENS; }
 
-static void matmul_worker(void *arg, int ith, int nth)
+/* Thread ith's claims of a shared job's units until none are left. */
+static void matmul_shared(const matmul_job *job, int units, int ith, int nth)
 {
-    const matmul_job *job = arg;
-    const int units = matmul_job_units(job);
     int a, b;
-    bllm_matmul_scope_begin(job->scope);
-    if (!job->share) {
-        bllm_pool_range(units, 1, ith, nth, &a, &b);
-        matmul_units(job, a, b, 0, job->n_tok);
-        bllm_matmul_scope_end();
-        return;
-    }
     while (bllm_share_next(job->share, ith, &a, &b)) {
         if (job->n_tok == 1) {
             matmul_units(job, a, b, 0, 1);
@@ -437,6 +429,20 @@ static void matmul_worker(void *arg, int ith, int nth)
         const int t0 = (a - blk * chunks) * SHARE_TOKENS;
         const int t1 = b - blk * chunks == chunks ? job->n_tok : (b - blk * chunks) * SHARE_TOKENS;
         matmul_units(job, u0, u1, t0, t1);
+    }
+}
+
+static void matmul_worker(void *arg, int ith, int nth)
+{
+    const matmul_job *job = arg;
+    const int units = matmul_job_units(job);
+    bllm_matmul_scope_begin(job->scope);
+    if (job->share) {
+        matmul_shared(job, units, ith, nth);
+    } else {
+        int a, b;
+        bllm_pool_range(units, 1, ith, nth, &a, &b);
+        matmul_units(job, a, b, 0, job->n_tok);
     }
     bllm_matmul_scope_end();
 }
