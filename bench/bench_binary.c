@@ -216,7 +216,8 @@ typedef struct {
 /* Relative RMS error of the lut and float sets against the scalar
  * reference for W (f32, rows x cols) binarized by RTN as ty. */
 static void accuracy_case(const char *label, const float *wf, int rows, int cols, const float *x, int n_tok,
-                          bllm_type ty, const bllm_kernel_set *lut, const bllm_kernel_set *flt)
+                          bllm_type ty, const bllm_kernel_set *lut, const bllm_kernel_set *flt,
+                          const bllm_kernel_set *a512)
 {
     bllm_binary_decomp d;
     bllm_rtn_options o;
@@ -232,9 +233,12 @@ static void accuracy_case(const char *label, const float *wf, int rows, int cols
     bllm_binary_pack(&d, w, nb);
     size_t ny = (size_t)n_tok * rows;
     float *y0 = malloc(ny * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4), *yd = malloc(ny * 4);
+    float *y3 = malloc(ny * 4);
     bllm_kernels_scalar()->matmul[ty](y0, x, w, n_tok, cols, rows, 0, rows);
     lut->matmul[ty](y1, x, w, n_tok, cols, rows, 0, rows);
     flt->matmul[ty](y2, x, w, n_tok, cols, rows, 0, rows);
+    if (a512)
+        a512->matmul[ty](y3, x, w, n_tok, cols, rows, 0, rows);
     /* pb8: the kernels compute the b1g part; each set's salient_matvec adds
      * the companion's part (the same deltas, summed in its own order), so
      * add it for the binarization column */
@@ -247,25 +251,33 @@ static void accuracy_case(const char *label, const float *wf, int rows, int cols
             bllm_kernels_scalar()->salient_matvec(y0, x, w, &sal, n_tok, cols, rows, 0, rows);
             lut->salient_matvec(y1, x, w, &sal, n_tok, cols, rows, 0, rows);
             flt->salient_matvec(y2, x, w, &sal, n_tok, cols, rows, 0, rows);
+            if (a512)
+                a512->salient_matvec(y3, x, w, &sal, n_tok, cols, rows, 0, rows);
         }
         free(comp);
     }
     /* the binarization error itself, for scale: f32 W vs its RTN binary */
     bllm_kernels_scalar()->matmul[BLLM_TYPE_F32](yd, x, wf, n_tok, cols, rows, 0, rows);
-    rms e1 = {0, 0}, e2 = {0, 0}, eb = {0, 0};
+    rms e1 = {0, 0}, e2 = {0, 0}, eb = {0, 0}, e3 = {0, 0};
     double worst = 0;
     for (size_t i = 0; i < ny; i++) {
         e1.num += (double)(y1[i] - y0[i]) * (y1[i] - y0[i]);
         e2.num += (double)(y2[i] - y0[i]) * (y2[i] - y0[i]);
         eb.num += (double)(y0[i] - yd[i]) * (y0[i] - yd[i]);
+        if (a512)
+            e3.num += (double)(y3[i] - y0[i]) * (y3[i] - y0[i]);
         e1.den += (double)y0[i] * y0[i];
         eb.den += (double)yd[i] * yd[i];
     }
     double ref_rms = sqrt(e1.den / ny);
     for (size_t i = 0; i < ny; i++)
         worst = fmax(worst, fabs(y1[i] - y0[i]) / ref_rms);
-    printf("| %s | %s | %.2e | %.2e | %.2e | %.2e |\n", label, bllm_type_name(ty), sqrt(e1.num / e1.den), worst,
-           sqrt(e2.num / e1.den), sqrt(eb.num / eb.den));
+    char c3[32] = "–";
+    if (a512)
+        snprintf(c3, sizeof c3, "%.2e", sqrt(e3.num / e1.den));
+    printf("| %s | %s | %.2e | %.2e | %s | %.2e | %.2e |\n", label, bllm_type_name(ty), sqrt(e1.num / e1.den), worst,
+           c3, sqrt(e2.num / e1.den), sqrt(eb.num / eb.den));
+    free(y3);
     bllm_binary_decomp_free(&d);
     free(w);
     free(y0);
@@ -281,11 +293,14 @@ static int run_accuracy(const char *stb_path)
         fprintf(stderr, "bench-binary: the avx2 sets do not run here: %s\n", bllm_last_error());
         return 1;
     }
+    const bllm_kernel_set *a512 = bllm_kernels_select("avx512");
     printf("## Error of int8 activations (LUT path) against the f32 scalar reference\n\n");
-    printf("rel RMS = ||y_lut - y_ref|| / ||y_ref||; max = max |y_lut - y_ref| / RMS(y_ref); the float path's "
-           "error and the binarization error itself (f32 W vs its RTN binary, f32 matmul) for scale.\n\n");
-    printf("| W, x | format | LUT rel RMS | LUT max | float path rel RMS | binarization rel RMS |\n");
-    printf("|---|---|---:|---:|---:|---:|\n");
+    printf("rel RMS = ||y_lut - y_ref|| / ||y_ref||; max = max |y_lut - y_ref| / RMS(y_ref) (LUT: avx2-lut); "
+           "the avx512 set's rel RMS where it runs (its VNNI build: quantized tables for the dense types), the "
+           "float path's error and the binarization error itself (f32 W vs its RTN binary, f32 matmul) for "
+           "scale.\n\n");
+    printf("| W, x | format | LUT rel RMS | LUT max | avx512 rel RMS | float path rel RMS | binarization rel RMS |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|\n");
     int rows = 1024, cols = 4096, n_tok = 16;
     float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * n_tok * cols);
     for (size_t i = 0; i < (size_t)rows * cols; i++)
@@ -294,14 +309,14 @@ static int run_accuracy(const char *stb_path)
         x[i] = normal();
     for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
         if (bllm_type_is_packed((bllm_type)ty))
-            accuracy_case("normal 1024x4096, normal x", wf, rows, cols, x, n_tok, (bllm_type)ty, lut, flt);
+            accuracy_case("normal 1024x4096, normal x", wf, rows, cols, x, n_tok, (bllm_type)ty, lut, flt, a512);
     /* heavy-tailed activations: a few large channels, as LLMs have */
     for (size_t i = 0; i < (size_t)n_tok * cols; i++)
         x[i] = normal() * ((i % cols) % 97 == 0 ? 20.0f : 1.0f);
     for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
         if (bllm_type_is_packed((bllm_type)ty))
             accuracy_case("normal 1024x4096, x with 1% channels x20", wf, rows, cols, x, n_tok, (bllm_type)ty,
-                          lut, flt);
+                          lut, flt, a512);
     free(wf);
     free(x);
 
@@ -345,7 +360,7 @@ static int run_accuracy(const char *stb_path)
                  dim);
         for (int ty = 0; ty < BLLM_TYPE_COUNT; ty++)
             if (bllm_type_is_packed((bllm_type)ty))
-                accuracy_case(label, t->data, (int)t->dims[0], dim, x, n_tok, (bllm_type)ty, lut, flt);
+                accuracy_case(label, t->data, (int)t->dims[0], dim, x, n_tok, (bllm_type)ty, lut, flt, a512);
     }
     free(x);
     bllm_stb_close(f);

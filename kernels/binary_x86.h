@@ -26,7 +26,10 @@
  * Measured alternatives (docs/binary-kernels.md): a 16-bit accumulation of
  * a low byte table plus a carry table was ~15% slower; 7-bit activations
  * (U fits one byte table) are ~20% faster in the lookup loop but double
- * the quantization error.
+ * the quantization error. The VNNI build (BINARY_X86_VNNI) gets one byte
+ * table without that cost for the dense types: it quantizes each quad's
+ * f32 signed sums to a byte instead of x (build_tq), one rounding per quad
+ * where int8 x has four.
  *
  * FLOAT path: the same subset sums in f32 (the tables' 4 byte planes are
  * looked up separately and interleaved back into floats); no quantization,
@@ -173,6 +176,10 @@ typedef struct {
 #define FLT_DUP_PLANE 512
 #define TAB_FLT_DUP 2048
 #define TAB_POP 64 /* popcount path: the 8 bit planes of q, one 64-bit word each */
+/* the VNNI build's dense tables (bllm_binary_tq_group): one byte per
+ * entry, quad q at 16 q, so 64-byte step p holds quads 4p..4p+3 as the pair
+ * tables' low half does */
+#define TAB_TQ 256
 
 /* Interleaves in-lane: lane bytes k of 4 floats -> [b0 x4, b1 x4, b2 x4, b3 x4]. */
 static const uint8_t split_bytes_ctl[32] = {0, 4, 8,  12, 1, 5, 9,  13, 2, 6, 10, 14, 3, 7, 11, 15,
@@ -486,6 +493,97 @@ INLINE void pop_sums(const __m512i R[4], const uint64_t *p, float kneg, __m256 u
 }
 #endif
 
+#if BINARY_X86_VNNI
+/* bllm_binary_tq_group in AVX-512, bit for bit (the same f32 operations per
+ * entry; m, a max, in any order): the 16 quads in the lanes, each partial
+ * sum shared by the entries agreeing in their low bits, then 4 x 4 bytes
+ * per quad transposed into place. The K it returns is for tests only. */
+static const uint8_t tq_order_idx[64] __attribute__((aligned(64))) = {
+    /* byte 16 j + 4 k + i of a step <- byte 16 k + 4 i + j of its lanes */
+    0,  4,  8,  12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 1,  5,  9,  13, 17, 21,
+    25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 2,  6,  10, 14, 18, 22, 26, 30, 34, 38, 42, 46,
+    50, 54, 58, 62, 3,  7,  11, 15, 19, 23, 27, 31, 35, 39, 43, 47, 51, 55, 59, 63};
+
+/* Halves and the horizontal max of 16 lanes, through 256 bits (the SIMDe
+ * build lacks the _mm512_reduce_* forms). */
+INLINE __m256 half_ps(__m512 v, int hi)
+{
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), hi));
+}
+INLINE float hmax16(__m512 v)
+{
+    __m256 m = _mm256_max_ps(half_ps(v, 0), half_ps(v, 1));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+INLINE void build_tq(const float *x, uint8_t *tab, gprep *g)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 X[4], N[4];
+    for (int i = 0; i < 4; i++)
+        X[i] = _mm512_loadu_ps(x + 16 * i);
+    {
+        const __m512 s16 = _mm512_add_ps(_mm512_add_ps(X[0], X[1]), _mm512_add_ps(X[2], X[3]));
+        g->sum = hsum_ps(_mm256_add_ps(half_ps(s16, 0), half_ps(s16, 1)));
+    }
+    {
+        /* column 4q + k to lane q of X[k] */
+        const __m512i e01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+        const __m512i e23 = _mm512_add_epi32(e01, _mm512_set1_epi32(2));
+        __m512 a01 = _mm512_permutex2var_ps(X[0], e01, X[1]), a23 = _mm512_permutex2var_ps(X[0], e23, X[1]);
+        __m512 b01 = _mm512_permutex2var_ps(X[2], e01, X[3]), b23 = _mm512_permutex2var_ps(X[2], e23, X[3]);
+#define SHUF_PS(a, b, imm) _mm512_castsi512_ps(_mm512_shuffle_i32x4(_mm512_castps_si512(a), _mm512_castps_si512(b), imm))
+        X[0] = SHUF_PS(a01, b01, 0x44);
+        X[1] = SHUF_PS(a01, b01, 0xEE);
+        X[2] = SHUF_PS(a23, b23, 0x44);
+        X[3] = SHUF_PS(a23, b23, 0xEE);
+#undef SHUF_PS
+    }
+    const __m512 A = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_abs_ps(X[0]), _mm512_abs_ps(X[1])),
+                                                 _mm512_abs_ps(X[2])),
+                                   _mm512_abs_ps(X[3]));
+    const __mmask16 bad = _mm512_cmp_ps_mask(_mm512_sub_ps(A, A), zero, _CMP_NEQ_UQ);
+    const float m = hmax16(A);
+    if (bad) {
+        memset(tab, 0, TAB_TQ);
+        g->d = __builtin_nanf("");
+        g->kabs = g->kneg = 0.0f;
+        g->kabs_q = 0;
+        return;
+    }
+    const float inv = m >= 0x1p-96f ? 127.0f / m : 0.0f;
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (int k = 0; k < 4; k++) /* 0 - x: -x but for the sign of a zero, which no sum keeps */
+        N[k] = _mm512_sub_ps(zero, X[k]);
+    __m512 L2[4], L3[8];
+    for (int b = 0; b < 4; b++)
+        L2[b] = _mm512_add_ps(b & 1 ? X[0] : N[0], b & 2 ? X[1] : N[1]);
+    for (int b = 0; b < 8; b++)
+        L3[b] = _mm512_add_ps(L2[b & 3], b & 4 ? X[2] : N[2]);
+    __m512i T[16];
+    for (int b = 0; b < 16; b++) /* MXCSR: nearest-even */
+        T[b] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_add_ps(L3[b & 7], b & 8 ? X[3] : N[3]), iv));
+    /* Z[k] lane l, byte 4 i + j: T[4k + i] of quad 4l + j (-127..127, so
+     * the saturating packs are exact) */
+    __m512i Z[4];
+    for (int k = 0; k < 4; k++)
+        Z[k] = _mm512_packs_epi16(_mm512_packs_epi32(T[4 * k], T[4 * k + 1]),
+                                  _mm512_packs_epi32(T[4 * k + 2], T[4 * k + 3]));
+    const __m512i Z01l = _mm512_shuffle_i32x4(Z[0], Z[1], 0x44), Z01h = _mm512_shuffle_i32x4(Z[0], Z[1], 0xEE);
+    const __m512i Z23l = _mm512_shuffle_i32x4(Z[2], Z[3], 0x44), Z23h = _mm512_shuffle_i32x4(Z[2], Z[3], 0xEE);
+    /* lane l of every Z[k], in k order: step l's 64 entries by k, i, j */
+    const __m512i W[4] = {_mm512_shuffle_i32x4(Z01l, Z23l, 0x88), _mm512_shuffle_i32x4(Z01l, Z23l, 0xDD),
+                          _mm512_shuffle_i32x4(Z01h, Z23h, 0x88), _mm512_shuffle_i32x4(Z01h, Z23h, 0xDD)};
+    const __m512i order = _mm512_load_si512((const void *)tq_order_idx);
+    for (int p = 0; p < 4; p++)
+        _mm512_storeu_si512((void *)(tab + 64 * p), _mm512_permutexvar_epi8(order, W[p]));
+    g->kabs = g->kneg = 0.0f;
+    g->kabs_q = 0;
+    g->d = inv > 0.0f ? m / 127.0f : 0.0f;
+}
+#endif
+
 /* Prepare tokens [0, nt) x groups [g0, g0 + ng) into gp[t * ng + g] and
  * tables tab + (t * ng + g) * tab_bytes. h: onebit's column scales (fp16,
  * whole matrix) or NULL. xbuf: 64 floats. */
@@ -507,6 +605,12 @@ INLINE void prepare(int path, int dup, const float *x, int cols, int nt, int g0,
             gprep *G = gp + (size_t)t * ng + g;
             uint8_t *T = tab + ((size_t)t * ng + g) * tab_bytes;
             if (path == PATH_LUT) {
+#if BINARY_X86_VNNI
+                if (!dup) {
+                    build_tq(xg, T, G);
+                    continue;
+                }
+#endif
                 quantize64(xg, q, G);
                 build_lut(q, T, dup);
 #if BINARY_X86_POP
@@ -627,15 +731,26 @@ INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
     u[1] = _mm512_cvtepi32_ps(r[1]);
 }
 
-/* 2 U - kabs per row, the dense types' signed sum, in the integers: the
- * tables weighted 2 and 64 from a start of -kabs (exact, as the f32 steps
- * of the other builds are). */
+/* sum_q T_q[s_q] per row, the dense types' signed sum on their one-byte
+ * tables (build_tq), in the integers: vpdpbusd adds a row's 4 looked-up
+ * int8 entries (its signed operand) times 1; two chains per row half for
+ * its latency. */
 INLINE void lut_signed_rows(const lut_index *ix, const uint8_t *tab, const gprep *G, __m512 s[2])
 {
-    __m512i r[2];
-    lut_rows_i32(ix, tab, _mm512_set1_epi32(-G->kabs_q), _mm512_set1_epi8(2), _mm512_set1_epi8(64), r);
-    s[0] = _mm512_cvtepi32_ps(r[0]);
-    s[1] = _mm512_cvtepi32_ps(r[1]);
+    (void)G;
+    const __m512i one = _mm512_set1_epi8(1);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+#pragma GCC unroll 2
+    for (int p = 0; p < 4; p += 2) {
+        const __m512i t0 = _mm512_loadu_si512((const void *)(tab + 64 * p));
+        const __m512i t1 = _mm512_loadu_si512((const void *)(tab + 64 * p + 64));
+        a0 = _mm512_dpbusd_epi32(a0, one, _mm512_permutexvar_epi8(ix->il[p], t0));
+        a1 = _mm512_dpbusd_epi32(a1, one, _mm512_permutexvar_epi8(ix->il[p + 1], t1));
+        a2 = _mm512_dpbusd_epi32(a2, one, _mm512_permutexvar_epi8(ix->ih[p], t0));
+        a3 = _mm512_dpbusd_epi32(a3, one, _mm512_permutexvar_epi8(ix->ih[p + 1], t1));
+    }
+    s[0] = _mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1));
+    s[1] = _mm512_cvtepi32_ps(_mm512_add_epi32(a2, a3));
 }
 
 INLINE void lut_dense_ix(const lut_index *ix, const uint8_t *tab, __m256 u[4])
@@ -1311,7 +1426,7 @@ INLINE size_t tab_bytes_of(bllm_type ty, int path)
     if (path == PATH_POP)
         return TAB_POP;
     if (path == PATH_LUT)
-        return dup ? TAB_LUT_DUP : TAB_LUT_PAIR;
+        return dup ? TAB_LUT_DUP : BINARY_X86_VNNI ? TAB_TQ : TAB_LUT_PAIR;
     return dup ? TAB_FLT_DUP : TAB_FLT_PAIR;
 }
 

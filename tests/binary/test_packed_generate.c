@@ -176,7 +176,7 @@ int main(int argc, char **argv)
         if (tp[i] != tr[i] && first_diff < 0)
             first_diff = i;
     }
-    double worst = 0, min_margin = INFINITY;
+    double worst = 0, min_margin = INFINITY, sq = 0;
     int worst_step = 0;
     /* greedy: after the first difference the sequences are unrelated */
     int steps = forced || first_diff < 0 ? n_gen : first_diff + 1;
@@ -185,6 +185,7 @@ int main(int argc, char **argv)
         float top1 = -INFINITY, top2 = -INFINITY;
         for (int v = 0; v < V; v++) {
             double d = fabs((double)a[v] - b[v]);
+            sq += d * d;
             if (!(d <= worst)) /* NaN counts as worst */
                 worst = isnan(d) ? INFINITY : d, worst_step = i;
             if (b[v] > top1)
@@ -203,9 +204,10 @@ int main(int argc, char **argv)
     printf("\n  packed:  ");
     for (int i = 0; i < n_gen; i++)
         printf(" %d", tp[i]);
-    printf("\n  max |logit(packed) - logit(f32 copy)| = %.3g at step %d (tolerance %.3g); smallest top-1/top-2 "
-           "margin of the f32 copy %.3g; argmax agreement %d/%d\n", worst, worst_step, tol, min_margin, agree,
-           n_gen);
+    const double rms = sqrt(sq / ((double)steps * V));
+    printf("\n  max |logit(packed) - logit(f32 copy)| = %.3g at step %d (tolerance %.3g), RMS %.3g; smallest "
+           "top-1/top-2 margin of the f32 copy %.3g; argmax agreement %d/%d\n", worst, worst_step, tol, rms,
+           min_margin, agree, n_gen);
     int rc = 0;
     if (thread_diff >= 0) {
         printf("FAIL: the packed model on %d threads and on 1 differ at step %d\n", n_threads, thread_diff);

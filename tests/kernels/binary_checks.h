@@ -146,6 +146,94 @@ static double term_size(const bllm_binary_decomp *d, int r, int c)
     return s;
 }
 
+/* The types the VNNI build runs on one-byte quantized tables
+ * (bllm_binary_tq_group): the dense ones. */
+static int tq_type(bllm_type ty)
+{
+    return ty == BLLM_TYPE_B1 || ty == BLLM_TYPE_B1G || ty == BLLM_TYPE_B1MG || ty == BLLM_TYPE_RB2G ||
+           ty == BLLM_TYPE_ONEBIT || ty == BLLM_TYPE_PB8;
+}
+
+/* Kernels known to run ty on those tables: kernels/binary_avx512vnni.c's
+ * (the native "avx512" set holds them where the CPU has VBMI and VNNI) and
+ * any a test registers in g_tq_more (its SIMDe build). */
+static const bllm_matmul_fn *g_tq_more;
+static int runs_tq(const bllm_kernel_set *s, bllm_type ty)
+{
+    if (!tq_type(ty))
+        return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    static bllm_matmul_fn native[BLLM_TYPE_COUNT];
+    if (!native[BLLM_TYPE_B1G])
+        bllm_binary_avx512vnni_fill(native, BLLM_BINARY_AUTO);
+    if (s->matmul[ty] == native[ty])
+        return 1;
+#endif
+    return g_tq_more && s->matmul[ty] == g_tq_more[ty];
+}
+
+/* The quantized-table path's y_t[t][r] in double and its magnitude M_t =
+ * sum over groups of |step| * (term size) * K (|sum_q T_q[s_q]| <= K, the
+ * sum of the quads' largest entries); for a dense type only. */
+static void tq_reference(const bllm_binary_decomp *d, const float *x, int n_tok, double *yt, double *mt)
+{
+    int rows = d->rows, cols = d->cols, ngrp = cols / 64;
+    int8_t *tab = malloc((size_t)ngrp * 256);
+    int32_t *K = malloc(sizeof(int32_t) * (size_t)ngrp);
+    float *dg = malloc(sizeof(float) * ngrp), *sg = malloc(sizeof(float) * ngrp), *xh = malloc(sizeof(float) * cols);
+    for (int t = 0; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * cols;
+        for (int c = 0; c < cols; c++) /* onebit folds h into x first: x * h in f32 */
+            xh[c] = d->type == BLLM_TYPE_ONEBIT ? xt[c] * d->h[c] : xt[c];
+        for (int g = 0; g < ngrp; g++) {
+            dg[g] = bllm_binary_tq_group(xh + 64 * g, tab + 256 * (size_t)g, &K[g]);
+            double s = 0;
+            for (int c = 0; c < 64; c++)
+                s += xh[64 * g + c];
+            sg[g] = (float)s;
+        }
+        for (int r = 0; r < rows; r++) {
+            double y = 0, m = 0;
+            for (int g = 0; g < ngrp; g++) {
+                size_t gi = (size_t)r * ngrp + g;
+                long s1 = 0, s2 = 0;
+                for (int q = 0; q < 16; q++) {
+                    int b1 = 0, b2 = 0;
+                    for (int k = 0; k < 4; k++) {
+                        size_t i = (size_t)r * cols + 64 * g + 4 * q + k;
+                        b1 |= d->sign[i] << k;
+                        if (d->sign2)
+                            b2 |= d->sign2[i] << k;
+                    }
+                    s1 += tab[256 * (size_t)g + 16 * q + b1];
+                    s2 += tab[256 * (size_t)g + 16 * q + b2];
+                }
+                double dd = dg[g];
+                switch (d->type) {
+                case BLLM_TYPE_B1: y += d->alpha[r] * dd * (double)s1; break;
+                case BLLM_TYPE_ONEBIT: y += d->g[r] * dd * (double)s1; break;
+                case BLLM_TYPE_B1MG: y += d->alpha[gi] * dd * (double)s1 + (double)d->mu[gi] * sg[g]; break;
+                case BLLM_TYPE_RB2G:
+                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->alpha2[gi] * s2) + (double)d->mu[gi] * sg[g];
+                    break;
+                default: y += d->alpha[gi] * dd * (double)s1; break; /* b1g, pb8 */
+                }
+                double ts = d->type == BLLM_TYPE_ONEBIT ? fabs(d->g[r]) : term_size(d, r, 64 * g);
+                m += fabs(dd) * ts * (double)K[g];
+                if (d->mu)
+                    m += fabs(d->mu[gi] * sg[g]);
+            }
+            yt[(size_t)t * rows + r] = y;
+            mt[(size_t)t * rows + r] = m;
+        }
+    }
+    free(tab);
+    free(K);
+    free(dg);
+    free(sg);
+    free(xh);
+}
+
 /* y_q[t][r] for the LUT path in double, and its magnitude M_q. */
 static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok, double *yq, double *mq)
 {
@@ -291,7 +379,7 @@ static int is_sentinel(const float *v) { return memcmp(v, &SENTINEL, 4) == 0; }
 
 typedef struct {
     const bllm_kernel_set *set;
-    int lut; /* checked as the LUT path (else as FLOAT) */
+    int lut; /* checked as the LUT path (1: int8 x, 2: quantized tables; else as FLOAT) */
 } tested;
 
 typedef struct {
@@ -323,9 +411,10 @@ static void check_case(const tested *ts, bllm_type ty, int rows, int cols, int n
                 e = fabs(y[i] - yq[i]) / (mq[i] + 1e-30);
                 if (!(e <= 2e-6) && !(mq[i] == 0 && y[i] == 0)) {
                     if (st->bad++ < 3)
-                        printf("  FAIL %s %s %dx%d n_tok=%d: y[%d][%d] = %.9g, int8 reference %.9g "
+                        printf("  FAIL %s %s %dx%d n_tok=%d: y[%d][%d] = %.9g, %s reference %.9g "
                                "(magnitude %.3g)\n",
-                               ts->set->name, bllm_type_name(ty), rows, cols, n_tok, t, r, y[i], yq[i], mq[i]);
+                               ts->set->name, bllm_type_name(ty), rows, cols, n_tok, t, r, y[i],
+                               ts->lut == 2 ? "quantized-table" : "int8", yq[i], mq[i]);
                 }
                 double ef = y[i] - yref[i];
                 st->rms_num += ef * ef;

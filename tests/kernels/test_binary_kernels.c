@@ -90,8 +90,11 @@ static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
         float *yref = malloc(sizeof(float) * ny);
         double *yq = malloc(sizeof(double) * ny), *mq = malloc(sizeof(double) * ny);
         double *mf = malloc(sizeof(double) * ny);
+        double *yt = malloc(sizeof(double) * ny), *mt = malloc(sizeof(double) * ny);
         bllm_kernels_scalar()->matmul[ty](yref, x, w, n_tok, cols, rows, 0, rows);
         lut_reference(&d, x, n_tok, yq, mq);
+        if (tq_type(ty))
+            tq_reference(&d, x, n_tok, yt, mt);
         for (int t = 0; t < n_tok; t++)
             for (int r = 0; r < rows; r++) {
                 double m = 0;
@@ -106,12 +109,14 @@ static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
             tested ts = sets[s];
             if (ts.lut < 0)
                 ts.lut = runs_lut(ts.set, ty);
+            if (ts.lut && runs_tq(ts.set, ty))
+                ts.lut = 2;
             const int batch = batch_as_float(ty, n_tok);
             if (batch)
                 ts.lut = 0;
             for (int g = 0; g < 3; g++)
-                check_case(&ts, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], w, x, yref, yq, mq, mf,
-                           batch ? &sb[s] : &st[s]);
+                check_case(&ts, ty, rows, cols, n_tok, ranges[g][0], ranges[g][1], w, x, yref,
+                           ts.lut == 2 ? yt : yq, ts.lut == 2 ? mt : mq, mf, batch ? &sb[s] : &st[s]);
         }
         bllm_binary_decomp_free(&d);
         free(w);
@@ -120,11 +125,18 @@ static void test_type(const tested *sets, int n_sets, bllm_type ty, int n_cases)
         free(yq);
         free(mq);
         free(mf);
+        free(yt);
+        free(mt);
     }
     for (int s = 0; s < n_sets; s++) {
         checks++;
         int lut = sets[s].lut < 0 ? runs_lut(sets[s].set, ty) : sets[s].lut;
-        if (lut)
+        if (lut && runs_tq(sets[s].set, ty))
+            printf("%-10s %-6s %2d shapes: max |y - y_tqref| / M_t %.2e (tol 2e-06); quantized tables vs "
+                   "f32 reference: rel RMS %.2e %s\n",
+                   sets[s].set->name, bllm_type_name(ty), n_cases, st[s].max_err,
+                   sqrt(st[s].rms_num / (st[s].rms_den + 1e-300)), st[s].bad ? "FAIL" : "ok");
+        else if (lut)
             printf("%-10s %-6s %2d shapes: max |y - y_int8ref| / M_q %.2e (tol 2e-06); int8 activations vs "
                    "f32 reference: rel RMS %.2e %s\n",
                    sets[s].set->name, bllm_type_name(ty), n_cases, st[s].max_err,
