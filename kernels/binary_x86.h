@@ -497,7 +497,7 @@ INLINE void pop_sums(const __m512i R[4], const uint64_t *p, float kneg, __m256 u
 /* bllm_binary_tq_group in AVX-512, bit for bit (the same f32 operations per
  * entry; m, a max, in any order): the 16 quads in the lanes, each partial
  * sum shared by the entries agreeing in their low bits, then 4 x 4 bytes
- * per quad transposed into place. The K it returns is for tests only. */
+ * per quad transposed into place (the reference's K, a bound, serves tests). */
 static const uint8_t tq_order_idx[64] __attribute__((aligned(64))) = {
     /* byte 16 j + 4 k + i of a step <- byte 16 k + 4 i + j of its lanes */
     0,  4,  8,  12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 1,  5,  9,  13, 17, 21,
