@@ -172,6 +172,48 @@ static int runs_tq(const bllm_kernel_set *s, bllm_type ty)
     return g_tq_more && s->matmul[ty] == g_tq_more[ty];
 }
 
+/* One token's x as the kernels see it (onebit folds h in first: x * h in
+ * f32) and each 64-column group's f32 sum (the mu terms). */
+static void fold_x(const bllm_binary_decomp *d, const float *xt, float *xh, float *sg)
+{
+    for (int c = 0; c < d->cols; c++)
+        xh[c] = d->type == BLLM_TYPE_ONEBIT ? xt[c] * d->h[c] : xt[c];
+    for (int g = 0; g < d->cols / 64; g++) {
+        double s = 0;
+        for (int c = 0; c < 64; c++)
+            s += xh[64 * g + c];
+        sg[g] = (float)s;
+    }
+}
+
+/* One 64-column group g of row r of a tile-shaped type, both references:
+ * y += its value from the signed sums s1 (s2: rb2g's second plane) at step
+ * dd, the group's f32 sum sg and (N:M) the quantized sum of the kept q;
+ * m += its magnitude, |dd| * (term size) * count plus the mu term, where
+ * count bounds |s1| (sum |q|, or K). */
+static void group_terms(const bllm_binary_decomp *d, int r, int g, double dd, long s1, long s2, long kept,
+                        float sg, double count, double *y, double *m)
+{
+    size_t gi = (size_t)r * (d->cols / 64) + (size_t)g;
+    switch (d->type) {
+    case BLLM_TYPE_B1: *y += d->alpha[r] * dd * (double)s1; break;
+    case BLLM_TYPE_ONEBIT: *y += d->g[r] * dd * (double)s1; break;
+    case BLLM_TYPE_B1G:
+    case BLLM_TYPE_PB8: *y += d->alpha[gi] * dd * (double)s1; break;
+    case BLLM_TYPE_B1MG: *y += d->alpha[gi] * dd * (double)s1 + (double)d->mu[gi] * sg; break;
+    case BLLM_TYPE_RB2G:
+        *y += dd * ((double)d->alpha[gi] * s1 + (double)d->alpha2[gi] * s2) + (double)d->mu[gi] * sg;
+        break;
+    default: /* N:M: the mu term over the kept, quantized */
+        *y += dd * ((double)d->alpha[gi] * s1 + (double)d->mu[gi] * kept);
+        break;
+    }
+    double ts = d->type == BLLM_TYPE_ONEBIT ? fabs(d->g[r]) : term_size(d, r, 64 * g);
+    *m += fabs(dd) * ts * count;
+    if (d->mu && !d->mask)
+        *m += fabs(d->mu[gi] * sg);
+}
+
 /* The quantized-table path's y_t[t][r] in double and its magnitude M_t =
  * sum over groups of |step| * (term size) * K (|sum_q T_q[s_q]| <= K, the
  * sum of the quads' largest entries); for a dense type only. */
@@ -182,20 +224,12 @@ static void tq_reference(const bllm_binary_decomp *d, const float *x, int n_tok,
     int32_t *K = malloc(sizeof(int32_t) * (size_t)ngrp);
     float *dg = malloc(sizeof(float) * ngrp), *sg = malloc(sizeof(float) * ngrp), *xh = malloc(sizeof(float) * cols);
     for (int t = 0; t < n_tok; t++) {
-        const float *xt = x + (size_t)t * cols;
-        for (int c = 0; c < cols; c++) /* onebit folds h into x first: x * h in f32 */
-            xh[c] = d->type == BLLM_TYPE_ONEBIT ? xt[c] * d->h[c] : xt[c];
-        for (int g = 0; g < ngrp; g++) {
+        fold_x(d, x + (size_t)t * cols, xh, sg);
+        for (int g = 0; g < ngrp; g++)
             dg[g] = bllm_binary_tq_group(xh + 64 * g, tab + 256 * (size_t)g, &K[g]);
-            double s = 0;
-            for (int c = 0; c < 64; c++)
-                s += xh[64 * g + c];
-            sg[g] = (float)s;
-        }
         for (int r = 0; r < rows; r++) {
             double y = 0, m = 0;
             for (int g = 0; g < ngrp; g++) {
-                size_t gi = (size_t)r * ngrp + g;
                 long s1 = 0, s2 = 0;
                 for (int q = 0; q < 16; q++) {
                     int b1 = 0, b2 = 0;
@@ -208,20 +242,7 @@ static void tq_reference(const bllm_binary_decomp *d, const float *x, int n_tok,
                     s1 += tab[256 * (size_t)g + 16 * q + b1];
                     s2 += tab[256 * (size_t)g + 16 * q + b2];
                 }
-                double dd = dg[g];
-                switch (d->type) {
-                case BLLM_TYPE_B1: y += d->alpha[r] * dd * (double)s1; break;
-                case BLLM_TYPE_ONEBIT: y += d->g[r] * dd * (double)s1; break;
-                case BLLM_TYPE_B1MG: y += d->alpha[gi] * dd * (double)s1 + (double)d->mu[gi] * sg[g]; break;
-                case BLLM_TYPE_RB2G:
-                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->alpha2[gi] * s2) + (double)d->mu[gi] * sg[g];
-                    break;
-                default: y += d->alpha[gi] * dd * (double)s1; break; /* b1g, pb8 */
-                }
-                double ts = d->type == BLLM_TYPE_ONEBIT ? fabs(d->g[r]) : term_size(d, r, 64 * g);
-                m += fabs(dd) * ts * (double)K[g];
-                if (d->mu)
-                    m += fabs(d->mu[gi] * sg[g]);
+                group_terms(d, r, g, dg[g], s1, s2, 0, sg[g], (double)K[g], &y, &m);
             }
             yt[(size_t)t * rows + r] = y;
             mt[(size_t)t * rows + r] = m;
@@ -241,20 +262,12 @@ static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok
     int8_t *q = malloc((size_t)cols);
     float *dg = malloc(sizeof(float) * ngrp), *sg = malloc(sizeof(float) * ngrp), *xh = malloc(sizeof(float) * cols);
     for (int t = 0; t < n_tok; t++) {
-        const float *xt = x + (size_t)t * cols;
-        for (int c = 0; c < cols; c++) /* onebit folds h into x first: x * h in f32 */
-            xh[c] = d->type == BLLM_TYPE_ONEBIT ? xt[c] * d->h[c] : xt[c];
-        for (int g = 0; g < ngrp; g++) {
+        fold_x(d, x + (size_t)t * cols, xh, sg);
+        for (int g = 0; g < ngrp; g++)
             dg[g] = bllm_binary_quantize_group(xh + 64 * g, q + 64 * g);
-            double s = 0;
-            for (int c = 0; c < 64; c++)
-                s += xh[64 * g + c];
-            sg[g] = (float)s;
-        }
         for (int r = 0; r < rows; r++) {
             double y = 0, m = 0;
             for (int g = 0; g < ngrp; g++) {
-                size_t gi = (size_t)r * ngrp + g;
                 long s1 = 0, s2 = 0, kept = 0, absq = 0;
                 for (int c = 64 * g; c < 64 * g + 64; c++) {
                     size_t i = (size_t)r * cols + c;
@@ -326,23 +339,7 @@ static void lut_reference(const bllm_binary_decomp *d, const float *x, int n_tok
                          fabs((sc[BLLM_BILLM_MU_1] + sc[BLLM_BILLM_MU_2]) * xs);
                     continue;
                 }
-                switch (d->type) {
-                case BLLM_TYPE_B1: y += d->alpha[r] * dd * (double)s1; break;
-                case BLLM_TYPE_ONEBIT: y += d->g[r] * dd * (double)s1; break;
-                case BLLM_TYPE_B1G:
-                case BLLM_TYPE_PB8: y += d->alpha[gi] * dd * (double)s1; break;
-                case BLLM_TYPE_B1MG: y += d->alpha[gi] * dd * (double)s1 + (double)d->mu[gi] * sg[g]; break;
-                case BLLM_TYPE_RB2G:
-                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->alpha2[gi] * s2) + (double)d->mu[gi] * sg[g];
-                    break;
-                default: /* N:M: the mu term over the kept, quantized */
-                    y += dd * ((double)d->alpha[gi] * s1 + (double)d->mu[gi] * kept);
-                    break;
-                }
-                double ts = d->type == BLLM_TYPE_ONEBIT ? fabs(d->g[r]) : term_size(d, r, 64 * g);
-                m += fabs(dd) * ts * (double)absq;
-                if (d->mu && !d->mask)
-                    m += fabs(d->mu[gi] * sg[g]);
+                group_terms(d, r, g, dd, s1, s2, kept, sg[g], (double)absq, &y, &m);
             }
             yq[(size_t)t * rows + r] = y;
             mq[(size_t)t * rows + r] = m;
