@@ -213,8 +213,9 @@ typedef struct {
     double num, den;
 } rms;
 
-/* Relative RMS error of the lut and float sets against the scalar
- * reference for W (f32, rows x cols) binarized by RTN as ty. */
+/* Relative RMS error of the lut and float sets (and a512, the avx512 set,
+ * if it runs here) against the scalar reference for W (f32, rows x cols)
+ * binarized by RTN as ty. */
 static void accuracy_case(const char *label, const float *wf, int rows, int cols, const float *x, int n_tok,
                           bllm_type ty, const bllm_kernel_set *lut, const bllm_kernel_set *flt,
                           const bllm_kernel_set *a512)

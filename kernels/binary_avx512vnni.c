@@ -6,8 +6,9 @@
  * rb2g, onebit, pb8) look up one-byte tables of quantized signed sums
  * (bllm_binary_tq_group in kernels/binary_simd.h, build_tq here) where the
  * other builds look up two byte tables of int8 x's sums: half the lookups,
- * at about int8 x's error (docs/binary-kernels.md, "Quantized tables"). The N:M and block
- * types keep int8 x and give binary_avx512.c's results bit for bit.
+ * at about int8 x's error (docs/binary-kernels.md, "Quantized tables").
+ * The N:M and block types keep int8 x and give binary_avx512.c's results
+ * bit for bit.
  * dispatch.c fills the "avx512" set from this build where CPUID grants
  * VBMI and VNNI besides what binary_avx512.c needs (Ice Lake, Sapphire
  * Rapids, Zen 4 on); tests/kernels/binary_avx512vnni_emu.c runs it over

@@ -9,7 +9,8 @@
  *   sign nibbles of 32 rows index it at once with a byte shuffle. The
  *   integer sums are exact; the only error is the quantization of x. The
  *   VNNI build's dense types quantize the tables' entries instead (below:
- *   one byte each, half the lookups, less error than int8 x).
+ *   one byte each, half the lookups, about int8 x's error; less where one
+ *   value dominates its group).
  * - FLOAT: the same tables in f32, no quantization: exact up to the f32
  *   summation order, for accuracy-critical use.
  * Kernel sets (kernels/dispatch.c): "avx2" picks a path per type and n_tok
@@ -62,7 +63,7 @@ static inline float bllm_binary_quantize_group(const float *x, int8_t q[64]) { r
  * exact in the integers: one byte per entry where int8 x needs two (the
  * sums of int8 x span 0..508), so each tile takes half the lookups. The
  * error is one rounding per quad of a step m / 127, antisymmetric in the
- * signs: about int8 x's four roundings per quad for even x, a quarter of
+ * signs: about int8 x's four roundings per quad for even x, a third of
  * their variance where one x dominates its group (docs/binary-kernels.md).
  * Returns the step m / 127 and in *K the sum over quads of T at their own
  * sign pattern (|sum_q T_q[s_q]| <= K, a bound for tests); a group whose

@@ -18,7 +18,10 @@
  * (rows outside [r0, r1) and one float past the end hold a sentinel). They
  * are also held to the int8-activation reference with the LUT tolerance of
  * test_binary_kernels.c (|y - y_q| <= 2e-6 M_q, f32 RMS error < 3%), so a
- * bug shared by both builds fails too.
+ * bug shared by both builds fails too. The exception: the VNNI build's
+ * dense types look up quantized tables (bllm_binary_tq_group), other
+ * integers, so they are held to that reference alone (tq_reference, the
+ * same tolerance), and ragged ranges to the scalar kernels.
  *
  * Every binary type (pb8: its b1g part, as the kernels compute it), GEMV
  * and GEMM: the extreme shapes, shapes with enough columns to split into

@@ -20,6 +20,11 @@
  * against the float reference (the cost of int8 activations) is printed
  * and bounded loosely (relative RMS < 3%: 1.2-1.8% per type over 40 random
  * shapes, whose activation groups hold x50 outliers now and then).
+ * The VNNI build's dense types (the native "avx512" set where the CPU has
+ * VBMI and VNNI: runs_tq) look up quantized tables instead: held to
+ * tq_reference (the same sums over bllm_binary_tq_group's int8 entries)
+ * with the same tolerance over M_t = sum over groups of |step| |alpha| K
+ * (0.75-0.90% RMS against the float reference).
  * billm and stbllm: M and M_q take for each column the |mu| + |alpha| of
  * its kind (salient: both pairs; the rest: every group's or region's), and
  * stbllm 0 for a pruned weight, which no looked-up plane holds. stbllm's
