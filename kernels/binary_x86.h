@@ -155,11 +155,10 @@ INLINE uint64_t ld64(const uint8_t *p)
 
 /* Per token per 64-column group. */
 typedef struct {
-    float d;    /* LUT: quantization step; FLOAT: unused (1) */
+    float d;    /* LUT: quantization step (build_tq's tables: m / 127); FLOAT: unused (1) */
     float sum;  /* f32 sum of the group's x (b1mg, rb2g mu terms; FLOAT dense) */
-    float kabs; /* LUT: sum |q| */
-    float kneg; /* LUT: sum of the negative q */
-    int32_t kabs_q; /* LUT: kabs as an integer (the VNNI lookups start from -kabs) */
+    float kabs; /* LUT on int8 x: sum |q| (0 for build_tq's tables) */
+    float kneg; /* LUT on int8 x: sum of the negative q (likewise) */
 } gprep;
 
 /* Table layouts. "pair": 32 bytes per quad pair, quad 2p in the low lane,
@@ -239,8 +238,7 @@ INLINE void abs_neg_sums(__m256i q0, __m256i q1, gprep *g)
     __m256i sn = _mm256_add_epi64(_mm256_sad_epu8(n0, z), _mm256_sad_epu8(n1, z));
     __m128i sa2 = _mm_add_epi64(_mm256_castsi256_si128(sa), _mm256_extracti128_si256(sa, 1));
     __m128i sn2 = _mm_add_epi64(_mm256_castsi256_si128(sn), _mm256_extracti128_si256(sn, 1));
-    g->kabs_q = _mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2);
-    g->kabs = (float)g->kabs_q;
+    g->kabs = (float)(_mm_cvtsi128_si32(sa2) + _mm_extract_epi32(sa2, 2));
     g->kneg = -(float)(_mm_cvtsi128_si32(sn2) + _mm_extract_epi32(sn2, 2));
 }
 
@@ -269,7 +267,6 @@ INLINE void quantize64(const float *x, int8_t q[64], gprep *g)
         memset(q, 0, 64);
         g->d = __builtin_nanf("");
         g->kabs = g->kneg = 0.0f;
-        g->kabs_q = 0;
         return;
     }
     float id = amax > 0.0f ? (float)BLLM_BINARY_QMAX / amax : 0.0f;
@@ -549,7 +546,6 @@ INLINE void build_tq(const float *x, uint8_t *tab, gprep *g)
         memset(tab, 0, TAB_TQ);
         g->d = __builtin_nanf("");
         g->kabs = g->kneg = 0.0f;
-        g->kabs_q = 0;
         return;
     }
     const float inv = m >= 0x1p-96f ? 127.0f / m : 0.0f;
@@ -579,7 +575,6 @@ INLINE void build_tq(const float *x, uint8_t *tab, gprep *g)
     for (int p = 0; p < 4; p++)
         _mm512_storeu_si512((void *)(tab + 64 * p), _mm512_permutexvar_epi8(order, W[p]));
     g->kabs = g->kneg = 0.0f;
-    g->kabs_q = 0;
     g->d = inv > 0.0f ? m / 127.0f : 0.0f;
 }
 #endif
@@ -625,7 +620,6 @@ INLINE void prepare(int path, int dup, const float *x, int cols, int nt, int g0,
                 G->sum = hsum(s);
                 G->d = 1.0f;
                 G->kabs = G->kneg = 0.0f;
-                G->kabs_q = 0;
                 build_flt(xg, T, dup);
             }
         }
@@ -701,34 +695,26 @@ INLINE void lut_split(const uint8_t *s, lut_index *ix)
 }
 
 #if BINARY_X86_VNNI
-/* Per row, k0 + the sum over the tile's 16 quads of (mlo lo + mhi hi):
- * rows 0-15 in r[0], 16-31 in r[1], as int32. vpdpbusd adds each row's
- * 4 quads of a 64-byte step (one dword, lut_split's order) into its lane,
- * so nothing is folded or widened; the two tables' chains stay apart for
- * vpdpbusd's latency. */
-INLINE void lut_rows_i32(const lut_index *ix, const uint8_t *tab, __m512i k0, __m512i mlo, __m512i mhi,
-                         __m512i r[2])
+/* Per row, the U sums (lo + 32 hi over the tile's 16 quads) of the pair
+ * tables of int8 x (billm's and stbllm's planes look them up): rows 0-15 in
+ * u[0], 16-31 in u[1]. vpdpbusd adds each row's 4 quads of a 64-byte step
+ * (one dword, lut_split's order) into its lane, so nothing is folded or
+ * widened; the two tables' chains stay apart for vpdpbusd's latency. */
+INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
 {
-    __m512i a0 = k0, a1 = _mm512_setzero_si512(), a2 = k0, a3 = a1;
+    const __m512i one = _mm512_set1_epi8(1), m32 = _mm512_set1_epi8(32);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
 #pragma GCC unroll 4
     for (int p = 0; p < 4; p++) {
         const __m512i tl = _mm512_loadu_si512((const void *)(tab + 64 * p));
         const __m512i th = _mm512_loadu_si512((const void *)(tab + LUT_PAIR_HI + 64 * p));
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(ix->il[p], tl), mlo);
-        a1 = _mm512_dpbusd_epi32(a1, _mm512_permutexvar_epi8(ix->il[p], th), mhi);
-        a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(ix->ih[p], tl), mlo);
-        a3 = _mm512_dpbusd_epi32(a3, _mm512_permutexvar_epi8(ix->ih[p], th), mhi);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(ix->il[p], tl), one);
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_permutexvar_epi8(ix->il[p], th), m32);
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(ix->ih[p], tl), one);
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_permutexvar_epi8(ix->ih[p], th), m32);
     }
-    r[0] = _mm512_add_epi32(a0, a1);
-    r[1] = _mm512_add_epi32(a2, a3);
-}
-
-INLINE void lut_dense_rows(const lut_index *ix, const uint8_t *tab, __m512 u[2])
-{
-    __m512i r[2];
-    lut_rows_i32(ix, tab, _mm512_setzero_si512(), _mm512_set1_epi8(1), _mm512_set1_epi8(32), r);
-    u[0] = _mm512_cvtepi32_ps(r[0]);
-    u[1] = _mm512_cvtepi32_ps(r[1]);
+    u[0] = _mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1));
+    u[1] = _mm512_cvtepi32_ps(_mm512_add_epi32(a2, a3));
 }
 
 /* sum_q T_q[s_q] per row, the dense types' signed sum on their one-byte
