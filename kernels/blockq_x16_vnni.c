@@ -67,10 +67,20 @@ typedef __m512 vf;
 enum { GB = BLLM_BLOCKQ_X16_ROWS * 18,                /* bytes per group and block */
        VROWS = BLLM_BLOCKQ_X16_ROWS / HALVES };         /* rows per vector */
 
-/* Prefetch distance in group blocks, into L1. Cold 32000 x 2048 q4nl GEMV,
- * one thread, Emerald Rapids VM (512-bit): 4 ahead 13.5 GB/s, 8 ahead
- * 13.8, 16 into L2 12.6. */
-#define X16_PFD 8
+/* Prefetch distance in group blocks, into L2 (X16_PFD_HINT). An Emerald
+ * Rapids VM (512-bit), cold 32000 x 2048 q4nl GEMV, one thread, read 13.8
+ * GB/s with 8 ahead into L1 and 12.6 with 16 into L2, one run each. On a
+ * Zen 4 VM 8 into L1 was the slowest choice: the same GEMV on huge pages,
+ * 5 alternated rounds, medians of 40 passes, 18.6 GB/s (8 into L1), 17.1
+ * (16 into L1), 20.1 (16 into L2), 18.8 (32 into L2), 19.9 (none); with a
+ * second process streaming beside it 13.9 against 15.1-15.6 for the L2
+ * choices; and alternated decode (bllm-bench tg128, 4 rounds, medians) went
+ * 103 -> 107 t/s on one thread and 147 -> 164 on two on the TinyLlama
+ * shape, 459 -> 488 and 743 -> 875 on SmolLM2, whose head is half the
+ * bytes a token reads. The binary GEMV came to the same choice
+ * (kernels/binary_x86.h, PFD). */
+#define X16_PFD 16
+#define X16_PFD_HINT _MM_HINT_T1
 
 /* The activations of n_tok tokens per block: dx (scales), qx (int8),
  * bias = -offset * sum of the block's qx, in one scratch buffer. */
@@ -173,7 +183,7 @@ INLINE void gemv_groups(bllm_type ty, int NG, const uint8_t *w, size_t group_byt
         for (int k = 0; k < NG; k++) {
             const uint8_t *blk = w + k * group_bytes + (size_t)b * GB;
             for (int o = 0; o < GB; o += 64)
-                _mm_prefetch((const char *)blk + X16_PFD * GB + o, _MM_HINT_T0);
+                _mm_prefetch((const char *)blk + X16_PFD * GB + o, X16_PFD_HINT);
 #pragma GCC unroll 2
             for (int h = 0; h < HALVES; h++) {
                 vi c[8];
