@@ -490,11 +490,17 @@ static void swiglu(float *gate, const float *up, size_t n)
 
 /* Rows j0 .. j0 + 7 of one head of the f16 cache as f32, hd apart; rows
  * past the last repeat it (their scores are never stored, and the value
- * loop stops at the last real row). */
+ * loop stops at the last real row). The next block's rows are prefetched,
+ * as kernels/attend_avx512.c does: they are a cache row apart (n_kv_heads
+ * x hd values), a stride the hardware prefetchers follow late, and the
+ * weights streamed since the last token have pushed the cache out of L2. */
 INLINE void att_rows_f32(float *dst, const uint16_t *x, size_t stride, int j0, int n, int hd)
 {
     for (int j = 0; j < ATT_KEYS; j++) {
         const uint16_t *r = x + (size_t)(j0 + j < n ? j0 + j : n - 1) * stride;
+        if (j0 + ATT_KEYS + j < n)
+            for (int b = 0; b < hd * 2; b += 64)
+                _mm_prefetch((const char *)(r + ATT_KEYS * stride) + b, _MM_HINT_T0);
         for (int i = 0; i < hd; i += 8)
             _mm256_store_ps(dst + (size_t)j * hd + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + i))));
     }
