@@ -235,8 +235,9 @@ bllm_status bllm_llama_state_new(const bllm_llama_hparams *hp, int n_ctx, int ma
     size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, q_dim = (size_t)hp->n_heads * hp->head_dim;
     size_t B = (size_t)max_batch;
     s->kv = kv;
-    s->kv_row = kv_bytes(kv, kv_dim);
-    const size_t cache = (size_t)hp->n_layers * n_ctx * s->kv_row;
+    s->n_kv_heads = (int)hp->n_kv_heads;
+    s->kv_row = kv_bytes(kv, hp->head_dim);
+    const size_t cache = (size_t)hp->n_layers * hp->n_kv_heads * n_ctx * s->kv_row;
     /* Decode reads the whole filled cache every token: huge pages, as the
      * weights (zero-filled, as a fresh cache must be). */
     s->cache_bytes = cache;
@@ -602,31 +603,40 @@ static void embed_row(const bllm_matrix *m, int32_t token, float *out)
 
 /* ------------------------------------------------------------ KV cache */
 
-/* n keys and values from element e0 of a cache row (n = kv_dim: the whole
- * row; head_dim: one head, a multiple of 32 on a q8 cache, whose blocks
- * then never straddle heads) into cs's cache of `layer` at position pos,
- * rounded to the cache's storage. */
-static void cache_put(bllm_llama_state *cs, int layer, int pos, size_t e0, int n, const float *k, const float *v)
+/* Byte offset of KV head kvh's first row (position 0) of `layer` in a
+ * cache; its rows follow kv_row bytes apart (llama.h). */
+static size_t cache_head(const bllm_llama_state *cs, int layer, int kvh)
 {
-    const size_t at = ((size_t)layer * cs->n_ctx + pos) * cs->kv_row + kv_bytes(cs->kv, e0);
+    return ((size_t)layer * cs->n_kv_heads + kvh) * cs->n_ctx * cs->kv_row;
+}
+
+/* One head's key and value (hd floats each, a multiple of 32 on a q8
+ * cache) into cs's cache of `layer` at position pos, rounded to the
+ * cache's storage. */
+static void cache_put(bllm_llama_state *cs, int layer, int pos, int kvh, int hd, const float *k, const float *v)
+{
+    const size_t at = cache_head(cs, layer, kvh) + (size_t)pos * cs->kv_row;
     uint8_t *kc = (uint8_t *)cs->key_cache + at, *vc = (uint8_t *)cs->value_cache + at;
     if (cs->kv == BLLM_KV_F16) {
-        bllm_kernels()->cvt_f32_f16((uint16_t *)kc, k, n);
-        bllm_kernels()->cvt_f32_f16((uint16_t *)vc, v, n);
+        bllm_kernels()->cvt_f32_f16((uint16_t *)kc, k, hd);
+        bllm_kernels()->cvt_f32_f16((uint16_t *)vc, v, hd);
     } else if (cs->kv == BLLM_KV_Q8) {
-        bllm_blockq_quantize_row(BLLM_TYPE_Q8, k, n, kc);
-        bllm_blockq_quantize_row(BLLM_TYPE_Q8, v, n, vc);
+        bllm_blockq_quantize_row(BLLM_TYPE_Q8, k, hd, kc);
+        bllm_blockq_quantize_row(BLLM_TYPE_Q8, v, hd, vc);
     } else {
-        memcpy(kc, k, (size_t)n * sizeof(float));
-        memcpy(vc, v, (size_t)n * sizeof(float));
+        memcpy(kc, k, (size_t)hd * sizeof(float));
+        memcpy(vc, v, (size_t)hd * sizeof(float));
     }
 }
 
-/* T rows of keys and values (kv_dim floats each) from position pos on. */
-static void cache_write(bllm_llama_state *cs, int layer, int pos, int kv_dim, const float *k, const float *v, int T)
+/* T rows of keys and values (kv_dim = n_kv_heads * hd floats each) from
+ * position pos on. */
+static void cache_write(bllm_llama_state *cs, int layer, int pos, int hd, const float *k, const float *v, int T)
 {
+    const size_t kv_dim = (size_t)cs->n_kv_heads * hd;
     for (int t = 0; t < T; t++)
-        cache_put(cs, layer, pos + t, 0, kv_dim, k + (size_t)t * kv_dim, v + (size_t)t * kv_dim);
+        for (int h = 0; h < cs->n_kv_heads; h++)
+            cache_put(cs, layer, pos + t, h, hd, k + t * kv_dim + (size_t)h * hd, v + t * kv_dim + (size_t)h * hd);
 }
 
 /* ------------------------------------------------------------ attention */
@@ -705,7 +715,7 @@ static void attention_rows_worker(void *arg, int ith, int nth)
         const bllm_llama_state *cs = job->seq ? job->seq[t] : s; /* whose cache */
         const int n_keys = job->seq ? job->seq_pos[t] + 1 : job->pos + t + 1;
         const int kvh = h / group;
-        const size_t at = (size_t)job->layer * cs->n_ctx * cs->kv_row + kv_bytes(cs->kv, (size_t)kvh * hd);
+        const size_t at = cache_head(cs, job->layer, kvh);
         const uint8_t *kc = (const uint8_t *)cs->key_cache + at, *vc = (const uint8_t *)cs->value_cache + at;
         const float *q = s->q + (size_t)t * n_heads * hd + (size_t)h * hd;
         float maxv = -INFINITY;
@@ -766,23 +776,22 @@ static size_t attention_scratch_floats(const bllm_llama_hparams *hp, int n_ctx)
  * position). Scratch (attention_scratch_floats): kh, vh (n_keys x hd,
  * the cache's rows in f32 unless it is f32), ob (nq x hd), sc (nq x
  * n_keys). Writes out (row stride ldo). */
-static void attend_sgemm(const bllm_kernel_set *ks, const bllm_llama_state *cs, int kv_dim, int hd, const float *q,
+static void attend_sgemm(const bllm_kernel_set *ks, const bllm_llama_state *cs, int hd, const float *q,
                          int ldq, int nq, const uint8_t *kc, const uint8_t *vc, int n_keys, int n_first, int step,
                          float *scratch, float *out, int ldo)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     float *kh = scratch, *vh = kh + (size_t)cs->n_ctx * hd, *ob = vh + (size_t)cs->n_ctx * hd;
     float *sc = ob + (size_t)ATT_QB * hd;
-    const float *kf = (const float *)kc, *vf = (const float *)vc;
-    int ld = kv_dim;
+    const float *kf = (const float *)kc, *vf = (const float *)vc; /* an f32 cache's rows: hd floats apart */
     if (cs->kv != BLLM_KV_F32) {
         for (int j = 0; j < n_keys; j++) {
             kv_cvt(ks, cs->kv, kh + (size_t)j * hd, kc + (size_t)j * cs->kv_row, hd);
             kv_cvt(ks, cs->kv, vh + (size_t)j * hd, vc + (size_t)j * cs->kv_row, hd);
         }
-        kf = kh, vf = vh, ld = hd;
+        kf = kh, vf = vh;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, n_keys, hd, 1.0f, q, ldq, kf, ld, 0.0f, sc, n_keys);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, n_keys, hd, 1.0f, q, ldq, kf, hd, 0.0f, sc, n_keys);
     float inv[ATT_QB];
     for (int t = 0; t < nq; t++) {
         float *row = sc + (size_t)t * n_keys;
@@ -791,7 +800,7 @@ static void attend_sgemm(const bllm_kernel_set *ks, const bllm_llama_state *cs, 
         for (int j = n_valid; j < n_keys; j++)
             row[j] = 0.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, n_keys, 1.0f, sc, n_keys, vf, ld, 0.0f, ob, hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, n_keys, 1.0f, sc, n_keys, vf, hd, 0.0f, ob, hd);
     for (int t = 0; t < nq; t++)
         for (int i = 0; i < hd; i++)
             out[(size_t)t * ldo + i] = ob[(size_t)t * hd + i] * inv[t];
@@ -811,14 +820,13 @@ static void attention_blocked_worker(void *arg, int ith, int nth)
     const bllm_llama_hparams *hp = job->hp;
     bllm_llama_state *s = job->s;
     const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    const int kv_dim = (int)hp->n_kv_heads * hd, q_dim = n_heads * hd, group = n_heads / (int)hp->n_kv_heads;
-    const size_t base = (size_t)job->layer * s->n_ctx * s->kv_row;
+    const int q_dim = n_heads * hd, group = n_heads / (int)hp->n_kv_heads;
     const int n_jobs = n_heads * job->n_qblk;
     for (int jb; (jb = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) < n_jobs;) {
         const int h = jb / job->n_qblk, b = jb % job->n_qblk, kvh = h / group;
         const int t0 = b * ATT_QB, nq = job->n_tok - t0 < ATT_QB ? job->n_tok - t0 : ATT_QB;
-        const size_t head = base + kv_bytes(s->kv, (size_t)kvh * hd);
-        attend_sgemm(bllm_kernels(), s, kv_dim, hd, s->q + (size_t)t0 * q_dim + (size_t)h * hd, q_dim, nq,
+        const size_t head = cache_head(s, job->layer, kvh);
+        attend_sgemm(bllm_kernels(), s, hd, s->q + (size_t)t0 * q_dim + (size_t)h * hd, q_dim, nq,
                      (const uint8_t *)s->key_cache + head, (const uint8_t *)s->value_cache + head,
                      job->pos + t0 + nq, job->pos + t0 + 1, 1, s->scratch + (size_t)ith * s->scratch_floats,
                      s->att_out + (size_t)t0 * q_dim + (size_t)h * hd, q_dim);
@@ -851,7 +859,7 @@ static void attention_group_worker(void *arg, int ith, int nth)
     bllm_llama_state *s = job->s;
     const bllm_kernel_set *ks = bllm_kernels();
     const int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
-    const int kv_dim = n_kv * hd, q_dim = n_heads * hd, group = n_heads / n_kv;
+    const int q_dim = n_heads * hd, group = n_heads / n_kv;
     float *scratch = s->scratch + (size_t)ith * s->scratch_floats;
     int p0, p1;
     bllm_pool_range(job->n_tok * n_kv, 1, ith, nth, &p0, &p1);
@@ -859,20 +867,20 @@ static void attention_group_worker(void *arg, int ith, int nth)
         const int t = p / n_kv, kvh = p % n_kv;
         const bllm_llama_state *cs = job->seq ? job->seq[t] : s; /* whose cache */
         const int n_keys = job->seq ? job->seq_pos[t] + 1 : job->pos + t + 1;
-        const size_t head = (size_t)job->layer * cs->n_ctx * cs->kv_row + kv_bytes(cs->kv, (size_t)kvh * hd);
+        const size_t head = cache_head(cs, job->layer, kvh);
         const uint8_t *kc = (const uint8_t *)cs->key_cache + head, *vc = (const uint8_t *)cs->value_cache + head;
         const size_t qo = (size_t)t * q_dim + (size_t)kvh * group * hd;
         if (job->rope_and_cache) {
             float *k = s->k + (size_t)kvh * hd, *v = s->v + (size_t)kvh * hd;
             rope(s->q + qo, group, hd, s->rope_cos, s->rope_sin);
             rope(k, 1, hd, s->rope_cos, s->rope_sin);
-            cache_put(s, job->layer, job->pos, (size_t)kvh * hd, hd, k, v);
+            cache_put(s, job->layer, job->pos, kvh, hd, k, v);
         }
         if (cs->kv == BLLM_KV_F16 && ks->attend_f16)
             ks->attend_f16(s->att_out + qo, s->q + qo, group, hd, (const uint16_t *)kc, (const uint16_t *)vc,
                            cs->kv_row / sizeof(uint16_t), n_keys, 1.0f / sqrtf((float)hd), scratch);
         else
-            attend_sgemm(ks, cs, kv_dim, hd, s->q + qo, hd, group, kc, vc, n_keys, n_keys, 0, scratch,
+            attend_sgemm(ks, cs, hd, s->q + qo, hd, group, kc, vc, n_keys, n_keys, 0, scratch,
                          s->att_out + qo, hd);
     }
 }
@@ -936,7 +944,8 @@ static void qkv_rope(const bllm_llama_hparams *hp, const bllm_llama_layer *L, bl
 static void cache_tokens(const token_stage *st, int t0, int t1)
 {
     const size_t kv_dim = st->hp->n_kv_heads * st->hp->head_dim;
-    cache_write(st->s, st->layer, st->pos + t0, (int)kv_dim, st->s->k + t0 * kv_dim, st->s->v + t0 * kv_dim, t1 - t0);
+    cache_write(st->s, st->layer, st->pos + t0, (int)st->hp->head_dim, st->s->k + t0 * kv_dim, st->s->v + t0 * kv_dim,
+                t1 - t0);
 }
 
 bllm_status bllm_llama_attention(const bllm_llama_hparams *hp, const bllm_llama_layer *L, int cache_layer,
@@ -1071,7 +1080,8 @@ bllm_status bllm_llama_forward_multi(const bllm_llama_weights *w, bllm_llama_sta
         bllm_llama_attn_norm(hp, L, s, pool, n);
         qkv_rope(hp, L, s, pool, n);
         for (int t = 0; t < n; t++)
-            cache_write(seq[t], (int)l, pos[t], kv_dim, s->k + (size_t)t * kv_dim, s->v + (size_t)t * kv_dim, 1);
+            cache_write(seq[t], (int)l, pos[t], (int)hp->head_dim, s->k + (size_t)t * kv_dim, s->v + (size_t)t * kv_dim,
+                        1);
         attention_job aj = {.hp = hp, .s = s, .layer = (int)l, .n_tok = n, .seq = seq, .seq_pos = pos};
         bllm_pool_run(pool, grouped_attention(hp, s, min_pos + 1) ? attention_group_worker : attention_rows_worker,
                       &aj);

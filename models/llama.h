@@ -49,12 +49,13 @@ void bllm_llama_unbind(bllm_llama_weights *w);
  * tokens; the calibration engine (runtime/quant/) reads and writes them
  * between the block stages below. */
 typedef struct {
-    int n_ctx, max_batch, n_layers;
-    /* [layer][pos][kv_dim] in kv's storage: f32, f16 bits (half the bytes
-     * each decoded token reads from the cache, for an error far below the
-     * weights': docs/inference.md) or q8 blocks (kv_dim / 32 blocks of 34
-     * bytes per position, runtime/format/blockq.h). kv_row bytes per
-     * position. */
+    int n_ctx, max_batch, n_layers, n_kv_heads;
+    /* [layer][KV head][pos][head_dim] in kv's storage: f32, f16 bits (half
+     * the bytes each decoded token reads from the cache, for an error far
+     * below the weights': docs/inference.md) or q8 blocks (head_dim / 32
+     * blocks of 34 bytes per position, runtime/format/blockq.h). kv_row
+     * bytes per head and position. Each head's positions are one
+     * contiguous stream, which attention reads from first to last key. */
     void *key_cache, *value_cache; /* huge-page memory (runtime/memory.h) */
     size_t cache_bytes;             /* each of the two */
     bllm_kv_type kv;
