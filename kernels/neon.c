@@ -25,6 +25,7 @@
  * NEON has no masked loads: a ragged tail (< 4 columns) is copied into a
  * zero-padded stack buffer, so nothing past the end of a row is ever read. */
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/binary_neon.h"
@@ -404,6 +405,105 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
     }
 }
 
+/* Head sizes attend_f16 takes: 8 keys' rows of f32 (8 KiB) stay on the
+ * stack and in L1. */
+#define ATT_HD_MAX 256
+#define ATT_KEYS 8
+
+/* Rows j0 .. j0 + 7 of one head of the f16 cache as f32, hd apart; rows
+ * past the last repeat it (their scores are never stored, and the value
+ * loop stops at the last real row). The next block's rows are prefetched,
+ * as the x86 kernels do (kernels/avx2.c). */
+INLINE void att_rows_f32(float *dst, const uint16_t *x, size_t stride, int j0, int n, int hd)
+{
+    for (int j = 0; j < ATT_KEYS; j++) {
+        const uint16_t *r = x + (size_t)(j0 + j < n ? j0 + j : n - 1) * stride;
+        if (j0 + ATT_KEYS + j < n)
+            for (int b = 0; b < hd * 2; b += 64)
+                __builtin_prefetch((const char *)(r + ATT_KEYS * stride) + b, 0, 3);
+        for (int i = 0; i < hd; i += 4)
+            vst1q_f32(dst + (size_t)j * hd + i, load_f16x4(r + i, 4));
+    }
+}
+
+/* The AVX2 kernel's plan (kernels/avx2.c) on 4 lanes: each key and value
+ * row is widened once per call and serves all nq query rows (the query
+ * heads sharing this KV head), where the per-head path of the forward pass
+ * converts every row once per query head in a dot_f16 and an axpy_f16
+ * call. The exp is the scalar one, as the set's exp_sub_sum. */
+static void attend_f16(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
+                       size_t stride, int n, float scale, float *scores)
+{
+    if (hd % 4 || hd > ATT_HD_MAX) {
+        bllm_attend_f16_scalar(out, q, nq, hd, k, v, stride, n, scale, scores);
+        return;
+    }
+    float rows[ATT_KEYS * ATT_HD_MAX] __attribute__((aligned(16)));
+    for (int j0 = 0; j0 < n; j0 += ATT_KEYS) {
+        att_rows_f32(rows, k, stride, j0, n, hd);
+        const int nk = n - j0 < ATT_KEYS ? n - j0 : ATT_KEYS;
+        for (int g = 0; g < nq; g++) {
+            const float *qg = q + (size_t)g * hd;
+            float32x4_t a[ATT_KEYS];
+            for (int j = 0; j < ATT_KEYS; j++)
+                a[j] = vdupq_n_f32(0.0f);
+            for (int i = 0; i < hd; i += 4) {
+                const float32x4_t qv = vld1q_f32(qg + i);
+                for (int j = 0; j < ATT_KEYS; j++)
+                    a[j] = vfmaq_f32(a[j], qv, vld1q_f32(rows + (size_t)j * hd + i));
+            }
+            float d[ATT_KEYS];
+            vst1q_f32(d, vmulq_n_f32(hsum4(a[0], a[1], a[2], a[3]), scale));
+            vst1q_f32(d + 4, vmulq_n_f32(hsum4(a[4], a[5], a[6], a[7]), scale));
+            memcpy(scores + (size_t)g * n + j0, d, (size_t)nk * sizeof *d);
+        }
+    }
+    for (int g = 0; g < nq; g++) {
+        float *sg = scores + (size_t)g * n;
+        float32x4_t m = vdupq_n_f32(-INFINITY);
+        int j = 0;
+        for (; j + 4 <= n; j += 4)
+            m = vmaxq_f32(m, vld1q_f32(sg + j));
+        float maxv = vmaxvq_f32(m);
+        for (; j < n; j++)
+            maxv = sg[j] > maxv ? sg[j] : maxv;
+        const float inv = 1.0f / bllm_exp_sub_sum_scalar(sg, n, maxv);
+        for (j = 0; j < n; j++)
+            sg[j] *= inv;
+        memset(out + (size_t)g * hd, 0, (size_t)hd * sizeof *out);
+    }
+    for (int j0 = 0; j0 < n; j0 += ATT_KEYS) {
+        att_rows_f32(rows, v, stride, j0, n, hd);
+        const int nk = n - j0 < ATT_KEYS ? n - j0 : ATT_KEYS;
+        for (int g = 0; g < nq; g++) {
+            const float *p = scores + (size_t)g * n + j0;
+            float *og = out + (size_t)g * hd;
+            int i = 0;
+            for (; i + 16 <= hd; i += 16) {
+                float32x4_t o0 = vld1q_f32(og + i), o1 = vld1q_f32(og + i + 4);
+                float32x4_t o2 = vld1q_f32(og + i + 8), o3 = vld1q_f32(og + i + 12);
+                for (int j = 0; j < nk; j++) {
+                    const float *r = rows + (size_t)j * hd + i;
+                    o0 = vfmaq_n_f32(o0, vld1q_f32(r), p[j]);
+                    o1 = vfmaq_n_f32(o1, vld1q_f32(r + 4), p[j]);
+                    o2 = vfmaq_n_f32(o2, vld1q_f32(r + 8), p[j]);
+                    o3 = vfmaq_n_f32(o3, vld1q_f32(r + 12), p[j]);
+                }
+                vst1q_f32(og + i, o0);
+                vst1q_f32(og + i + 4, o1);
+                vst1q_f32(og + i + 8, o2);
+                vst1q_f32(og + i + 12, o3);
+            }
+            for (; i < hd; i += 4) {
+                float32x4_t o = vld1q_f32(og + i);
+                for (int j = 0; j < nk; j++)
+                    o = vfmaq_n_f32(o, vld1q_f32(rows + (size_t)j * hd + i), p[j]);
+                vst1q_f32(og + i, o);
+            }
+        }
+    }
+}
+
 /* Sets that differ in the packed binary types only (binary_neon.c), named
  * like the x86 ones: "neon-lut" the int8 table-lookup path, "neon-float"
  * the float path (no quantization of x: accuracy studies, or measuring what
@@ -431,6 +531,7 @@ static void cvt_q8_f32(float *y, const uint8_t *x, int n)
         .dot_f32 = dot_f32, .axpy_f32 = axpy_f32, .dot_f16 = dot_f16, .axpy_f16 = axpy_f16, \
         .cvt_f16_f32 = cvt_f16_f32, .cvt_f32_f16 = cvt_f32_f16, .dot_q8 = dot_q8, .axpy_q8 = axpy_q8, .cvt_q8_f32 = cvt_q8_f32, \
         .exp_sub_sum = bllm_exp_sub_sum_scalar, .swiglu = bllm_swiglu_scalar, /* no NEON exp yet */ \
+        .attend_f16 = attend_f16,                                                     \
     }
 
 static const bllm_kernel_set neon_set = NEON_SET("neon", neon, neon);
