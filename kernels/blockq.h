@@ -6,7 +6,8 @@
  * -32..31, q4 -8..7).
  * The scalar reference (kernels/blockq_scalar.c) adds the blocks in order
  * in f32; the SIMD kernels (kernels/blockq_avx2.c: maddubs on AVX2,
- * vpdpbusd where AVX-512 VNNI is there; kernels/blockq_neon.c: vmull_s8)
+ * vpdpbusd where AVX-512 VNNI is there; kernels/blockq_neon.c: vmull_s8,
+ * or sdot where the CPU has the dot product extension)
  * per lane, then across lanes, so they agree with it to f32 summation
  * order. */
 #ifndef BLLM_KERNELS_BLOCKQ_H
@@ -90,10 +91,21 @@ void bllm_matmul_q4_x16_avxvnni(float *y, const float *x, const void *w, int n_t
                                 int r1);
 void bllm_matmul_q4nl_x16_avxvnni(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0,
                                   int r1);
-/* aarch64 only (kernels/blockq_neon.c). */
-void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_q6_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
-void bllm_matmul_q4nl_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1);
+/* aarch64 only (kernels/blockq_neon.c): the kernel sets' entries, which run
+ * the _dotprod build (ARMv8.2 sdot, kernels/blockq_neon_dotprod.c) where
+ * bllm_neon_has_dotprod() and the _base one (base Advanced SIMD)
+ * elsewhere; both are exported for the tests. */
+#define BLLM_BLOCKQ_NEON_DECL(name)                                                                            \
+    void bllm_matmul_##name##_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, \
+                                   int r1);                                                                    \
+    void bllm_matmul_##name##_neon_base(float *y, const float *x, const void *w, int n_tok, int cols, int rows,    \
+                                        int r0, int r1);                                                       \
+    void bllm_matmul_##name##_neon_dotprod(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
+                                           int r0, int r1);
+BLLM_BLOCKQ_NEON_DECL(q8)
+BLLM_BLOCKQ_NEON_DECL(q4)
+BLLM_BLOCKQ_NEON_DECL(q6)
+BLLM_BLOCKQ_NEON_DECL(q4nl)
+int bllm_neon_has_dotprod(void);
 
 #endif

@@ -1,15 +1,28 @@
-/* q8/q6/q4/q4nl matmuls on int8 activations, aarch64 (kernels/blockq.h): the
+/* q8/q6/q4/q4nl matmuls on int8 activations, aarch64 (kernels/blockq.h).
+ * One source, built twice: as base Advanced SIMD (every aarch64 core), the
  * products of a 32-column block by vmull_s8 (each below 2^14) and pairwise
- * widening adds into four int32 lanes (vpadalq_s16), base Advanced SIMD
- * (no dotprod, so every aarch64 core runs it). Each token's x is quantized
- * once per call by the shared scalar routine; the integer sums are exact,
- * the f32 accumulation is per lane, then across lanes. */
+ * widening adds into four int32 lanes (vpadalq_s16), 8 instructions per
+ * block and row; and, as BLOCKQ_NEON_DOTPROD (kernels/blockq_neon_dotprod.c),
+ * with the ARMv8.2 dot product extension, where two sdot (vdotq_s32) do
+ * the same. A block's integer sum is exact either way; only its split over
+ * the four lanes differs (sdot: columns 4i..4i+3 in lane i), so the two
+ * differ by f32 summation order, as each does from the scalar reference.
+ * The base build's entry points run the sdot build where the CPU has it
+ * (bllm_neon_has_dotprod). Each token's x
+ * is quantized once per call by the shared scalar routine; the integer
+ * sums are exact, the f32 accumulation is per lane, then across lanes. */
 #include <arm_neon.h>
 #include <string.h>
 
 #include "kernels/blockq.h"
 #include "kernels/thread_scratch.h"
 #include "runtime/format/blockq.h"
+
+#ifdef BLOCKQ_NEON_DOTPROD
+#define SUFFIX(n) n##_dotprod
+#else
+#define SUFFIX(n) n##_base
+#endif
 
 static inline int8x16x2_t load_w(bllm_type ty, const uint8_t *blk)
 {
@@ -49,6 +62,9 @@ static inline int32x4_t dot32(int8x16x2_t w, const int8_t *x)
 {
     int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16);
     int32x4_t acc = vdupq_n_s32(0);
+#ifdef BLOCKQ_NEON_DOTPROD
+    return vdotq_s32(vdotq_s32(acc, w.val[0], x0), w.val[1], x1);
+#endif
     acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w.val[0]), vget_low_s8(x0)));
     acc = vpadalq_s16(acc, vmull_high_s8(w.val[0], x0));
     acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w.val[1]), vget_low_s8(x1)));
@@ -90,22 +106,56 @@ static void matmul_blockq(bllm_type ty, float *y, const float *x, const void *w,
     }
 }
 
-void bllm_matmul_q8_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
+#define BLOCKQ_NEON_ENTRY(name, TYPE)                                                                           \
+    void SUFFIX(bllm_matmul_##name##_neon)(float *y, const float *x, const void *w, int n_tok, int cols, int rows, \
+                                           int r0, int r1)                                                     \
+    {                                                                                                          \
+        matmul_blockq(TYPE, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_##name##_scalar);                  \
+    }
+BLOCKQ_NEON_ENTRY(q8, BLLM_TYPE_Q8)
+BLOCKQ_NEON_ENTRY(q4, BLLM_TYPE_Q4)
+BLOCKQ_NEON_ENTRY(q6, BLLM_TYPE_Q6)
+BLOCKQ_NEON_ENTRY(q4nl, BLLM_TYPE_Q4NL)
+
+#ifndef BLOCKQ_NEON_DOTPROD
+#if defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+int bllm_neon_has_dotprod(void)
 {
-    matmul_blockq(BLLM_TYPE_Q8, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q8_scalar);
+    static _Atomic int known = -1; /* a race only computes it twice */
+    int v = known;
+    if (v < 0) {
+#if defined(__linux__)
+        v = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+        int r = 0;
+        size_t len = sizeof r;
+        v = sysctlbyname("hw.optional.arm.FEAT_DotProd", &r, &len, NULL, 0) == 0 && r;
+#else
+        v = 0;
+#endif
+        known = v;
+    }
+    return v;
 }
 
-void bllm_matmul_q4_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
-{
-    matmul_blockq(BLLM_TYPE_Q4, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4_scalar);
-}
-
-void bllm_matmul_q6_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
-{
-    matmul_blockq(BLLM_TYPE_Q6, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q6_scalar);
-}
-
-void bllm_matmul_q4nl_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, int r1)
-{
-    matmul_blockq(BLLM_TYPE_Q4NL, y, x, w, n_tok, cols, rows, r0, r1, bllm_matmul_q4nl_scalar);
-}
+/* The kernel sets' entries: the sdot build where the CPU has it. */
+#define BLOCKQ_NEON_PICK(name)                                                                                  \
+    void bllm_matmul_##name##_neon(float *y, const float *x, const void *w, int n_tok, int cols, int rows, int r0, \
+                                   int r1)                                                                     \
+    {                                                                                                          \
+        (bllm_neon_has_dotprod() ? bllm_matmul_##name##_neon_dotprod                                           \
+                                 : bllm_matmul_##name##_neon_base)(y, x, w, n_tok, cols, rows, r0, r1);        \
+    }
+BLOCKQ_NEON_PICK(q8)
+BLOCKQ_NEON_PICK(q4)
+BLOCKQ_NEON_PICK(q6)
+BLOCKQ_NEON_PICK(q4nl)
+#endif

@@ -227,9 +227,10 @@ static const bllm_kernel_set *select_x86(const char *name, int *known)
 /* ---- aarch64 ---------------------------------------------------------
  * kernels/meson.build builds neon.c and binary_neon.c exactly for this
  * target. Advanced SIMD (with FMA and f16 conversions) is part of the
- * AArch64 base architecture and the kernels use no optional extension
- * (dotprod, i8mm), so the neon sets need no run-time feature check: every
- * aarch64 CPU runs them. */
+ * AArch64 base architecture, so the neon sets need no run-time feature
+ * check: every aarch64 CPU runs them. The one optional extension used, the
+ * dot product (sdot) of the block-quantized kernels, is checked inside
+ * them (kernels/blockq_neon.c, bllm_neon_has_dotprod). */
 #if defined(__aarch64__)
 #define BLLM_HAVE_NEON 1
 const bllm_kernel_set *bllm_kernels_neon_impl(void);

@@ -31,6 +31,7 @@
 
 #include "bllm.h"
 #include "kernels/binary_pop.h"
+#include "kernels/blockq.h"
 #include "kernels/kernels.h"
 #include "runtime/format/binary.h"
 #include "runtime/format/blockq.h"
@@ -576,11 +577,12 @@ static void test_pop(const bllm_kernel_set *pop)
     }
 }
 
-/* q8/q4/q6/q4nl (kernels/blockq_neon.c) against the scalar reference: both sum the
- * same integers exactly, so they differ by f32 summation order only:
- * within 1e-5 of M = sum_c |w_c x_c| (dequantized w, f32 x) plus the
- * quantization of x, far below what one wrong product would move. */
-static void test_blockq(const bllm_kernel_set *scalar, const bllm_kernel_set *neon)
+/* q8/q4/q6/q4nl (kernels/blockq_neon.c; fn indexed by type - BLLM_TYPE_Q8)
+ * against the scalar reference: both sum the same integers exactly, so
+ * they differ by f32 summation order only: within 1e-5 of M = sum_c |w_c
+ * x_c| (dequantized w, f32 x) plus the quantization of x, far below what
+ * one wrong product would move. */
+static void test_blockq(const bllm_kernel_set *scalar, const char *name, const bllm_matmul_fn fn[4])
 {
     static const int rows_list[] = {1, 3, 9, 67}, cols_list[] = {32, 96, 576}, tok_list[] = {1, 2, 5};
     for (int ty = BLLM_TYPE_Q8; ty <= BLLM_TYPE_Q4NL; ty++) {
@@ -602,7 +604,7 @@ static void test_blockq(const bllm_kernel_set *scalar, const bllm_kernel_set *ne
                     for (int r = 0; r < rows; r++)
                         bllm_blockq_quantize_row((bllm_type)ty, wf + (size_t)r * cols, cols, w + r * rb);
                     scalar->matmul[ty](y0, x, w, n_tok, cols, rows, 0, rows);
-                    neon->matmul[ty](y1, x, w, n_tok, cols, rows, 0, rows);
+                    fn[ty - BLLM_TYPE_Q8](y1, x, w, n_tok, cols, rows, 0, rows);
                     for (int r = 0; r < rows; r++) {
                         bllm_blockq_dequant_row((bllm_type)ty, w + r * rb, cols, deq);
                         for (int t = 0; t < n_tok; t++) {
@@ -622,7 +624,7 @@ static void test_blockq(const bllm_kernel_set *scalar, const bllm_kernel_set *ne
                     free(y1);
                 }
         expect(bad == 0, "neon q8/q4/q6/q4nl against the scalar reference");
-        printf("neon %s vs scalar: max error / M %.2e (tol 1e-5) %s\n", bllm_type_name((bllm_type)ty), worst,
+        printf("%s %s vs scalar: max error / M %.2e (tol 1e-5) %s\n", name, bllm_type_name((bllm_type)ty), worst,
                bad ? "FAIL" : "ok");
     }
 }
@@ -729,7 +731,23 @@ int main(int argc, char **argv)
     expect(np && strcmp(np->name, "neon-pop") == 0, "bllm_kernels_select(\"neon-pop\") is the neon-pop set");
     if (np)
         test_pop(np);
-    test_blockq(sets[0], sets[1]);
+    const bllm_matmul_fn set_q[4] = {sets[1]->matmul[BLLM_TYPE_Q8], sets[1]->matmul[BLLM_TYPE_Q4],
+                                     sets[1]->matmul[BLLM_TYPE_Q6], sets[1]->matmul[BLLM_TYPE_Q4NL]};
+    const bllm_matmul_fn base_q[4] = {bllm_matmul_q8_neon_base, bllm_matmul_q4_neon_base, bllm_matmul_q6_neon_base,
+                                      bllm_matmul_q4nl_neon_base};
+    const bllm_matmul_fn dot_q[4] = {bllm_matmul_q8_neon_dotprod, bllm_matmul_q4_neon_dotprod,
+                                     bllm_matmul_q6_neon_dotprod, bllm_matmul_q4nl_neon_dotprod};
+    test_blockq(sets[0], "neon", set_q);
+    test_blockq(sets[0], "neon (base)", base_q);
+    /* the sdot build only where the emulated CPU has the extension (-cpu
+     * max; a cortex-a53 would die on it), and the detection must say so:
+     * meson passes what each -cpu has */
+    const char *want_dp = getenv("BLLM_TEST_DOTPROD");
+    printf("dotprod (ARMv8.2 sdot): %s\n", bllm_neon_has_dotprod() ? "present" : "absent");
+    if (want_dp)
+        expect(bllm_neon_has_dotprod() == (atoi(want_dp) != 0), "bllm_neon_has_dotprod() matches the emulated CPU");
+    if (bllm_neon_has_dotprod())
+        test_blockq(sets[0], "neon (sdot)", dot_q);
 
 done:
     printf("\n%d checks, %d failed\n", checks, failures);
