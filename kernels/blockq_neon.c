@@ -8,9 +8,9 @@
  * the four lanes differs (sdot: columns 4i..4i+3 in lane i), so the two
  * differ by f32 summation order, as each does from the scalar reference.
  * The base build's entry points run the sdot build where the CPU has it
- * (bllm_neon_has_dotprod). Each token's x
- * is quantized once per call by the shared scalar routine; the integer
- * sums are exact, the f32 accumulation is per lane, then across lanes. */
+ * (bllm_neon_has_dotprod). Each token's x is quantized once per call by
+ * the shared scalar routine; the f32 accumulation is per lane, then across
+ * lanes. */
 #include <arm_neon.h>
 #include <string.h>
 
@@ -63,12 +63,13 @@ static inline int32x4_t dot32(int8x16x2_t w, const int8_t *x)
     int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16);
     int32x4_t acc = vdupq_n_s32(0);
 #ifdef BLOCKQ_NEON_DOTPROD
-    return vdotq_s32(vdotq_s32(acc, w.val[0], x0), w.val[1], x1);
-#endif
+    acc = vdotq_s32(vdotq_s32(acc, w.val[0], x0), w.val[1], x1);
+#else
     acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w.val[0]), vget_low_s8(x0)));
     acc = vpadalq_s16(acc, vmull_high_s8(w.val[0], x0));
     acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w.val[1]), vget_low_s8(x1)));
     acc = vpadalq_s16(acc, vmull_high_s8(w.val[1], x1));
+#endif
     return acc;
 }
 

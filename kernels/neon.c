@@ -428,9 +428,10 @@ INLINE void att_rows_f32(float *dst, const uint16_t *x, size_t stride, int j0, i
 
 /* The AVX2 kernel's plan (kernels/avx2.c) on 4 lanes: each key and value
  * row is widened once per call and serves all nq query rows (the query
- * heads sharing this KV head), where the per-head path of the forward pass
- * converts every row once per query head in a dot_f16 and an axpy_f16
- * call. The exp is the scalar one, as the set's exp_sub_sum. */
+ * heads sharing this KV head). Without it the forward pass widened every
+ * row once per query head in dot_f16 and axpy_f16 calls, or from 64 keys
+ * on went through BLAS on f32 copies (docs/inference.md, "Attention").
+ * The exp is the scalar one, as the set's exp_sub_sum. */
 static void attend_f16(float *out, const float *q, int nq, int hd, const uint16_t *k, const uint16_t *v,
                        size_t stride, int n, float scale, float *scores)
 {
