@@ -32,7 +32,7 @@ typedef struct {
 typedef struct {
     const char *models[MAX_MODELS];
     int n_models;
-    int_list prompt, gen, threads;
+    int_list prompt, gen, threads, depth;
     int reps, kv_type;
     out_format fmt;
     bool roofline, map_file;
@@ -47,11 +47,15 @@ static void usage(FILE *out)
             "\n"
             "Throughput of prompt processing (ppN: N tokens as one batch from an empty\n"
             "context) and text generation (tgN: N single-token evaluations from an empty\n"
-            "context) on random token ids, mean +- sd over the repetitions.\n"
+            "context) on random token ids, mean +- sd over the repetitions. With a depth D\n"
+            "the context first holds D tokens (one untimed batch) and the test is named\n"
+            "\"tgN @ dD\", as llama-bench names it.\n"
             "\n"
             "  -m, --model FILE     model in .stb format; repeat for several\n"
             "  -p, --n-prompt LIST  prompt lengths, comma-separated (default 512; 0 = no pp test)\n"
             "  -n, --n-gen LIST     generated tokens, comma-separated (default 128; 0 = no tg test)\n"
+            "  -d, --n-depth LIST   tokens in the context before each test, comma-separated\n"
+            "                       (default 0)\n"
             "  -t, --threads LIST   thread counts, comma-separated (default: online CPUs)\n"
             "  -r, --repetitions N  timed runs per test, after one warm-up run (default 5)\n"
             "      --cache-type T   KV cache storage: f16 (default), f32 or q8\n"
@@ -92,6 +96,7 @@ static int parse_args(int argc, char **argv, options *o)
     memset(o, 0, sizeof *o);
     o->prompt = (int_list){{512}, 1};
     o->gen = (int_list){{128}, 1};
+    o->depth = (int_list){{0}, 1};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = (int_list){{ncpu > 0 ? (int)ncpu : 1}, 1};
     o->reps = 5;
@@ -100,6 +105,7 @@ static int parse_args(int argc, char **argv, options *o)
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},        {"n-prompt", required_argument, NULL, 'p'},
         {"n-gen", required_argument, NULL, 'n'},        {"threads", required_argument, NULL, 't'},
+        {"n-depth", required_argument, NULL, 'd'},
         {"repetitions", required_argument, NULL, 'r'},  {"output", required_argument, NULL, 'o'},
         {"cache-type", required_argument, NULL, O_CACHE}, {"bw-mib", required_argument, NULL, O_BWMIB},
         {"chart", required_argument, NULL, O_CHART},    {"roofline", no_argument, NULL, O_ROOFLINE},
@@ -107,7 +113,7 @@ static int parse_args(int argc, char **argv, options *o)
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, ":m:p:n:t:r:o:h", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, ":m:p:n:d:t:r:o:h", opts, NULL)) != -1;) {
         const char *v = optarg, *want = "comma-separated integers >= 0";
         bool ok = true;
         int_list l;
@@ -128,6 +134,7 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case 'p': ok = parse_list(v, 0, 1 << 24, &o->prompt); break;
         case 'n': ok = parse_list(v, 0, 1 << 24, &o->gen); break;
+        case 'd': ok = parse_list(v, 0, 1 << 24, &o->depth); break;
         case 't':
             ok = parse_list(v, 1, 1024, &o->threads);
             want = "comma-separated integers >= 1";
@@ -215,7 +222,7 @@ static int load_models(const options *o, model_entry *m, int max_ctx)
         e->info = bllm_model_get_info(e->model);
         if (max_ctx > e->info->max_seq_len) {
             fprintf(stderr, "bllm-bench: %s: a test needs %d positions but the model's context is %d; "
-                            "lower -p/-n\n", e->file, max_ctx, e->info->max_seq_len);
+                            "lower -p/-n/-d\n", e->file, max_ctx, e->info->max_seq_len);
             return -1;
         }
         e->bpw_linear = bllm_bits_per_weight(e->ws.linear_bytes, e->ws.n_linear);
@@ -231,6 +238,7 @@ typedef struct {
     int threads;
     bool gen;   /* tg, else pp */
     int n;      /* tokens per run */
+    int depth;  /* tokens in the context before each run, untimed */
     char test[24];
     double *ts; /* tokens/s per timed run */
     bllm_stats st;
@@ -247,12 +255,17 @@ static void random_tokens(int32_t *t, int n, int n_vocab)
     }
 }
 
-/* One run from an empty context; seconds in *sec. */
-static bllm_status run_once(bllm_context *ctx, const int32_t *toks, int n, bool gen, float *logits, double *sec)
+/* One run after `depth` tokens (toks[0, depth), one untimed batch) in an
+ * emptied context; toks[depth, depth + n) are the run's; seconds in *sec. */
+static bllm_status run_once(bllm_context *ctx, const int32_t *toks, int depth, int n, bool gen, float *logits,
+                            double *sec)
 {
     bllm_context_reset(ctx);
+    bllm_status s = depth > 0 ? bllm_eval(ctx, toks, depth, logits, false) : BLLM_OK;
+    if (s)
+        return s;
+    toks += depth;
     double t0 = bllm_time_s();
-    bllm_status s = BLLM_OK;
     if (gen) {
         for (int i = 0; i < n && !s; i++)
             s = bllm_eval(ctx, &toks[i], 1, logits, false);
@@ -265,21 +278,21 @@ static bllm_status run_once(bllm_context *ctx, const int32_t *toks, int n, bool 
 
 static int measure(result *r, bllm_context *ctx, int reps, float *logits)
 {
-    int32_t *toks = malloc((size_t)r->n * sizeof *toks);
+    int32_t *toks = malloc((size_t)(r->depth + r->n) * sizeof *toks);
     r->ts = calloc((size_t)reps, sizeof *r->ts);
     if (!toks || !r->ts) {
         free(toks);
         fprintf(stderr, "bllm-bench: out of memory\n");
         return -1;
     }
-    random_tokens(toks, r->n, r->m->info->n_vocab);
+    random_tokens(toks, r->depth + r->n, r->m->info->n_vocab);
     bool tty = isatty(2);
     for (int k = -1; k < reps; k++) { /* k = -1: warm-up (page-in, caches, pool start) */
         if (tty)
             fprintf(stderr, "\r%s t=%d %s: %s %d/%d   ", r->m->file, r->threads, r->test,
                     k < 0 ? "warm-up" : "run", k < 0 ? 0 : k + 1, reps);
         double sec;
-        if (run_once(ctx, toks, r->n, r->gen, logits, &sec)) {
+        if (run_once(ctx, toks, r->depth, r->n, r->gen, logits, &sec)) {
             fprintf(stderr, "\nbllm-bench: %s: %s failed: %s\n", r->m->file, r->test, bllm_last_error());
             free(toks);
             return -1;
@@ -370,7 +383,7 @@ static void md_row(const result *r, bool roofline)
 
 static const char *csv_fields[] = {
     "model", "model_path", "model_name", "file_bytes", "weight_bytes", "n_params", "linear_bytes", "linear_params",
-    "bpw_linear", "bpw_all", "threads", "test", "n_prompt", "n_gen", "reps", "ts_mean", "ts_sd", "ts_samples",
+    "bpw_linear", "bpw_all", "threads", "test", "n_prompt", "n_gen", "n_depth", "reps", "ts_mean", "ts_sd", "ts_samples",
     "token_bytes", "bandwidth_bytes_per_s", "ceiling_ts", "ceiling_pct", "cpu", "cpu_features", "kernels", "build",
     "loadavg", "kv_cache", "weights_memory", "blas",
 };
@@ -405,7 +418,7 @@ static void csv_row(const result *r, const machine *mc)
            (unsigned long long)m->ws.linear_bytes, (unsigned long long)m->ws.n_linear, m->bpw_linear, m->bpw_all,
            r->threads);
     csv_str(r->test, false);
-    printf("%d,%d,%d,%.6g,%.6g,\"", r->gen ? 0 : r->n, r->gen ? r->n : 0, r->st.n, r->st.mean, r->st.sd);
+    printf("%d,%d,%d,%d,%.6g,%.6g,\"", r->gen ? 0 : r->n, r->gen ? r->n : 0, r->depth, r->st.n, r->st.mean, r->st.sd);
     for (int k = 0; k < r->st.n; k++)
         printf("%s%.6g", k ? ";" : "", r->ts[k]);
     printf("\",%llu,", (unsigned long long)m->ws.token_bytes);
@@ -441,6 +454,7 @@ static cJSON *json_row(const result *r, const machine *mc)
     cJSON_AddStringToObject(j, "test", r->test);
     cJSON_AddNumberToObject(j, "n_prompt", r->gen ? 0 : r->n);
     cJSON_AddNumberToObject(j, "n_gen", r->gen ? r->n : 0);
+    cJSON_AddNumberToObject(j, "n_depth", r->depth);
     cJSON_AddNumberToObject(j, "reps", r->st.n);
     cJSON_AddNumberToObject(j, "ts_mean", r->st.mean);
     cJSON_AddNumberToObject(j, "ts_sd", r->st.sd);
@@ -555,6 +569,10 @@ int main(int argc, char **argv)
         max_ctx = o.prompt.v[i] > max_ctx ? o.prompt.v[i] : max_ctx;
     for (int i = 0; i < o.gen.n; i++)
         max_ctx = o.gen.v[i] > max_ctx ? o.gen.v[i] : max_ctx;
+    int max_depth = 0;
+    for (int i = 0; i < o.depth.n; i++)
+        max_depth = o.depth.v[i] > max_depth ? o.depth.v[i] : max_depth;
+    max_ctx += max_depth;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < o.threads.n; i++)
         if (o.threads.v[i] > ncpu)
@@ -563,7 +581,7 @@ int main(int argc, char **argv)
 
     int rc = 1;
     model_entry *models = calloc((size_t)o.n_models, sizeof *models);
-    int n_tests = o.prompt.n + o.gen.n, max_res = o.n_models * o.threads.n * n_tests;
+    int n_tests = o.prompt.n + o.gen.n, max_res = o.n_models * o.threads.n * o.depth.n * n_tests;
     result *res = calloc((size_t)max_res, sizeof *res);
     cJSON *json = NULL;
     int n_res = 0;
@@ -610,14 +628,18 @@ int main(int argc, char **argv)
                 free(logits);
                 goto done;
             }
-            for (int k = 0; k < n_tests; k++) {
-                bool gen = k >= o.prompt.n;
-                int n = gen ? o.gen.v[k - o.prompt.n] : o.prompt.v[k];
+            for (int k = 0; k < n_tests * o.depth.n; k++) {
+                const int kt = k % n_tests, depth = o.depth.v[k / n_tests];
+                bool gen = kt >= o.prompt.n;
+                int n = gen ? o.gen.v[kt - o.prompt.n] : o.prompt.v[kt];
                 if (n == 0)
                     continue;
                 result *r = &res[n_res];
-                *r = (result){.m = m, .threads = o.threads.v[ti], .gen = gen, .n = n};
-                snprintf(r->test, sizeof r->test, "%s%d", gen ? "tg" : "pp", n);
+                *r = (result){.m = m, .threads = o.threads.v[ti], .gen = gen, .n = n, .depth = depth};
+                if (depth > 0)
+                    snprintf(r->test, sizeof r->test, "%s%d @ d%d", gen ? "tg" : "pp", n, depth);
+                else
+                    snprintf(r->test, sizeof r->test, "%s%d", gen ? "tg" : "pp", n);
                 if (measure(r, ctx, o.reps, logits)) {
                     free(r->ts);
                     bllm_context_free(ctx);
@@ -639,7 +661,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_res; i++) {
         result *r = &res[i];
         r->bw = bw_for(&mc, r->threads);
-        if (r->gen && r->bw > 0 && r->m->ws.token_bytes)
+        /* token_bytes counts the weights: from a filled context a token
+         * also reads the cache, so there is no ceiling to show */
+        if (r->gen && r->depth == 0 && r->bw > 0 && r->m->ws.token_bytes)
             r->ceiling = r->bw / (double)r->m->ws.token_bytes;
     }
     if (o.fmt == FMT_MD) {
